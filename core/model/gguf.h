@@ -16,7 +16,13 @@
 #include "core/tensor/types.h"
 #include "core/util/status.h"
 
+namespace lms {
+class MappedFile;
+}
+
 namespace lms::gguf {
+
+inline constexpr uint64_t kDefaultAlignment = 32;  // when general.alignment is absent
 
 enum class ValueType : uint32_t {
   kUint8 = 0,
@@ -113,13 +119,14 @@ class GgufFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  void* mapping_ = nullptr;       // non-null when mmap'd
+  std::unique_ptr<MappedFile> mapping_;  // set when mmap'd by Open
   std::vector<uint8_t> owned_;    // used by FromBytes
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> metadata_;
   std::vector<TensorInfo> tensors_;
+  std::vector<size_t> tensor_order_;  // tensor indices sorted by name, for FindTensor
 };
 
 // Builds a GGUF v3 file. Tensor data is copied in at AddTensor time.
@@ -153,6 +160,9 @@ class GgufWriter {
     std::vector<int64_t> dims;
     std::vector<uint8_t> data;
   };
+  std::vector<uint8_t> SerializeHeader() const;  // everything before the data section, padded
+  std::vector<uint64_t> TensorOffsets() const;    // each tensor's offset in the data section
+
   std::vector<KeyValue> metadata_;
   std::vector<PendingTensor> tensors_;
   uint32_t alignment_ = 32;
