@@ -1,5 +1,6 @@
 #include "core/tokenizer/vocab.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "core/model/gguf.h"
@@ -12,12 +13,9 @@ Status ReadOptionalId(const gguf::GgufFile& f, std::string_view key, std::option
   if (!f.Find(key)) return Status::Ok();
   std::optional<int64_t> v = f.GetInt(key);
   if (!v) return Status::InvalidArgument(std::string(key) + " is not an integer");
-  // Out-of-range ids are kept here and disabled by the tokenizer, as llama.cpp does.
-  if (*v < -1 || *v > INT32_MAX) {
-    *out = -1;
-  } else {
-    *out = static_cast<int32_t>(*v);
-  }
+  // Ids outside the vocabulary are passed on; the tokenizer warns and uses the default, as
+  // llama.cpp does. (GGUF stores them unsigned, so -1 cannot come from a file.)
+  *out = static_cast<int32_t>(std::clamp<int64_t>(*v, -1, INT32_MAX));
   return Status::Ok();
 }
 
