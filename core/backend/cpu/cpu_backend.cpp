@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/backend/backend.h"
+#include "core/backend/cpu/attention_tile.h"
 #include "core/backend/cpu/vec_math.h"
 #include "core/tensor/matmul.h"
 #include "core/tensor/quant.h"
@@ -181,49 +182,61 @@ class CpuBackend final : public Backend {
                    const AttentionParams& p, const TensorView& out) override {
     const int32_t n = batch_->n_tokens();
     const int group = p.n_heads / p.n_kv_heads;
-    const int hd = p.head_dim;
-    int32_t max_ctx = 0;
-    for (int32_t t = 0; t < n; ++t) max_ctx = std::max(max_ctx, batch_->positions[t] + 1);
-    for (auto& s : scratch_) {
-      if (static_cast<int32_t>(s.scores.size()) < max_ctx) s.scores.resize(max_ctx);
+    // Tiles: runs of consecutive batch tokens of one sequence, cut into groups of tokens whose
+    // query heads (group of them per KV head) fill one tile.
+    if (group > cpu::kMaxTileQueries) {
+      return Status::Unsupported(fmt::format("{} query heads per KV head (at most {})", group, cpu::kMaxTileQueries));
     }
-    const bool f16 = k_cache.type == TensorType::kF16;
-    const int64_t total = int64_t{n} * p.n_heads;
-    pool_.Run([&](int ti, int nt) {
-      float* scores = scratch_[ti].scores.data();
+    const int per_tile = std::max(1, cpu::kMaxTileQueries / group);
+    tiles_.clear();
+    int32_t max_ctx = 0;
+    for (int32_t t = 0; t < n;) {
+      int32_t e = t + 1;
+      while (e < n && e - t < per_tile && batch_->seq_of_token[e] == batch_->seq_of_token[t]) ++e;
+      tiles_.push_back({t, e});
+      t = e;
+    }
+    for (int32_t t = 0; t < n; ++t) max_ctx = std::max(max_ctx, batch_->positions[t] + 1);
+    const size_t score_floats = static_cast<size_t>(cpu::kMaxTileQueries) * cpu::ScoreStride(max_ctx);
+    for (auto& s : scratch_) {
+      if (s.scores.size() < score_floats) s.scores.resize(score_floats);
+      if (s.rows.size() < static_cast<size_t>(cpu::kKeyChunk) * p.head_dim) s.rows.resize(cpu::kKeyChunk * p.head_dim);
+    }
+    const int64_t total = static_cast<int64_t>(tiles_.size()) * p.n_kv_heads;
+    auto work = [&](int ti, int nt) {
+      cpu::AttentionTile tile;
+      tile.block_size = p.block_size;
+      tile.k_cache = static_cast<const uint8_t*>(k_cache.data);
+      tile.v_cache = static_cast<const uint8_t*>(v_cache.data);
+      tile.row_stride = k_cache.row_stride;
+      tile.f16 = k_cache.type == TensorType::kF16;
+      tile.head_dim = p.head_dim;
+      tile.scale = p.scale;
+      tile.scores = scratch_[ti].scores.data();
+      tile.rows = scratch_[ti].rows.data();
       // Interleaved assignment balances the causal triangle between threads.
       for (int64_t item = ti; item < total; item += nt) {
-        const int32_t t = static_cast<int32_t>(item / p.n_heads);
-        const int h = static_cast<int>(item % p.n_heads);
-        const int kvh = h / group;
-        const int32_t ctx = batch_->positions[t] + 1;
-        const auto& table = batch_->block_tables[batch_->seq_of_token[t]];
-        const float* qv = reinterpret_cast<const float*>(q.row(t)) + h * hd;
-        float mx = -INFINITY;
-        for (int32_t j = 0; j < ctx; ++j) {
-          const int64_t slot = int64_t{table[j / p.block_size]} * p.block_size + j % p.block_size;
-          const uint8_t* kr = k_cache.row(slot);
-          float s = f16 ? cpu::DotF16F32(reinterpret_cast<const uint16_t*>(kr) + kvh * hd, qv, hd)
-                        : cpu::DotF32(reinterpret_cast<const float*>(kr) + kvh * hd, qv, hd);
-          s *= p.scale;
-          scores[j] = s;
-          mx = std::max(mx, s);
-        }
-        const float sum = cpu::ExpShiftSum(scores, ctx, mx);
-        const float inv = 1.0f / sum;
-        float* o = reinterpret_cast<float*>(out.row(t)) + h * hd;
-        std::memset(o, 0, hd * sizeof(float));
-        for (int32_t j = 0; j < ctx; ++j) {
-          const int64_t slot = int64_t{table[j / p.block_size]} * p.block_size + j % p.block_size;
-          const uint8_t* vr = v_cache.row(slot);
-          if (f16) {
-            cpu::AxpyF16(scores[j] * inv, reinterpret_cast<const uint16_t*>(vr) + kvh * hd, o, hd);
-          } else {
-            cpu::AxpyF32(scores[j] * inv, reinterpret_cast<const float*>(vr) + kvh * hd, o, hd);
+        const auto [t0, t1] = tiles_[item / p.n_kv_heads];
+        const int kvh = static_cast<int>(item % p.n_kv_heads);
+        tile.block_table = batch_->block_tables[batch_->seq_of_token[t0]].data();
+        tile.kv_offset = kvh * p.head_dim;
+        tile.nq = 0;
+        for (int32_t t = t0; t < t1; ++t) {
+          for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+            tile.q[tile.nq] = reinterpret_cast<const float*>(q.row(t)) + h * p.head_dim;
+            tile.out[tile.nq] = reinterpret_cast<float*>(out.row(t)) + h * p.head_dim;
+            tile.pos[tile.nq] = batch_->positions[t];
+            ++tile.nq;
           }
         }
+        cpu::AttendTile(tile);
       }
-    });
+    };
+    if (total == 1 || pool_.size() == 1) {
+      work(0, 1);
+    } else {
+      pool_.Run(work);
+    }
     return Status::Ok();
   }
 
@@ -256,6 +269,7 @@ class CpuBackend final : public Backend {
  private:
   struct ThreadScratch {
     std::vector<float> scores;
+    std::vector<float> rows;
   };
   struct FreeDeleter {
     void operator()(void* p) const { std::free(p); }
@@ -322,6 +336,7 @@ class CpuBackend final : public Backend {
   const BatchLayout* batch_ = nullptr;
   bool rope_cache_valid_ = false;
   std::vector<float> rope_cos_, rope_sin_;
+  std::vector<std::pair<int32_t, int32_t>> tiles_;  // [first, end) batch tokens of one tile
 };
 
 }  // namespace
