@@ -114,8 +114,8 @@ TypeKernels Avx2Kernels(TensorType wt) {
     case TensorType::kQ8_0: t.matmul = &MatMulQ8_0Avx2; break;
     case TensorType::kQ4_0: t.matmul = &MatMulQ4_0Avx2; break;
     case TensorType::kQ4_1: t.matmul = &MatMulQ4_1Avx2; break;
-    case TensorType::kQ4_K: t.matmul = nullptr; break;  // TODO
-    case TensorType::kQ6_K: t.matmul = nullptr; break;  // TODO
+    case TensorType::kQ4_K: t.matmul = &MatMulQ4_KAvx2; break;
+    case TensorType::kQ6_K: t.matmul = &MatMulQ6_KAvx2; break;
     default: t.prepare = nullptr; break;
   }
   return t;
