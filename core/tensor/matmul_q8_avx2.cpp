@@ -7,8 +7,8 @@
 //
 //  * Direct (few activation rows, e.g. generation): weights are read in place. Per row and
 //    block, maddubs + madd give 8 partial int32 sums; a horizontal-add transpose turns the 8 rows'
-//    partials into one vector of 8 block sums. Weights stream once; the scale pre-pass over a
-//    group's rows doubles as a prefetch.
+//    partials into one vector of 8 block sums; the 8 rows' scales are transposed into lanes the
+//    same way. Weights stream once, with a software prefetch of the next group of rows.
 //  * Packed (many activation rows, e.g. prompt processing): a chunk of rows (~128 KiB) is first
 //    repacked so that one 32-byte vector holds 4 consecutive elements of each of 8 rows. A dot
 //    step is then maddubs(packed weights, 4 activation bytes broadcast to all lanes): no
@@ -128,14 +128,36 @@ inline ActRow GetActRow(const uint8_t* act, const ActLayout& L, int64_t i) {
           reinterpret_cast<const float*>(row + L.s), reinterpret_cast<const int32_t*>(row + L.qsum)};
 }
 
-// The canonical float step for 8 outputs (lanes) of one activation row and block b.
+// The canonical float step for 8 outputs (lanes) of one activation row and block b, given the
+// 8 rows' scales dw (and Q4_1 mins mw) for that block.
 template <Q8W T>
-inline __m256 Accumulate(__m256 acc, __m256i isum, const ActRow& a, int64_t b, const float* dwv, const float* mwv) {
+inline __m256 Accumulate(__m256 acc, __m256i isum, const ActRow& a, int64_t b, __m256 dw, __m256 mw) {
   if constexpr (T == Q8W::kQ4_0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_set1_epi32(a.qsum[b]), 3));
   const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a.d[b]));
-  acc = _mm256_fmadd_ps(t, _mm256_loadu_ps(dwv + b * kGroup), acc);
-  if constexpr (T == Q8W::kQ4_1) acc = _mm256_fmadd_ps(_mm256_loadu_ps(mwv + b * kGroup), _mm256_set1_ps(a.s[b]), acc);
+  acc = _mm256_fmadd_ps(t, dw, acc);
+  if constexpr (T == Q8W::kQ4_1) acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.s[b]), acc);
   return acc;
+}
+
+// The fp16 scale (and Q4_1 min) of block `off` of 8 rows, as lane vectors: the first dword of
+// each block (d, then m or two quant bytes) is loaded per row and transposed into lanes.
+template <Q8W T>
+inline void LoadGroupScales(const uint8_t* const rows[kGroup], size_t off, __m256* dw, __m256* mw) {
+  __m128i v[kGroup];
+  LMS_UNROLL for (int r = 0; r < kGroup; ++r) {
+    int32_t x;
+    __builtin_memcpy(&x, rows[r] + off, 4);
+    v[r] = _mm_cvtsi32_si128(x);
+  }
+  const __m128i r0123 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(v[0], v[1]), _mm_unpacklo_epi32(v[2], v[3]));
+  const __m128i r4567 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(v[4], v[5]), _mm_unpacklo_epi32(v[6], v[7]));
+  const __m128i low16 = _mm_set1_epi32(0xFFFF);
+  *dw = _mm256_cvtph_ps(_mm_packus_epi32(_mm_and_si128(r0123, low16), _mm_and_si128(r4567, low16)));
+  if constexpr (T == Q8W::kQ4_1) {
+    *mw = _mm256_cvtph_ps(_mm_packus_epi32(_mm_srli_epi32(r0123, 16), _mm_srli_epi32(r4567, 16)));
+  } else {
+    *mw = _mm256_setzero_ps();
+  }
 }
 
 inline void StoreLanes(float* y, __m256 v, int valid) {
@@ -150,19 +172,26 @@ inline void StoreLanes(float* y, __m256 v, int valid) {
 
 // ---- direct kernel: 8 weight rows in place x C activation rows --------------------------------
 
+// `next` (may be null): the first row of the group that comes after this one, to prefetch.
 template <Q8W T, int C>
-void DirectTile(const uint8_t* const rows[kGroup], const float* dwv, const float* mwv, const uint8_t* act,
+void DirectTile(const uint8_t* const rows[kGroup], size_t w_stride, const uint8_t* next, const uint8_t* act,
                 const ActLayout& L, int64_t i0, float* y, int64_t ldy, int valid) {
   ActRow a[C];
   LMS_UNROLL for (int c = 0; c < C; ++c) a[c] = GetActRow(act, L, i0 + c);
   __m256 acc[C];
   LMS_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < L.blocks; ++b) {
+    const size_t off = static_cast<size_t>(b) * Traits<T>::kBlockBytes;
+    if (next != nullptr && (off & 63) < Traits<T>::kBlockBytes) {
+      // This block starts a new cache line of each row: fetch the same line of the next group.
+      LMS_UNROLL for (int r = 0; r < kGroup; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * w_stride + off), _MM_HINT_T0);
+    }
     __m256i av[C];
     LMS_UNROLL for (int c = 0; c < C; ++c) av[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[c].q + b * kQK));
+    __m256 dw, mw;
+    LoadGroupScales<T>(rows, off, &dw, &mw);
     __m256i h[C][4];
     LMS_UNROLL for (int rp = 0; rp < 4; ++rp) {
-      const size_t off = static_cast<size_t>(b) * Traits<T>::kBlockBytes;
       const __m256i w0 = LoadBlock<T>(rows[2 * rp] + off);
       const __m256i w1 = LoadBlock<T>(rows[2 * rp + 1] + off);
       LMS_UNROLL for (int c = 0; c < C; ++c) {
@@ -170,7 +199,7 @@ void DirectTile(const uint8_t* const rows[kGroup], const float* dwv, const float
       }
     }
     LMS_UNROLL for (int c = 0; c < C; ++c) {
-      acc[c] = Accumulate<T>(acc[c], TransposeSum(h[c][0], h[c][1], h[c][2], h[c][3]), a[c], b, dwv, mwv);
+      acc[c] = Accumulate<T>(acc[c], TransposeSum(h[c][0], h[c][1], h[c][2], h[c][3]), a[c], b, dw, mw);
     }
   }
   LMS_UNROLL for (int c = 0; c < C; ++c) StoreLanes(y + (i0 + c) * ldy, acc[c], valid);
@@ -179,18 +208,17 @@ void DirectTile(const uint8_t* const rows[kGroup], const float* dwv, const float
 template <Q8W T>
 void MatMulDirect(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, const uint8_t* act, const ActLayout& L,
                   int64_t m, float* y, int64_t ldy) {
-  float* dwv = ThreadScratchFloats(static_cast<size_t>(2 * kGroup * L.blocks));
-  float* mwv = dwv + kGroup * L.blocks;
   for (int64_t j0 = n0; j0 < n1; j0 += kGroup) {
     const int valid = static_cast<int>(Min<int64_t>(kGroup, n1 - j0));
     const uint8_t* rows[kGroup];
     for (int r = 0; r < kGroup; ++r) rows[r] = w + static_cast<size_t>(j0 + (r < valid ? r : 0)) * w_stride;
-    GroupScales<T>(rows, L.blocks, dwv, mwv);
+    // Prefetch the next group only when it is complete (never read past the range's rows).
+    const uint8_t* next = j0 + 2 * kGroup <= n1 ? w + static_cast<size_t>(j0 + kGroup) * w_stride : nullptr;
     for (int64_t i0 = 0; i0 < m; i0 += kDirectC) {
       if (m - i0 >= 2) {
-        DirectTile<T, 2>(rows, dwv, mwv, act, L, i0, y + j0, ldy, valid);
+        DirectTile<T, 2>(rows, w_stride, next, act, L, i0, y + j0, ldy, valid);
       } else {
-        DirectTile<T, 1>(rows, dwv, mwv, act, L, i0, y + j0, ldy, valid);
+        DirectTile<T, 1>(rows, w_stride, next, act, L, i0, y + j0, ldy, valid);
       }
     }
   }
@@ -257,7 +285,9 @@ void PackedTile(const uint8_t* pk, const float* dwv, const float* mwv, const uin
       }
       LMS_UNROLL for (int c = 0; c < C; ++c) sum[c] = _mm256_madd_epi16(sum[c], ones);
     }
-    LMS_UNROLL for (int c = 0; c < C; ++c) acc[c] = Accumulate<T>(acc[c], sum[c], a[c], b, dwv, mwv);
+    const __m256 dw = _mm256_loadu_ps(dwv + b * kGroup);
+    const __m256 mw = T == Q8W::kQ4_1 ? _mm256_loadu_ps(mwv + b * kGroup) : _mm256_setzero_ps();
+    LMS_UNROLL for (int c = 0; c < C; ++c) acc[c] = Accumulate<T>(acc[c], sum[c], a[c], b, dw, mw);
   }
   LMS_UNROLL for (int c = 0; c < C; ++c) StoreLanes(y + (i0 + c) * ldy, acc[c], valid);
 }
