@@ -92,6 +92,10 @@ inline __m256i TransposeSum(__m256i h01, __m256i h23, __m256i h45, __m256i h67) 
                           _mm256_permute2x128_si256(h0123, h4567, 0x31));
 }
 
+// Keeps v in a register as it is: stops the compiler from hoisting a whole block's products
+// ahead of their accumulation (which spills most of them to the stack).
+inline void Pin(__m256i& v) { asm volatile("" : "+x"(v)); }
+
 inline __m256i Broadcast32(const int8_t* p) {
   int32_t v;
   __builtin_memcpy(&v, p, 4);
@@ -273,6 +277,7 @@ void PackedTile(const uint8_t* pk, const float* dwv, const float* mwv, const uin
           const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
           const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
           sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
+          Pin(sum[c]);
         }
       }
     } else {
@@ -281,6 +286,7 @@ void PackedTile(const uint8_t* pk, const float* dwv, const float* mwv, const uin
         LMS_UNROLL for (int c = 0; c < C; ++c) {
           const __m256i p = _mm256_maddubs_epi16(wv, Broadcast32(a[c].q + b * kQK + 4 * g));
           sum[c] = g == 0 ? p : _mm256_add_epi16(sum[c], p);
+          Pin(sum[c]);
         }
       }
       LMS_UNROLL for (int c = 0; c < C; ++c) sum[c] = _mm256_madd_epi16(sum[c], ones);
