@@ -21,8 +21,8 @@ gguf::GgufWriter BpeWriter() {
   std::vector<std::string> tokens(tok::ByteToUnicode().begin(), tok::ByteToUnicode().end());
   tokens.push_back("he");
   tokens.push_back("<|im_end|>");
-  std::vector<int32_t> types(tokens.size(), 1);
-  types.back() = 3;
+  std::vector<int32_t> types(256 + 1, 1);  // bytes and "he": normal
+  types.push_back(3);                      // <|im_end|>: control
   w.SetStringArray("tokenizer.ggml.tokens", tokens);
   w.SetInt32Array("tokenizer.ggml.token_type", types);
   w.SetStringArray("tokenizer.ggml.merges", {"h e"});
