@@ -3,6 +3,10 @@
 // The reader checks everything before anything is used: magic, version, counts, string and
 // array lengths, tensor dims and byte sizes (overflow-safe), known tensor types, offsets and
 // alignment inside the file. A malformed or truncated file yields a Status naming the problem.
+// Limits beyond the spec: arrays nest at most 8 deep; general.alignment is a power of two
+// <= 2^31; keys and tensor names are non-empty; bools are 0 or 1; duplicate keys, duplicate
+// tensor names and overlapping tensor data are rejected. Errors are kInvalidArgument, except an
+// unsupported version / byte order / tensor type (kUnsupported) and I/O problems in Open.
 #pragma once
 
 #include <cstddef>
@@ -142,13 +146,18 @@ class GgufWriter {
   void SetStringArray(std::string key, std::vector<std::string> v);
   void SetFloat32Array(std::string key, const std::vector<float>& v);
   void SetInt32Array(std::string key, const std::vector<int32_t>& v);
-  void SetAlignment(uint32_t alignment);  // writes general.alignment when not 32
+  // Writes general.alignment when not 32. REQUIRES: a power of two <= 2^31 (also when the key
+  // is set through SetValue, which keeps the layout in step with it).
+  void SetAlignment(uint32_t alignment);
 
-  // dims in GGUF order (dims[0] contiguous). REQUIRES: bytes == expected size for type/dims.
+  // dims in GGUF order (dims[0] contiguous). InvalidArgument (naming the tensor) for an empty or
+  // duplicate name, dims outside 1..4 or negative, dims[0] not a multiple of the type's block,
+  // or bytes != the size the type and dims imply.
   Status AddTensor(std::string name, TensorType type, std::vector<int64_t> dims,
                    const void* data, size_t bytes);
 
-  // Writes to a temporary file beside `path`, fsyncs, renames into place.
+  // Writes to "<path>.tmp.<pid>", fsyncs, renames into place, fsyncs the directory; streams the
+  // tensors rather than building the image. The file ends at the last tensor's last byte.
   Status WriteFile(const std::string& path) const;
   // The whole file image in memory (tests, fuzz seeds).
   std::vector<uint8_t> Serialize() const;
