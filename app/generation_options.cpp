@@ -1,0 +1,58 @@
+#include "app/generation_options.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/model/chat_template.h"
+
+namespace lms::app {
+
+void GenerationOptions::AddSamplingFlags(CLI::App* sub) {
+  sub->add_option("-n,--n-predict", n_predict, "Tokens to generate at most")->capture_default_str();
+  sub->add_option("--temp", sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  sub->add_option("--top-k", sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  sub->add_option("--top-p", sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  sub->add_option("--min-p", sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  sub->add_option("--repeat-penalty", sampling.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  sub->add_option("--repeat-last-n", sampling.repeat_last_n, "Tokens the penalties look back at (-1: all)")->capture_default_str();
+  sub->add_option("--frequency-penalty", sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  sub->add_option("--presence-penalty", sampling.presence_penalty, "Presence penalty")->capture_default_str();
+  sub->add_option("--seed", sampling.seed, "Random seed (same seed, same text)")->capture_default_str();
+  sub->add_option("--stop", stop, "Stop string (repeatable)");
+}
+
+void GenerationOptions::AddRuntimeFlags(CLI::App* sub) {
+  sub->add_option("-t,--threads", threads, "Threads (default: the cores available)");
+  sub->add_option("-c,--ctx", ctx, "Context size in tokens")->capture_default_str();
+  sub->add_option("-b,--batch", batch, "Tokens per forward pass when reading a prompt")->capture_default_str();
+}
+
+SessionOptions GenerationOptions::session() const {
+  SessionOptions s;
+  s.n_ctx = ctx;
+  s.n_batch = batch;
+  return s;
+}
+
+Result<std::string> RenderChat(const Model& model, const std::string& template_file,
+                               const nlohmann::json& messages, bool add_generation_prompt) {
+  std::string source = model.chat_template();
+  if (!template_file.empty()) {
+    std::ifstream in(template_file);
+    if (!in) return Status::IoError("cannot open chat template " + template_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    source = ss.str();
+  }
+  if (source.empty()) source = DefaultChatMlTemplate();
+  const Tokenizer& tok = model.tokenizer();
+  std::string bos = tok.bos_id() >= 0 ? tok.TokenToPiece(tok.bos_id()) : "";
+  std::string eos = tok.eos_id() >= 0 ? tok.TokenToPiece(tok.eos_id()) : "";
+  auto tmpl = ChatTemplate::FromSource(source, bos, eos);
+  if (!tmpl.ok()) {
+    return tmpl.status().WithContext("the chat template cannot be used (override it with --chat-template FILE)");
+  }
+  return tmpl->Apply(messages, add_generation_prompt);
+}
+
+}  // namespace lms::app

@@ -1,0 +1,35 @@
+// Options shared by the commands that generate text (run, chat, bench…).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/model/model.h"
+#include "core/model/session.h"
+#include "core/sample/sampler.h"
+
+namespace lms::app {
+
+struct GenerationOptions {
+  int threads = 0;
+  int ctx = 4096;
+  int batch = 512;
+  int n_predict = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  std::string chat_template_file;  // overrides the model's template
+  std::string system_prompt;
+
+  void AddSamplingFlags(CLI::App* sub);
+  void AddRuntimeFlags(CLI::App* sub);
+  SessionOptions session() const;
+};
+
+// The chat template to use: --chat-template FILE, else the model's, else ChatML.
+// Renders OpenAI-style messages to the prompt text.
+Result<std::string> RenderChat(const Model& model, const std::string& template_file,
+                               const nlohmann::json& messages, bool add_generation_prompt);
+
+}  // namespace lms::app
