@@ -9,7 +9,8 @@
 //      (8-bit blocks with scales for quantized weights, f32 for float weights) in a scratch
 //      buffer of ActivationBytes(wt, m, k) bytes. Threads may split rows between them.
 //   2) MatMulPrepared computes output columns [n_begin, n_end) for all m rows; threads take
-//      disjoint column ranges. Both phases are thread-safe for disjoint ranges.
+//      disjoint column ranges (fastest when range boundaries are multiples of 8: the quantized
+//      kernels work on groups of 8 weight rows). Both phases are thread-safe for disjoint ranges.
 // Scratch alignment: any, but 64-byte aligned is fastest.
 //
 // Batch invariance (a contract the serving engine relies on): within one process (one ISA

@@ -55,7 +55,7 @@ constexpr int kGroup = 8;             // weight rows per vector (one per lane)
 constexpr int kPackedBlockBytes = 256;  // one block of 8 rows, repacked
 constexpr int kDirectC = 2;           // activation rows per direct tile
 constexpr int kPackedC = 4;           // activation rows per packed tile
-constexpr int64_t kPackMinRows = 4;   // use the packed kernel from this many activation rows
+constexpr int64_t kPackMinRows = 6;   // use the packed kernel from this many activation rows
 
 // 32 weight values of a block in element order: int8 for Q8_0, 0..15 for the nibble types.
 template <Q8W T>

@@ -5,6 +5,8 @@
 // With one thread it also prints the median thread CPU time and GFLOP/s from it: on a shared,
 // busy machine that is the fairer figure (wall time includes time the thread was not running).
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -47,28 +49,67 @@ std::vector<std::string> Split(const std::string& s) {
   return out;
 }
 
-// Runs prepare + matmul with `threads` threads splitting rows (prepare) and columns (matmul).
-void RunOnce(TensorType t, const uint8_t* w, size_t stride, int64_t n, const float* x, int64_t m, int64_t k,
-             uint8_t* act, float* y, int threads) {
+// Persistent worker threads (spawning threads per call would dominate the small shapes): each
+// call publishes a job and a generation number; workers spin until it changes.
+class SpinPool {
+ public:
+  explicit SpinPool(int threads) : n_(threads) {
+    for (int p = 1; p < n_; ++p) workers_.emplace_back([this, p] { Work(p); });
+  }
+  ~SpinPool() {
+    stop_ = true;
+    generation_.fetch_add(1);
+    for (auto& t : workers_) t.join();
+  }
+  int size() const { return n_; }
+  // Runs fn(p) for p in [0, size()) and waits for all.
+  void Run(const std::function<void(int)>& fn) {
+    job_ = &fn;
+    pending_.store(n_ - 1);
+    generation_.fetch_add(1);
+    fn(0);
+    for (int spins = 0; pending_.load() != 0; ++spins) {
+      if (spins > 1000) std::this_thread::yield();  // a busy shared machine: give the core away
+    }
+  }
+
+ private:
+  void Work(int p) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g;
+      for (int spins = 0; (g = generation_.load()) == seen; ++spins) {
+        if (spins > 1000) std::this_thread::yield();
+      }
+      seen = g;
+      if (stop_) return;
+      (*job_)(p);
+      pending_.fetch_sub(1);
+    }
+  }
+  int n_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int)>* job_ = nullptr;
+};
+
+// Runs prepare + matmul, threads splitting rows (prepare) and columns (matmul, at multiples of 8).
+void RunOnce(SpinPool& pool, TensorType t, const uint8_t* w, size_t stride, int64_t n, const float* x, int64_t m,
+             int64_t k, uint8_t* act, float* y) {
+  const int threads = pool.size();
   if (threads <= 1) {
     PrepareActivations(t, x, m, k, k, act);
     MatMulPrepared(t, w, stride, 0, n, act, m, k, y, n);
     return;
   }
-  std::vector<std::thread> pool;
-  for (int p = 0; p < threads; ++p) {
-    pool.emplace_back([=] {
-      PrepareActivationRows(t, x, k, k, m * p / threads, m * (p + 1) / threads, act);
-    });
-  }
-  for (auto& th : pool) th.join();
-  pool.clear();
-  const int64_t step = (n / threads + 3) / 4 * 4;
-  for (int p = 0; p < threads; ++p) {
+  pool.Run([&](int p) { PrepareActivationRows(t, x, k, k, m * p / threads, m * (p + 1) / threads, act); });
+  const int64_t step = (n / threads + 7) / 8 * 8;
+  pool.Run([&](int p) {
     const int64_t b = std::min<int64_t>(n, step * p), e = p + 1 == threads ? n : std::min<int64_t>(n, step * (p + 1));
-    pool.emplace_back([=] { MatMulPrepared(t, w, stride, b, e, act, m, k, y, n); });
-  }
-  for (auto& th : pool) th.join();
+    MatMulPrepared(t, w, stride, b, e, act, m, k, y, n);
+  });
 }
 
 }  // namespace
@@ -97,6 +138,7 @@ int main(int argc, char** argv) {
   std::printf("kernels: %s, threads: %d\n", KernelIsaName(ActiveKernelIsa()), threads);
   std::printf("%-5s %5s %6s %5s %-12s %10s %9s %8s %10s %9s\n", "type", "m", "n", "k", "layer", "median_us", "GFLOP/s",
               "GB/s(W)", "cpu_us", "cpuGFLOP/s");
+  SpinPool pool(threads);
   std::mt19937 rng(42);
   std::normal_distribution<float> gauss(0.0f, 1.0f);
   for (const auto& tname : types) {
@@ -119,14 +161,14 @@ int main(int argc, char** argv) {
         std::vector<float> y(static_cast<size_t>(m * s.n));
         std::vector<uint8_t> act(ActivationBytes(*t, m, s.k) + 64);
         uint8_t* a = act.data() + ((64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64);
-        RunOnce(*t, w.data(), stride, s.n, x.data(), m, s.k, a, y.data(), threads);  // warm-up
+        RunOnce(pool, *t, w.data(), stride, s.n, x.data(), m, s.k, a, y.data());  // warm-up
         std::vector<double> times, cpu_times;
         const auto start = Clock::now();
         while (times.size() < 5 ||
                (std::chrono::duration<double, std::milli>(Clock::now() - start).count() < min_ms && times.size() < 10000)) {
           const auto t0 = Clock::now();
           const double c0 = ThreadCpuSeconds();
-          RunOnce(*t, w.data(), stride, s.n, x.data(), m, s.k, a, y.data(), threads);
+          RunOnce(pool, *t, w.data(), stride, s.n, x.data(), m, s.k, a, y.data());
           cpu_times.push_back(ThreadCpuSeconds() - c0);
           times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
         }
