@@ -62,6 +62,7 @@ enum class NodeKind {
   kBreak,
   kContinue,
   kScopeBlock,  // body rendered in place (e.g. {% generation %})
+  kWith,        // targets[i] = values[i] in a new scope around body
 };
 
 struct MacroParam {
@@ -80,6 +81,7 @@ struct Node {
   NodeList body;
   NodeList else_body;
   std::vector<std::string> targets;
+  std::vector<ExprPtr> values;  // {% with %} values, parallel to targets
   std::string ns_attr;  // set ns.attr = …
   std::string name;     // macro name
   std::vector<MacroParam> params;

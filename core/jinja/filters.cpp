@@ -2,6 +2,7 @@
 // (json.dumps with ensure_ascii=False) in place of jinja2's HTML-safe one.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <unordered_set>
 
 #include "core/jinja/ops.h"
@@ -13,7 +14,7 @@ namespace {
 
 const std::unordered_set<std::string>& FilterNames() {
   static const std::unordered_set<std::string> kNames = {
-      "abs",    "attr",  "capitalize", "count",     "d",      "default", "dictsort", "e",       "escape",
+      "abs",    "attr",  "capitalize", "count",     "d",      "default", "dictsort", "e",       "escape", "format",
       "first",  "float", "indent",     "int",       "items",  "join",    "last",     "length",  "list",
       "lower",  "map",   "max",        "min",       "reject", "rejectattr", "replace", "reverse", "round",
       "safe",   "select", "selectattr", "sort",     "string", "sum",     "title",    "tojson",  "trim",
@@ -274,6 +275,74 @@ int64_t WordCount(const std::string& s) {
   return n;
 }
 
+// Python's `fmt % args` (what jinja2's `format` filter does): %s %r %d %i %f %F %e %E %g %G
+// %x %X %o %c %% with flags, width and precision; %(name)s with keyword arguments.
+std::string PercentFormat(const std::string& fmt, const std::vector<Value>& args, const Dict* named) {
+  std::string out;
+  size_t next_arg = 0;
+  auto take = [&](const std::string& key) -> const Value& {
+    if (!key.empty()) {
+      const Value* v = named ? named->Find(key) : nullptr;
+      if (!v) throw TemplateError("format: missing key '" + key + "'");
+      return *v;
+    }
+    if (next_arg >= args.size()) throw TemplateError("format: not enough arguments for format string");
+    return args[next_arg++];
+  };
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out += fmt[i];
+      continue;
+    }
+    size_t j = i + 1;
+    std::string key;
+    if (j < fmt.size() && fmt[j] == '(') {
+      size_t close = fmt.find(')', j);
+      if (close == std::string::npos) throw TemplateError("format: incomplete format key");
+      key = fmt.substr(j + 1, close - j - 1);
+      j = close + 1;
+    }
+    std::string spec = "%";
+    while (j < fmt.size() && std::string_view("-+ #0").find(fmt[j]) != std::string_view::npos) spec += fmt[j++];
+    while (j < fmt.size() && ((fmt[j] >= '0' && fmt[j] <= '9') || fmt[j] == '.')) spec += fmt[j++];
+    if (j >= fmt.size()) throw TemplateError("format: incomplete format");
+    char type = fmt[j];
+    i = j;
+    if (type == '%') {
+      out += '%';
+      continue;
+    }
+    const Value& v = take(key);
+    char buf[512];
+    if (type == 's' || type == 'r') {
+      std::string text = type == 's' ? v.ToString() : v.Repr();
+      size_t dot = spec.find('.');
+      if (dot != std::string::npos) text = text.substr(0, std::stoul("0" + spec.substr(dot + 1)));
+      bool left = spec.find('-') != std::string::npos;
+      std::string width_digits;
+      for (size_t k = 1; k < (dot == std::string::npos ? spec.size() : dot); ++k)
+        if (spec[k] >= '0' && spec[k] <= '9' && !(width_digits.empty() && spec[k] == '0')) width_digits += spec[k];
+      size_t width = width_digits.empty() ? 0 : std::stoul(width_digits);
+      size_t len = Utf8Length(text);
+      if (len < width) text = left ? text + std::string(width - len, ' ') : std::string(width - len, ' ') + text;
+      out += text;
+      continue;
+    }
+    if (!v.is_number()) throw TemplateError("format: %" + std::string(1, type) + " format: a number is required, not " + v.TypeName());
+    if (type == 'd' || type == 'i' || type == 'x' || type == 'X' || type == 'o' || type == 'c') {
+      long long n = v.is_float() ? static_cast<long long>(std::trunc(v.number())) : v.int_value();
+      std::snprintf(buf, sizeof(buf), (spec + "ll" + (type == 'i' ? 'd' : type)).c_str(), n);
+    } else if (std::string_view("fFeEgG").find(type) != std::string_view::npos) {
+      std::snprintf(buf, sizeof(buf), (spec + type).c_str(), v.number());
+    } else {
+      throw TemplateError(std::string("format: unsupported format character '") + type + "'");
+    }
+    out += buf;
+  }
+  if (next_arg < args.size() && !named) throw TemplateError("format: not all arguments converted during string formatting");
+  return out;
+}
+
 }  // namespace
 
 bool IsKnownFilter(const std::string& name) { return FilterNames().count(name) != 0; }
@@ -306,6 +375,16 @@ Value ApplyFilter(const std::string& name, const Value& input, CallArgs& args) {
     return input;
   }
   if (name == "tojson") return ToJson(input, args);
+  if (name == "format") {
+    if (!args.positional.empty() && !args.keyword.empty())
+      throw TemplateError("format: can't handle positional and keyword arguments at the same time");
+    Dict named;
+    for (auto& [k, v] : args.keyword) named.Set(k, v);
+    // A single mapping argument formats %(key)s like Python's `s % dict`.
+    if (args.positional.size() == 1 && args.positional[0].is_dict())
+      return Value::Str(PercentFormat(input.ToString(), {}, &args.positional[0].dict()));
+    return Value::Str(PercentFormat(input.ToString(), args.positional, args.keyword.empty() ? nullptr : &named));
+  }
   if (name == "join") {
     auto a = BindArgs(name, args, {"d", "attribute"});
     std::string sep = a[0] ? a[0]->ToString() : "";

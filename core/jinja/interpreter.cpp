@@ -138,6 +138,13 @@ class Interpreter {
       case NodeKind::kBreak: return Flow::kBreak;
       case NodeKind::kContinue: return Flow::kContinue;
       case NodeKind::kScopeBlock: return ExecBody(n.body, scope, out);
+      case NodeKind::kWith: {
+        std::vector<Value> values;
+        for (const auto& v : n.values) values.push_back(Eval(*v, scope));
+        Scope inner(&scope);
+        for (size_t i = 0; i < n.targets.size(); ++i) inner.Set(n.targets[i], std::move(values[i]));
+        return ExecBody(n.body, inner, out);
+      }
     }
     return Flow::kNormal;
   }

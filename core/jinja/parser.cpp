@@ -156,6 +156,7 @@ class Parser {
       ExpectBlockEnd();
       return NewNode(s == "break" ? NodeKind::kBreak : NodeKind::kContinue, tag);
     }
+    if (s == "with") return ParseWith(tag);
     if (s == "generation") {  // HF's AssistantTracker marks assistant text; renders its body
       ExpectBlockEnd();
       auto n = NewNode(NodeKind::kScopeBlock, tag);
@@ -236,6 +237,23 @@ class Parser {
     if (IsOp(Cur(), "|")) n->expr = ParseFilterChain(MakeExpr(ExprKind::kBlockInput, Cur()));
     ExpectBlockEnd();
     n->body = ParseBody({"endset"});
+    Next();
+    ExpectBlockEnd();
+    return n;
+  }
+
+  // {% with a = expr, b = expr %}…{% endwith %}: values are evaluated in the enclosing scope,
+  // the names live only inside the block.
+  NodePtr ParseWith(const Token& tag) {
+    auto n = NewNode(NodeKind::kWith, tag);
+    while (Cur().type != TokenType::kBlockEnd) {
+      if (!n->targets.empty()) ExpectOp(",");
+      n->targets.push_back(ExpectName());
+      ExpectOp("=");
+      n->values.push_back(ParseExpression(true));
+    }
+    ExpectBlockEnd();
+    n->body = ParseBody({"endwith"});
     Next();
     ExpectBlockEnd();
     return n;

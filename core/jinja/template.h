@@ -8,7 +8,7 @@
 //
 // Supported: {{ }}, {% %}, {# #}, whitespace control; if/elif/else, for (loop.*, `for … if`,
 // else, break/continue), set (plain, tuple, ns.attr, block with filters), macro (defaults,
-// keyword args), filter blocks, raw, generation; the filters and tests listed in
+// keyword args), with, filter blocks, raw, generation; the filters and tests listed in
 // core/jinja/filters.cpp; str/dict/list methods listed in core/jinja/ops.cpp; globals range,
 // namespace, dict, raise_exception, strftime_now. Anything else (include, extends, call
 // blocks, unknown filters…) is a parse error naming the construct and its line:column.

@@ -78,6 +78,9 @@ const RenderCase kCases[] = {
     {"{{ l|length }} {{ l|map('string')|join(',') }} {{ (l|map('string')|list)[0] }}",
      "{\"l\": [1, 2]}",
      "2 1,2 1"},
+    {"{{ '%s and %s'|format('a', 1) }}|{{ '%d%%'|format(42.9) }}|{{ '%5.2f|%-4d|%04d|%x'|format(3.14159, 7, 42, 255) }}|{{ '%(n)s=%(v)r'|format(n='k', v='x') }}|{{ '%r %s'|format(none, [1]) }}|{{ '%-6s|%6s'|format('ab', 'cd') }}",
+     "{}",
+     "a and 1|42%| 3.14|7   |0042|ff|k='x'|None [1]|ab    |    cd"},
 };
 
 }  // namespace

@@ -86,6 +86,12 @@ const RenderCase kCases[] = {
     {"{% for i in range(3) %}{{ i }}{% if not loop.last %}, {% endif %}{% endfor %}",
      "{}",
      "0, 1, 2"},
+    {"{% set a = 'outer' %}{% with a = 'inner', b = a %}{{ a }}/{{ b }}{% set c = 1 %}{% endwith %}/{{ a }}/{{ c is defined }}",
+     "{}",
+     "inner/outer/outer/False"},
+    {"{% for x in [1, 2, 3] %}{% with y = x * 2 %}{% if y > 4 %}{% break %}{% endif %}{{ y }}{% endwith %}{% endfor %}",
+     "{}",
+     "24"},
 };
 
 }  // namespace
