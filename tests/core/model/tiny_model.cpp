@@ -89,13 +89,15 @@ std::vector<uint8_t> MakeTinyModel(const TinySpec& s) {
   w.SetUint32(a + ".attention.head_count_kv", s.n_kv_heads);
   w.SetFloat32(a + ".rope.freq_base", s.rope_theta);
   w.SetFloat32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
-  // A byte-level vocabulary: one token per printable ASCII character, then specials.
+  // A byte-level vocabulary: one token per printable ASCII character, "ab", then specials.
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
-  for (int i = 0; i < s.n_vocab - 2; ++i) {
+  for (int i = 0; i < s.n_vocab - 3; ++i) {
     tokens.push_back(std::string(1, static_cast<char>('!' + i % 90)) + (i >= 90 ? std::to_string(i) : ""));
     types.push_back(1);
   }
+  tokens.push_back("ab");  // the one merge: "a" + "b"
+  types.push_back(1);
   tokens.push_back("<|bos|>");
   types.push_back(3);
   tokens.push_back("<|eos|>");
@@ -104,7 +106,7 @@ std::vector<uint8_t> MakeTinyModel(const TinySpec& s) {
   w.SetString("tokenizer.ggml.pre", "default");
   w.SetStringArray("tokenizer.ggml.tokens", tokens);
   w.SetInt32Array("tokenizer.ggml.token_type", types);
-  w.SetStringArray("tokenizer.ggml.merges", {});
+  w.SetStringArray("tokenizer.ggml.merges", {"a b"});
   w.SetUint32("tokenizer.ggml.bos_token_id", s.n_vocab - 2);
   w.SetUint32("tokenizer.ggml.eos_token_id", s.n_vocab - 1);
 
