@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/tensor/matmul.h"
+
 namespace lms {
 namespace {
 
@@ -41,6 +43,12 @@ class TensorFinder {
   Backend& backend_;
 };
 
+// Matrices used as linear layers must suit the matrix kernels (type and row length).
+Status CheckLinear(const TensorView& t, const std::string& name) {
+  Status s = ValidateMatMul(t.type, t.cols);
+  return s.ok() ? s : s.WithContext("tensor '" + name + "'");
+}
+
 Status CheckVectorF32(const TensorView& t, const char* what) {
   if (t.type != TensorType::kF32) {
     return Status::Unsupported(fmt::format("{} must be F32, got {}", what, TensorTypeName(t.type)));
@@ -63,6 +71,7 @@ Result<ModelWeights> LoadWeights(const gguf::GgufFile& file, const ModelConfig& 
   } else {
     LMS_ASSIGN_OR_RETURN(w.output, find.Get("output.weight", {d, c.n_vocab}));
   }
+  LMS_RETURN_IF_ERROR(CheckLinear(w.output, c.tied_output ? "token_embd.weight" : "output.weight"));
   w.layers.resize(c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     auto& L = w.layers[i];
@@ -84,6 +93,10 @@ Result<ModelWeights> LoadWeights(const gguf::GgufFile& file, const ModelConfig& 
     LMS_ASSIGN_OR_RETURN(L.w_gate, find.Get(b + "ffn_gate.weight", {d, c.d_ff}));
     LMS_ASSIGN_OR_RETURN(L.w_up, find.Get(b + "ffn_up.weight", {d, c.d_ff}));
     LMS_ASSIGN_OR_RETURN(L.w_down, find.Get(b + "ffn_down.weight", {c.d_ff, d}));
+    const std::pair<const TensorView*, const char*> linears[] = {
+        {&L.wq, "attn_q"}, {&L.wk, "attn_k"}, {&L.wv, "attn_v"}, {&L.wo, "attn_output"},
+        {&L.w_gate, "ffn_gate"}, {&L.w_up, "ffn_up"}, {&L.w_down, "ffn_down"}};
+    for (const auto& [t, n] : linears) LMS_RETURN_IF_ERROR(CheckLinear(*t, b + n + ".weight"));
   }
   return w;
 }
