@@ -126,6 +126,28 @@ def parse_json_output(out: str) -> dict:
     raise ValueError(f"no JSON object in lmstation output:\n{out[-2000:]}")
 
 
+def dequantized_f32_copy(model_file: Path) -> Path:
+    """An all-F32 copy of model_file made by llama.cpp's quantizer (weights dequantized exactly),
+    cached in $XDG_CACHE_HOME/lmstation/reference/. Running it evaluates the quantized model's
+    weights without any activation quantization: a near-exact reference for diagnosing which
+    peer sits closer to the true forward pass at a near-tie."""
+    L = import_llama_cpp()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lmstation" / "reference"
+    cache.mkdir(parents=True, exist_ok=True)
+    dst = cache / (model_file.stem + ".dequant-F32.gguf")
+    if dst.is_file() and dst.stat().st_mtime >= model_file.stat().st_mtime:
+        return dst
+    params = L.llama_model_quantize_default_params()
+    params.nthread = 2
+    params.ftype = L.LLAMA_FTYPE_ALL_F32
+    params.allow_requantize = True
+    tmp = dst.with_suffix(".tmp")
+    if L.llama_model_quantize(str(model_file).encode(), str(tmp).encode(), params) != 0:
+        raise RuntimeError(f"llama.cpp could not write an F32 copy of {model_file}")
+    tmp.replace(dst)
+    return dst
+
+
 class LlamaRef:
     """llama.cpp via the low-level API: one model, one context, one reusable batch.
 

@@ -18,9 +18,16 @@ A separate check compares lmstation's chat rendering with llama-cpp-python's own
 tokenizer.chat_template rendered by jinja2, as Llama.create_chat_completion does): the --chat
 prompt_ids must equal llama.cpp's tokenization of that rendered text (parse_special on).
 
-Usage: test_greedy_vs_llamacpp.py   (env LMSTATION_BIN, LMS_TEST_MODEL; exit 77 = skipped)
+Diagnosis (does not change the verdict): with env LMS_REF_EXACT=1, each divergence is also scored
+by an all-F32 copy of the model (weights dequantized by llama.cpp, cached), i.e. the same weights
+without 8-bit activation blocks. It prints exact = l[llama.cpp's pick] - l[lmstation's pick] under
+that reference: negative means the exact computation prefers lmstation's token.
+
+Usage: test_greedy_vs_llamacpp.py   (env LMSTATION_BIN, LMS_TEST_MODEL, LMS_REF_THREADS,
+       LMS_REF_EXACT; exit 77 = skipped)
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +84,10 @@ def main() -> int:
     rc.require_subcommand(binary, "run")
 
     ref = rc.LlamaRef(model, n_ctx=1024, n_threads=THREADS)
+    exact = None
+    if os.environ.get("LMS_REF_EXACT"):
+        exact = rc.LlamaRef(rc.dequantized_f32_copy(model), n_ctx=1024, n_threads=THREADS)
+    exact_favours_lms = 0
     n_exact = n_tie = n_bad = 0
     template_mismatch = 0
     failures = []
@@ -119,6 +130,15 @@ def main() -> int:
                   f"llama.cpp {theirs[div]} {ref.piece(theirs[div])!r} (logit {row[theirs[div]]:.4f}); "
                   f"llama.cpp top-2 gap {top2_gap:.4f}, gap to lmstation's pick {our_gap:.4f}; "
                   f"common prefix text {ref.detokenize(ours[:div])!r}")
+        if exact is not None:
+            exact.clear()
+            ctx_ids = prompt_ids + ours[:div]
+            for s in range(0, len(ctx_ids), exact.n_batch):
+                exact.decode(ctx_ids[s:s + exact.n_batch], s)
+            erow = exact.logits(-1)
+            egap = float(erow[theirs[div]] - erow[ours[div]])
+            exact_favours_lms += egap < 0
+            detail += f"; exact(F32-dequantized) gap {egap:+.4f} (favours {'lmstation' if egap < 0 else 'llama.cpp'})"
         if our_gap < NEAR_TIE:
             n_tie += 1
             print(f"NEAR-TIE {detail}")
@@ -128,6 +148,10 @@ def main() -> int:
             print(f"DIVERGE {detail}")
 
     ref.close()
+    if exact is not None:
+        exact.close()
+        print(f"exact F32-dequantized reference favoured lmstation's token at {exact_favours_lms} of "
+              f"{n_tie + n_bad} divergences")
     total = len(PROMPTS)
     print(f"\ngreedy vs llama.cpp: {n_exact}/{total} identical over {N_GEN} tokens, "
           f"{n_tie} diverged at a near-tie (gap < {NEAR_TIE}), {n_bad} real divergences")
