@@ -22,6 +22,8 @@ inline float BitsToFloat(uint32_t u) {
 
 float Fp16ToFp32(uint16_t h);
 uint16_t Fp32ToFp16(float f);
+// f rounded to the nearest fp16 value (as a float).
+inline float RoundToFp16(float f) { return Fp16ToFp32(Fp32ToFp16(f)); }
 
 inline float Bf16ToFp32(uint16_t b) { return BitsToFloat(static_cast<uint32_t>(b) << 16); }
 inline uint16_t Fp32ToBf16(float f) {

@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cstring>
 
+#include "core/tensor/fp16.h"
 #include "core/tensor/matmul_avx2_common.h"
 #include "core/tensor/matmul_internal.h"
 #include "core/tensor/quant_blocks.h"
@@ -52,12 +53,14 @@ void PrepareRowQ8(const float* x, const ActLayout& L, uint8_t* out) {
   auto* s = reinterpret_cast<float*>(out + L.s);
   auto* qsum = reinterpret_cast<int32_t*>(out + L.qsum);
   for (int64_t b = 0; b < L.blocks; ++b) {
-    const float db = AbsMax(x + b * kQK, kQK) / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    // The rounding rule of matmul_scalar.cpp: fp16-precision d and s, as ggml's Q8_0/Q8_1.
+    const float amax = AbsMax(x + b * kQK, kQK);
+    const float db = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK), Quantize32(x + b * kQK, _mm256_set1_ps(id), &sum));
-    d[b] = db;
-    s[b] = db * static_cast<float>(sum);
+    d[b] = RoundToFp16(db);
+    s[b] = RoundToFp16(db * static_cast<float>(sum));
     qsum[b] = sum;
   }
   for (int64_t b = L.blocks; b < L.blocks_pad; ++b) {

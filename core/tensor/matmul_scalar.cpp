@@ -14,8 +14,11 @@ namespace {
 
 using namespace quant;
 
-// Activation rounding rule (the AVX2 prepare reproduces it bit for bit): d = amax/127,
-// q = round-half-even(clamp(x * (1/d), -127, 127)); NaN maps to -127.
+// Activation rounding rule (the AVX2 prepare reproduces it bit for bit), as llama.cpp's CPU
+// backend quantizes activations to Q8_0/Q8_1: q = round-half-even(clamp(x * (127/amax), -127,
+// 127)), NaN maps to -127; the block scale d = amax/127 and the block sum s = d * sum(q) are
+// kept at fp16 precision, because ggml stores them as fp16 and greedy decoding then follows
+// llama.cpp's choices at near-ties. (K-quant activations keep an f32 scale, as ggml's Q8_K.)
 inline int8_t QuantizeActivation(float v, float id) {
   v *= id;
   v = v > -127.0f ? v : -127.0f;
@@ -23,14 +26,16 @@ inline int8_t QuantizeActivation(float v, float id) {
   return static_cast<int8_t>(std::nearbyint(v));
 }
 
-inline float BlockScale(const float* x, int n) {
+inline float BlockAbsMax(const float* x, int n) {
   float amax = 0.0f;
   for (int j = 0; j < n; ++j) {
     const float a = std::fabs(x[j]);
     amax = a > amax ? a : amax;
   }
-  return amax / 127.0f;
+  return amax;
 }
+
+inline float BlockScale(const float* x, int n) { return BlockAbsMax(x, n) / 127.0f; }
 
 // ---- dot products of one weight row with one prepared activation row ------------------------
 
@@ -199,15 +204,16 @@ void PrepareRowScalar(const float* x, const ActLayout& L, uint8_t* out) {
           qsum[b] = 0;
           continue;
         }
-        const float db = BlockScale(x + b * kQK, kQK);
-        const float id = db != 0.0f ? 1.0f / db : 0.0f;
+        const float amax = BlockAbsMax(x + b * kQK, kQK);
+        const float db = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < kQK; ++j) {
           q[b * kQK + j] = QuantizeActivation(x[b * kQK + j], id);
           sum += q[b * kQK + j];
         }
-        d[b] = db;
-        s[b] = db * static_cast<float>(sum);
+        d[b] = RoundToFp16(db);
+        s[b] = RoundToFp16(db * static_cast<float>(sum));
         qsum[b] = sum;
       }
       break;

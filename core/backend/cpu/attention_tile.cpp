@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/backend/cpu/vec_math.h"
+#include "core/tensor/fp16.h"
 
 namespace lms::cpu {
 namespace {
@@ -30,7 +31,7 @@ void AttendTilePortable(const AttentionTile& t) {
     for (int i = 0; i < t.nq; ++i) {
       if (j > t.pos[i]) continue;
       float s = 0;
-      for (int d = 0; d < hd; ++d) s += t.q[i][d] * t.rows[d];
+      for (int d = 0; d < hd; ++d) s += (t.f16 ? RoundToFp16(t.q[i][d]) : t.q[i][d]) * t.rows[d];
       t.scores[i * stride + j] = s * t.scale;
     }
   }

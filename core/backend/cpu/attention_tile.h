@@ -2,6 +2,9 @@
 // share one KV head of one sequence (several query heads of a GQA group, several tokens).
 // Each key and value row is read and converted once per tile instead of once per query.
 //
+// With an f16 cache, queries are rounded to f16 before the dot products (llama.cpp's CPU
+// backend converts them to the cache type), which keeps greedy decoding close to its choices.
+//
 // Batch invariance: a query's scores, softmax and weighted sum are computed with the same
 // instruction sequence whatever else is in its tile, so results do not depend on batching.
 #pragma once

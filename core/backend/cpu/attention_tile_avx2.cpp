@@ -59,7 +59,9 @@ void AttendTile(const AttentionTile& t) {
       const float* q = t.q[i];
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
       for (int d = 0; d < hd; d += 8) {
-        const __m256 qv = _mm256_loadu_ps(q + d);
+        __m256 qv = _mm256_loadu_ps(q + d);
+        // With an f16 cache the query is rounded to f16 too, as llama.cpp's CPU attention does.
+        if (t.f16) qv = _mm256_cvtph_ps(_mm256_cvtps_ph(qv, _MM_FROUND_TO_NEAREST_INT));
         a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 0 * hd + d), a0);
         a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 1 * hd + d), a1);
         a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * hd + d), a2);
