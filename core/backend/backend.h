@@ -102,6 +102,9 @@ class Backend {
 
 struct CpuBackendOptions {
   int threads = 0;  // 0: the cores available
+  // Repack quantized weights at load for the faster kernels (double the weight memory of the
+  // types concerned, since the mapped file stays). Env LMS_PREPACK=0 turns it off.
+  bool prepack = true;
 };
 std::unique_ptr<Backend> MakeCpuBackend(const CpuBackendOptions& options);
 

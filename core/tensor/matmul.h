@@ -63,6 +63,23 @@ inline void PrepareActivations(TensorType wt, const float* x, int64_t m, int64_t
 void MatMulPrepared(TensorType wt, const void* w, size_t w_stride, int64_t n_begin, int64_t n_end,
                     const void* prepared, int64_t m, int64_t k, float* y, int64_t ldy);
 
+// Prepacked weights: Q8_0, Q4_0 and Q4_1 matrices rearranged once (at model load) into groups of
+// 8 rows whose quants interleave 4 bytes at a time, so one vector holds 4 elements of 8 rows
+// and the kernels need no horizontal sums or per-call repacking. Same bytes in total as the
+// file's layout; results equal MatMulPrepared's bit for bit (batch invariance is kept).
+// True when wt has a prepacked kernel in the active kernel set (AVX2 only). Callers keep the
+// original weights too and use them whenever this is false at the time of the call.
+bool CanPrepackWeights(TensorType wt);
+size_t PrepackedWeightBytes(TensorType wt, int64_t n, int64_t k);
+// Packs weight rows into groups [group_begin, group_end) of ceil(n / 8); thread-safe for
+// disjoint ranges. REQUIRES: ValidateMatMul(wt, k).ok(), `packed` holds PrepackedWeightBytes.
+void PrepackWeights(TensorType wt, const void* w, size_t w_stride, int64_t n, int64_t k, int64_t group_begin,
+                    int64_t group_end, void* packed);
+// As MatMulPrepared, over prepacked weights. REQUIRES: CanPrepackWeights(wt), n_begin a multiple
+// of 8 and n_end <= n.
+void MatMulPrepackedWeights(TensorType wt, const void* packed, int64_t n, int64_t n_begin, int64_t n_end,
+                            const void* prepared, int64_t m, int64_t k, float* y, int64_t ldy);
+
 // Single-threaded convenience (tests, tools): both phases with an internal scratch buffer.
 Status MatMul(TensorType wt, const void* w, size_t w_stride, int64_t n, const float* x, int64_t m,
               int64_t k, int64_t ldx, float* y, int64_t ldy);

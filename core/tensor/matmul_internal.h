@@ -74,6 +74,12 @@ void MatMulQ4_KAvx2(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, c
 void MatMulQ6_KAvx2(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, const uint8_t* act,
                     const ActLayout& L, int64_t m, float* y, int64_t ldy);
 
+// Prepacked weights (Q8_0, Q4_0, Q4_1), see matmul.h and matmul_prepacked.cpp: bytes of one
+// group of 8 rows, and the AVX2 kernel over them (columns [n0, n1), n0 a multiple of 8).
+size_t PackedGroupBytes(TensorType wt, int64_t k);
+void MatMulPrepackedAvx2(TensorType wt, const uint8_t* packed, int64_t n, int64_t n0, int64_t n1, const uint8_t* act,
+                         const ActLayout& L, int64_t m, float* y, int64_t ldy);
+
 // A per-thread float buffer of at least n elements, reused across calls (kernels keep converted
 // weight scales there). Valid until the same thread asks again.
 float* ThreadScratchFloats(size_t n);

@@ -340,6 +340,96 @@ void MatMulPacked(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, con
   }
 }
 
+// ---- prepacked weights (see PackWeightGroups in matmul_prepacked.cpp) -------------------------
+
+// One packed block of 8 rows: fp16 scales d[8] (Q4_1: then mins m[8]), then 32-byte chunks;
+// chunk g holds bytes 4g..4g+3 of each row's quants in lane order. Q8_0 has 8 chunks (int8
+// elements 4g..4g+3); the nibble types have 4 (low nibbles: elements 4g..4g+3, high nibbles:
+// elements 16+4g..16+4g+3). The integer sums are the same exact integers as above, and the
+// float steps are Accumulate's: results equal the other kernels' bit for bit.
+template <Q8W T, int C>
+void PrepackedTile(const uint8_t* gp, const uint8_t* act, const ActLayout& L, int64_t i0, float* y, int64_t ldy,
+                   int valid) {
+  constexpr size_t kScaleBytes = T == Q8W::kQ4_1 ? 32 : 16;
+  constexpr int kChunks = T == Q8W::kQ8_0 ? 8 : 4;
+  constexpr size_t kBlockBytes = kScaleBytes + 32 * kChunks;
+  ActRow a[C];
+  LMS_UNROLL for (int c = 0; c < C; ++c) a[c] = GetActRow(act, L, i0 + c);
+  __m256 acc[C];
+  LMS_UNROLL for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < L.blocks; ++b) {
+    const uint8_t* pb = gp + static_cast<size_t>(b) * kBlockBytes;
+    const __m256i* q = reinterpret_cast<const __m256i*>(pb + kScaleBytes);
+    __m256i sum[C];
+    if constexpr (T == Q8W::kQ8_0) {
+      LMS_UNROLL for (int g = 0; g < 8; ++g) {
+        const __m256i wv = _mm256_loadu_si256(q + g);
+        const __m256i wu = _mm256_abs_epi8(wv);
+        LMS_UNROLL for (int c = 0; c < C; ++c) {
+          const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
+          sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
+        }
+      }
+    } else {
+      // int16 sums of a whole block cannot overflow: 8 * 2 * 15 * 127 < 2^15.
+      LMS_UNROLL for (int g = 0; g < 4; ++g) {
+        const __m256i v = _mm256_loadu_si256(q + g);
+        const __m256i lo = _mm256_and_si256(v, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        LMS_UNROLL for (int c = 0; c < C; ++c) {
+          const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Broadcast32(a[c].q + b * kQK + 4 * g)),
+                                             _mm256_maddubs_epi16(hi, Broadcast32(a[c].q + b * kQK + 16 + 4 * g)));
+          sum[c] = g == 0 ? p : _mm256_add_epi16(sum[c], p);
+        }
+      }
+      LMS_UNROLL for (int c = 0; c < C; ++c) sum[c] = _mm256_madd_epi16(sum[c], ones);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+    const __m256 mw = T == Q8W::kQ4_1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + 16)))
+                                      : _mm256_setzero_ps();
+    LMS_UNROLL for (int c = 0; c < C; ++c) acc[c] = Accumulate<T>(acc[c], sum[c], a[c], b, dw, mw);
+  }
+  LMS_UNROLL for (int c = 0; c < C; ++c) StoreLanes(y + (i0 + c) * ldy, acc[c], valid);
+}
+
+template <Q8W T, int C>
+void PrepackedTiles(const uint8_t* gp, const uint8_t* act, const ActLayout& L, int64_t i0, int cc, float* y,
+                    int64_t ldy, int valid) {
+  if constexpr (C > 1) {
+    if (cc < C) return PrepackedTiles<T, C - 1>(gp, act, L, i0, cc, y, ldy, valid);
+  }
+  PrepackedTile<T, C>(gp, act, L, i0, y, ldy, valid);
+}
+
+// Columns [n0, n1) of n; n0 is a multiple of 8. Groups are visited in chunks that stay in L2
+// while every activation row passes over them.
+template <Q8W T>
+void MatMulPrepacked(const uint8_t* packed, int64_t n, int64_t n0, int64_t n1, const uint8_t* act,
+                     const ActLayout& L, int64_t m, float* y, int64_t ldy) {
+  const size_t group_bytes = PackedGroupBytes(T == Q8W::kQ8_0 ? TensorType::kQ8_0
+                                              : T == Q8W::kQ4_0 ? TensorType::kQ4_0
+                                                                : TensorType::kQ4_1,
+                                              L.k);
+  const int64_t groups_per_chunk = m <= kPackedC ? (n1 - n0 + kGroup - 1) / kGroup
+                                                 : Max<int64_t>(1, static_cast<int64_t>((128 * 1024) / group_bytes));
+  const int64_t g_end = (n1 + kGroup - 1) / kGroup;
+  for (int64_t c0 = n0 / kGroup; c0 < g_end; c0 += groups_per_chunk) {
+    const int64_t c1 = Min<int64_t>(g_end, c0 + groups_per_chunk);
+    for (int64_t i0 = 0; i0 < m; i0 += kPackedC) {
+      const int cc = static_cast<int>(Min<int64_t>(kPackedC, m - i0));
+      for (int64_t g = c0; g < c1; ++g) {
+        const int64_t j0 = g * kGroup;
+        const int valid = static_cast<int>(Min<int64_t>(kGroup, Min<int64_t>(n, n1) - j0));
+        PrepackedTiles<T, kPackedC>(packed + static_cast<size_t>(g) * group_bytes, act, L, i0, cc, y + j0, ldy,
+                                    valid);
+      }
+    }
+  }
+}
+
 template <Q8W T>
 void MatMulQ8Family(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, const uint8_t* act, const ActLayout& L,
                     int64_t m, float* y, int64_t ldy) {
@@ -363,6 +453,16 @@ void MatMulQ4_0Avx2(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, c
 void MatMulQ4_1Avx2(const uint8_t* w, size_t w_stride, int64_t n0, int64_t n1, const uint8_t* act, const ActLayout& L,
                     int64_t m, float* y, int64_t ldy) {
   MatMulQ8Family<Q8W::kQ4_1>(w, w_stride, n0, n1, act, L, m, y, ldy);
+}
+
+void MatMulPrepackedAvx2(TensorType wt, const uint8_t* packed, int64_t n, int64_t n0, int64_t n1, const uint8_t* act,
+                         const ActLayout& L, int64_t m, float* y, int64_t ldy) {
+  switch (wt) {
+    case TensorType::kQ8_0: return MatMulPrepacked<Q8W::kQ8_0>(packed, n, n0, n1, act, L, m, y, ldy);
+    case TensorType::kQ4_0: return MatMulPrepacked<Q8W::kQ4_0>(packed, n, n0, n1, act, L, m, y, ldy);
+    case TensorType::kQ4_1: return MatMulPrepacked<Q8W::kQ4_1>(packed, n, n0, n1, act, L, m, y, ldy);
+    default: return;
+  }
 }
 
 }  // namespace lms::kern

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/backend/backend.h"
@@ -19,11 +22,13 @@ namespace lms {
 namespace {
 
 constexpr int64_t kColumnChunk = 16;  // output columns are split between threads in these units
+constexpr size_t kMaxLinearWeights = 8;  // weights sharing one Linear call
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.threads) {
+  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.threads), prepack_(o.prepack) {
     scratch_.resize(pool_.size());
+    if (const char* env = std::getenv("LMS_PREPACK"); env != nullptr && std::string(env) == "0") prepack_ = false;
   }
 
   std::string Name() const override { return fmt::format("cpu ({} threads)", pool_.size()); }
@@ -50,7 +55,22 @@ class CpuBackend final : public Backend {
     return t;
   }
 
-  Result<TensorView> AdoptWeight(const TensorView& host) override { return host; }
+  // Weights stay where the model file is mapped; matrices of the 32-block quant types also get
+  // a prepacked copy (see matmul.h), found by their data pointer when a Linear uses them.
+  Result<TensorView> AdoptWeight(const TensorView& host) override {
+    if (prepack_ && CanPrepackWeights(host.type) && ValidateMatMul(host.type, host.cols).ok()) {
+      const size_t bytes = PrepackedWeightBytes(host.type, host.rows, host.cols);
+      void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!p) return Status::ResourceExhausted(fmt::format("out of memory repacking {} bytes", bytes));
+      const int64_t groups = (host.rows + 7) / 8;
+      pool_.ParallelFor(groups, [&](int64_t b, int64_t e) {
+        PrepackWeights(host.type, host.data, host.row_stride, host.rows, host.cols, b, e, p);
+      });
+      buffers_.emplace_back(p);
+      prepacked_[host.data] = p;
+    }
+    return host;
+  }
 
   Status CopyToHost(const TensorView& src, void* dst, size_t bytes) override {
     std::memcpy(dst, src.data, bytes);
@@ -306,6 +326,15 @@ class CpuBackend final : public Backend {
     } else {
       pool_.ParallelFor(m, [&](int64_t b, int64_t e) { PrepareActivationRows(wt, xf, k, ldx, b, e, prep); });
     }
+    // Prepacked copies, used while the active kernel set has their kernel.
+    const void* packed[kMaxLinearWeights] = {};
+    if (ws.size() > kMaxLinearWeights) return Status::Internal("too many weights in one linear call");
+    if (CanPrepackWeights(wt)) {
+      for (size_t i = 0; i < ws.size(); ++i) {
+        auto it = prepacked_.find(ws[i].data);
+        if (it != prepacked_.end()) packed[i] = it->second;
+      }
+    }
     // Concatenate the output columns of every weight and split them in chunks between threads.
     int64_t total_chunks = 0;
     std::vector<int64_t> first_chunk(ws.size() + 1);
@@ -322,8 +351,12 @@ class CpuBackend final : public Backend {
         if (lo >= hi) continue;
         const int64_t n0 = (lo - first_chunk[i]) * kColumnChunk;
         const int64_t n1 = std::min(ws[i].rows, (hi - first_chunk[i]) * kColumnChunk);
-        MatMulPrepared(wt, ws[i].data, ws[i].row_stride, n0, n1, prep, m, k, outs[i].f32(),
-                       static_cast<int64_t>(outs[i].row_stride / sizeof(float)));
+        const int64_t ldy = static_cast<int64_t>(outs[i].row_stride / sizeof(float));
+        if (packed[i] != nullptr) {
+          MatMulPrepackedWeights(wt, packed[i], ws[i].rows, n0, n1, prep, m, k, outs[i].f32(), ldy);
+        } else {
+          MatMulPrepared(wt, ws[i].data, ws[i].row_stride, n0, n1, prep, m, k, outs[i].f32(), ldy);
+        }
       }
     });
     return Status::Ok();
@@ -335,6 +368,8 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t> prepared_;
   const BatchLayout* batch_ = nullptr;
   bool rope_cache_valid_ = false;
+  bool prepack_ = true;
+  std::unordered_map<const void*, const void*> prepacked_;  // weight data -> prepacked copy
   std::vector<float> rope_cos_, rope_sin_;
   std::vector<std::pair<int32_t, int32_t>> tiles_;  // [first, end) batch tokens of one tile
 };

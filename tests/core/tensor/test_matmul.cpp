@@ -213,3 +213,30 @@ TEST_CASE("MatMul is batch-invariant: bit-identical whatever m, tile or column s
     }
   }
 }
+
+TEST_CASE("Prepacked weights give MatMulPrepared's results bit for bit", "[kernels][matmul]") {
+  std::mt19937 rng(11);
+  for (TensorType t : {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_1}) {
+    if (!CanPrepackWeights(t)) LMS_SKIP("no prepacked kernels in the active kernel set");
+    for (int64_t n : {8, 13, 45}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 9, 17}) {
+        const int64_t k = 576, ldx = k + 5, ldy = n + 3;
+        INFO("type " << TensorTypeName(t) << " n=" << n << " m=" << m);
+        const Weights w = MakeWeights(t, n, k, rng);
+        const auto x = MakeActivations(m, ldx, rng);
+        std::vector<uint8_t> prep(ActivationBytes(t, m, k));
+        PrepareActivations(t, x.data(), m, k, ldx, prep.data());
+        std::vector<float> want(static_cast<size_t>(m * ldy), -1.0f), got(want.size(), -1.0f);
+        MatMulPrepared(t, w.bytes.data(), w.stride, 0, n, prep.data(), m, k, want.data(), ldy);
+        std::vector<uint8_t> packed(PrepackedWeightBytes(t, n, k), 0xAB);
+        const int64_t groups = (n + 7) / 8;
+        PrepackWeights(t, w.bytes.data(), w.stride, n, k, 0, groups / 2, packed.data());
+        PrepackWeights(t, w.bytes.data(), w.stride, n, k, groups / 2, groups, packed.data());
+        // Column ranges split at multiples of 8, as threads take them.
+        MatMulPrepackedWeights(t, packed.data(), n, 0, std::min<int64_t>(n, 8), prep.data(), m, k, got.data(), ldy);
+        MatMulPrepackedWeights(t, packed.data(), n, std::min<int64_t>(n, 8), n, prep.data(), m, k, got.data(), ldy);
+        REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
