@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Serving load generator: lmstation serve vs llama.cpp's llama-server, in the same run.
+
+Usage:
+  python3 tests/bench/bench_serve.py [--model M.gguf] [--threads 2] [--concurrency 1,4,16,64]
+         [--requests N] [--prompt-len 64:256] [--output-len 128] [--rate R] [--prefix-test]
+         [--peers lmstation,llama] [--lms-bin PATH] [--llama-server PATH] [--out results.json]
+
+What it does, for each peer and each concurrency level C (peers alternate level by level):
+  * starts the server (lmstation: `serve -t T --max-running C`; llama-server: `-t T -tb T -np C
+    -cb -c C*(prompt+output+64)`, i.e. the same per-sequence context), waits for /health,
+    sends a few warm-up requests;
+  * sends N requests (default max(2C, 16)) to POST /v1/completions with stream=true, each a
+    slice of English text from tests/data/text/ of a length drawn from --prompt-len (tokens,
+    approximated as 4 characters each), max_tokens --output-len, temperature 0; C requests are
+    in flight at once (closed loop), or with --rate R they arrive as a Poisson process of R
+    requests/s (open loop, at most C in flight);
+  * per request: TTFT (send -> first token chunk), ITL (gaps between token chunks), TPOT
+    ((e2e - TTFT) / (tokens - 1)), e2e latency; output tokens from the final `usage`, else the
+    number of token chunks.
+  Reported per peer and level: request throughput, output tokens/s, TTFT/TPOT/ITL/e2e mean,
+  median and p99; and the ratios lmstation / llama.cpp of output tokens/s and of median TTFT.
+  --prefix-test: with one stream, a ~1,000-token shared system prefix: the TTFT of the first
+  request (cold) against the median TTFT of the next ones that share it (warm), per peer.
+
+Exit 77 when a peer binary or the model is missing. Not run by ctest (timings need a quiet
+machine; quote medians and ratios).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lmstation"
+
+
+def default_model():
+    if os.environ.get("LMS_TEST_MODEL"):
+        return Path(os.environ["LMS_TEST_MODEL"])
+    d = Path(os.environ["LMS_MODEL_DIR"]) if os.environ.get("LMS_MODEL_DIR") else CACHE / "models"
+    return d / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    i = min(len(v) - 1, max(0, int(round(q / 100.0 * (len(v) - 1)))))
+    return v[i]
+
+
+def summary(values):
+    if not values:
+        return {"mean": float("nan"), "median": float("nan"), "p99": float("nan")}
+    return {"mean": statistics.fmean(values), "median": statistics.median(values), "p99": pct(values, 99)}
+
+
+class Server:
+    """A server process on 127.0.0.1:port, stopped on exit."""
+
+    def __init__(self, name, cmd, port, log_path):
+        self.name, self.cmd, self.port = name, cmd, port
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout=180):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/health")
+                r = c.getresponse()
+                r.read()
+                if r.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def stream_completion(port, prompt, max_tokens, model_name):
+    """One streamed /v1/completions request. Returns timings and token count."""
+    body = json.dumps({"model": model_name, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+                       "stream": True, "stream_options": {"include_usage": True}})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:300]!r}")
+    stamps, usage_tokens = [], None
+    buf = b""
+    while True:
+        chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(1)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            event, buf = buf.split(b"\n\n", 1)
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    continue
+                obj = json.loads(data)
+                if obj.get("usage") and obj["usage"].get("completion_tokens") is not None:
+                    usage_tokens = obj["usage"]["completion_tokens"]
+                choices = obj.get("choices") or []
+                if choices and choices[0].get("text"):
+                    stamps.append(time.perf_counter())
+    t1 = time.perf_counter()
+    conn.close()
+    if not stamps:
+        raise RuntimeError("no tokens streamed")
+    n = usage_tokens if usage_tokens else len(stamps)
+    ttft = stamps[0] - t0
+    e2e = t1 - t0
+    itl = [b - a for a, b in zip(stamps, stamps[1:])]
+    tpot = (e2e - ttft) / (n - 1) if n > 1 else float("nan")
+    return {"ttft": ttft, "e2e": e2e, "itl": itl, "tpot": tpot, "tokens": n}
+
+
+def make_prompts(n, lo, hi, rng):
+    text = " ".join(p.read_text() for p in sorted((ROOT / "tests/data/text").glob("*.txt")))
+    text = " ".join(text.split())
+    prompts = []
+    for _ in range(n):
+        chars = 4 * rng.randint(lo, hi)
+        start = rng.randrange(0, max(1, len(text) - chars))
+        prompts.append(text[start:start + chars])
+    return prompts
+
+
+def run_load(port, prompts, max_tokens, concurrency, rate, model_name, rng):
+    results, errors = [], []
+    lock = threading.Lock()
+    sem = threading.Semaphore(concurrency)
+
+    def worker(p):
+        try:
+            r = stream_completion(port, p, max_tokens, model_name)
+            with lock:
+                results.append(r)
+        except Exception as e:  # noqa: BLE001 -- counted and reported
+            with lock:
+                errors.append(str(e))
+        finally:
+            sem.release()
+
+    threads = []
+    t0 = time.perf_counter()
+    for p in prompts:
+        if rate:
+            time.sleep(rng.expovariate(rate))
+        sem.acquire()
+        t = threading.Thread(target=worker, args=(p,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    toks = sum(r["tokens"] for r in results)
+    return {
+        "requests": len(results), "errors": len(errors), "error_samples": errors[:3], "wall_s": wall,
+        "req_per_s": len(results) / wall, "out_tok_per_s": toks / wall, "output_tokens": toks,
+        "ttft": summary([r["ttft"] for r in results]), "tpot": summary([r["tpot"] for r in results if r["tokens"] > 1]),
+        "itl": summary([x for r in results for x in r["itl"]]), "e2e": summary([r["e2e"] for r in results]),
+    }
+
+
+def start_peer(peer, args, conc, ctx_per_seq, logdir):
+    port = free_port()
+    if peer == "lmstation":
+        cmd = [args.lms_bin, "serve", str(args.model), "--port", str(port), "-t", str(args.threads),
+               "--max-running", str(conc), "--max-waiting", str(max(64, 4 * conc)), "-c", str(ctx_per_seq),
+               "--http-threads", str(max(8, conc + 4))] + args.lms_args.split()
+    else:
+        cmd = [args.llama_server, "-m", str(args.model), "--port", str(port), "--host", "127.0.0.1",
+               "-t", str(args.threads), "-tb", str(args.threads), "-np", str(conc), "-cb",
+               "-c", str(conc * ctx_per_seq), "--log-disable"] + args.llama_args.split()
+    s = Server(peer, cmd, port, logdir / f"{peer}-c{conc}.log")
+    s.wait_ready()
+    return s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=default_model())
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--concurrency", default="1,4,16,64")
+    ap.add_argument("--requests", type=int, default=0, help="requests per level (default max(2C, 16))")
+    ap.add_argument("--prompt-len", default="64:256", help="prompt tokens, uniform LO:HI")
+    ap.add_argument("--output-len", type=int, default=128)
+    ap.add_argument("--rate", type=float, default=0.0, help="Poisson arrivals per second (0: closed loop)")
+    ap.add_argument("--prefix-test", action="store_true")
+    ap.add_argument("--peers", default="lmstation,llama")
+    ap.add_argument("--lms-bin", default=os.environ.get("LMSTATION_BIN", str(ROOT / "build/app/lmstation")))
+    ap.add_argument("--llama-server", default=str(CACHE / "llama-server/bin/llama-server"))
+    ap.add_argument("--lms-args", default="")
+    ap.add_argument("--llama-args", default="")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    peers = [p for p in args.peers.split(",") if p]
+    if not args.model.exists():
+        print(f"SKIP: model {args.model} not found (lmstation pull smollm2)", file=sys.stderr)
+        return 77
+    if "lmstation" in peers and not os.access(args.lms_bin, os.X_OK):
+        print(f"SKIP: {args.lms_bin} not built", file=sys.stderr)
+        return 77
+    if "llama" in peers and not os.access(args.llama_server, os.X_OK):
+        print(f"SKIP: {args.llama_server} missing (tests/bench/build_llama_server.sh builds it)", file=sys.stderr)
+        return 77
+    lo, hi = (int(x) for x in args.prompt_len.split(":"))
+    ctx_per_seq = hi + args.output_len + 64
+    logdir = Path(os.environ.get("TMPDIR", "/tmp")) / "lms-bench-serve"
+    logdir.mkdir(parents=True, exist_ok=True)
+    report = {"model": args.model.name, "threads": args.threads, "levels": {}, "prefix": {}}
+
+    for conc in [int(c) for c in args.concurrency.split(",")]:
+        n = args.requests or max(2 * conc, 16)
+        prompts = make_prompts(n, lo, hi, random.Random(args.seed + conc))
+        level = {}
+        order = peers if conc % 2 else list(reversed(peers))  # alternate who goes first
+        for peer in order:
+            s = start_peer(peer, args, conc, ctx_per_seq, logdir)
+            try:
+                for p in make_prompts(min(conc, 4), 16, 32, random.Random(0)):
+                    stream_completion(s.port, p, 8, "bench")  # warm-up
+                level[peer] = run_load(s.port, prompts, args.output_len, conc, args.rate, "bench",
+                                       random.Random(args.seed))
+            finally:
+                s.stop()
+            r = level[peer]
+            print(f"C={conc:3d} {peer:9s} req/s {r['req_per_s']:.2f}  out tok/s {r['out_tok_per_s']:.1f}  "
+                  f"TTFT med {r['ttft']['median']*1e3:.0f} ms p99 {r['ttft']['p99']*1e3:.0f}  "
+                  f"TPOT med {r['tpot']['median']*1e3:.1f} ms  ITL med {r['itl']['median']*1e3:.1f} ms  "
+                  f"e2e med {r['e2e']['median']:.2f} s  errors {r['errors']}", flush=True)
+        if "lmstation" in level and "llama" in level:
+            a, b = level["lmstation"], level["llama"]
+            level["ratio_out_tok_per_s"] = a["out_tok_per_s"] / b["out_tok_per_s"]
+            level["ratio_median_ttft"] = a["ttft"]["median"] / b["ttft"]["median"]
+            print(f"C={conc:3d} ratio lmstation/llama.cpp: output tok/s {level['ratio_out_tok_per_s']:.2f}x, "
+                  f"median TTFT {level['ratio_median_ttft']:.2f}x (lower is better)", flush=True)
+        report["levels"][str(conc)] = level
+
+    if args.prefix_test:
+        rng = random.Random(args.seed)
+        prefix = make_prompts(1, 1000, 1000, rng)[0]
+        suffixes = make_prompts(8, 16, 32, rng)
+        for peer in peers:
+            s = start_peer(peer, args, 1, 1000 + 32 + args.output_len + 64, logdir)
+            try:
+                ttfts = [stream_completion(s.port, prefix + " " + sfx, 16, "bench")["ttft"] for sfx in suffixes]
+            finally:
+                s.stop()
+            cold, warm = ttfts[0], statistics.median(ttfts[1:])
+            report["prefix"][peer] = {"cold_ttft": cold, "warm_ttft_median": warm, "cold_over_warm": cold / warm}
+            print(f"prefix {peer:9s} cold TTFT {cold*1e3:.0f} ms, warm median {warm*1e3:.0f} ms: "
+                  f"{cold / warm:.1f}x", flush=True)
+
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
