@@ -2,6 +2,8 @@
 // (quantized matrix products) and vec_math (the f32/f16 vector routines).
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -60,7 +62,11 @@ class CpuBackend final : public Backend {
   Result<TensorView> AdoptWeight(const TensorView& host) override {
     if (prepack_ && CanPrepackWeights(host.type) && ValidateMatMul(host.type, host.cols).ok()) {
       const size_t bytes = PrepackedWeightBytes(host.type, host.rows, host.cols);
-      void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      // Large matrices on 2 MiB pages where the kernel allows it: a token streams through all
+      // weights, and 4 KiB pages would cost a TLB miss every 4 KiB.
+      const size_t align = bytes >= (size_t{4} << 20) ? (size_t{2} << 20) : 64;
+      void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+      if (p && align > 64) madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
       if (!p) return Status::ResourceExhausted(fmt::format("out of memory repacking {} bytes", bytes));
       const int64_t groups = (host.rows + 7) / 8;
       pool_.ParallelFor(groups, [&](int64_t b, int64_t e) {
