@@ -1,0 +1,292 @@
+#include "core/train/train_ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/train/train_kernels.h"
+
+namespace lms::train {
+namespace {
+
+// Rows per task: small enough to balance, large enough that a task is worth its dispatch.
+void ParallelRows(ThreadPool& pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (pool.size() == 1 || n == 1) {
+    fn(0, n);
+    return;
+  }
+  pool.ParallelFor(n, fn);
+}
+
+}  // namespace
+
+void EmbeddingForward(ThreadPool& pool, float* out, const int32_t* tokens, const float* wte,
+                      int64_t BT, int64_t C) {
+  ParallelRows(pool, BT, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) std::copy_n(wte + int64_t{tokens[t]} * C, C, out + t * C);
+  });
+}
+
+void EmbeddingBackward(ThreadPool& pool, float* dwte, const float* dout, const int32_t* tokens,
+                       int64_t BT, int64_t C) {
+  // Split by channel so no two threads touch the same dwte element; rows summed in t order.
+  ParallelRows(pool, C, [&](int64_t c0, int64_t c1) {
+    for (int64_t t = 0; t < BT; ++t) {
+      float* d = dwte + int64_t{tokens[t]} * C;
+      const float* g = dout + t * C;
+      for (int64_t c = c0; c < c1; ++c) d[c] += g[c];
+    }
+  });
+}
+
+void RmsNormForward(ThreadPool& pool, float* out, float* rstd, const float* inp, const float* w,
+                    int64_t BT, int64_t C, float eps) {
+  ParallelRows(pool, BT, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* x = inp + t * C;
+      double ss = 0.0;
+      for (int64_t c = 0; c < C; ++c) ss += double{x[c]} * x[c];
+      const float s = static_cast<float>(1.0 / std::sqrt(ss / C + eps));
+      rstd[t] = s;
+      float* o = out + t * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = x[c] * s * w[c];
+    }
+  });
+}
+
+void RmsNormBackward(ThreadPool& pool, float* dinp, float* dw, const float* dout, const float* inp,
+                     const float* w, const float* rstd, int64_t BT, int64_t C) {
+  // y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x)
+  ParallelRows(pool, BT, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* x = inp + t * C;
+      const float* g = dout + t * C;
+      const float s = rstd[t];
+      double dot = 0.0;
+      for (int64_t c = 0; c < C; ++c) dot += double{g[c]} * w[c] * x[c];
+      const float k = static_cast<float>(dot / C) * s * s * s;
+      float* dx = dinp + t * C;
+      for (int64_t c = 0; c < C; ++c) dx[c] += s * g[c] * w[c] - k * x[c];
+    }
+  });
+  // dw[c] += Σ_t dy·x·s, by channel so each element sums rows in t order.
+  ParallelRows(pool, C, [&](int64_t c0, int64_t c1) {
+    for (int64_t t = 0; t < BT; ++t) {
+      const float* x = inp + t * C;
+      const float* g = dout + t * C;
+      const float s = rstd[t];
+      for (int64_t c = c0; c < c1; ++c) dw[c] += g[c] * x[c] * s;
+    }
+  });
+}
+
+void MatMulForward(ThreadPool& pool, float* out, const float* inp, const float* w, int64_t BT,
+                   int64_t K, int64_t N) {
+  const auto& kn = kern::Best();
+  if (BT >= 4 * pool.size()) {
+    ParallelRows(pool, (BT + 3) / 4, [&](int64_t b0, int64_t b1) {
+      kn.dot_rows(out, N, inp, K, w, b0 * 4, std::min(BT, b1 * 4), N, K);
+    });
+  } else {  // few rows (a tiny batch): split the output columns instead
+    ParallelRows(pool, N, [&](int64_t n0, int64_t n1) {
+      kn.dot_rows(out + n0, N, inp, K, w + n0 * K, 0, BT, n1 - n0, K);
+    });
+  }
+}
+
+void MatMulBackward(ThreadPool& pool, float* dinp, float* dw, const float* dout, const float* inp,
+                    const float* w, int64_t BT, int64_t K, int64_t N) {
+  const auto& kn = kern::Best();
+  if (dinp) {
+    // dinp[t][k] += Σ_n dout[t][n] · w[n][k]
+    ParallelRows(pool, (BT + 3) / 4, [&](int64_t b0, int64_t b1) {
+      kn.accum_outer(dinp, K, dout, N, 1, w, K, b0 * 4, std::min(BT, b1 * 4), K, N);
+    });
+  }
+  // dw[n][k] += Σ_t dout[t][n] · inp[t][k]
+  ParallelRows(pool, (N + 3) / 4, [&](int64_t b0, int64_t b1) {
+    kn.accum_outer(dw, K, dout, 1, N, inp, K, b0 * 4, std::min(N, b1 * 4), K, BT);
+  });
+}
+
+RopeTable MakeRopeTable(int64_t T, int64_t head_dim, float theta_base, bool neox) {
+  RopeTable rt;
+  rt.T = T;
+  rt.half = head_dim / 2;
+  rt.neox = neox;
+  rt.cos.resize(static_cast<size_t>(T * rt.half));
+  rt.sin.resize(rt.cos.size());
+  const float theta_scale = std::pow(theta_base, -2.0f / static_cast<float>(head_dim));
+  for (int64_t t = 0; t < T; ++t) {
+    float theta = static_cast<float>(t);
+    for (int64_t i = 0; i < rt.half; ++i) {
+      rt.cos[t * rt.half + i] = std::cos(theta);
+      rt.sin[t * rt.half + i] = std::sin(theta);
+      theta *= theta_scale;
+    }
+  }
+  return rt;
+}
+
+void Rope(ThreadPool& pool, float* x, const RopeTable& rt, int64_t B, int64_t T, int64_t H,
+          int64_t hd, bool inverse) {
+  const float sign = inverse ? -1.0f : 1.0f;
+  const int64_t half = rt.half;
+  ParallelRows(pool, B * T, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t t = r % T;
+      const float* cs = &rt.cos[t * half];
+      const float* sn = &rt.sin[t * half];
+      for (int64_t h = 0; h < H; ++h) {
+        float* v = x + r * H * hd + h * hd;
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t a = rt.neox ? i : 2 * i, b = rt.neox ? i + half : 2 * i + 1;
+          const float x0 = v[a], x1 = v[b], s = sign * sn[i];
+          v[a] = x0 * cs[i] - x1 * s;
+          v[b] = x0 * s + x1 * cs[i];
+        }
+      }
+    }
+  });
+}
+
+void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, const float* k,
+                      const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  ParallelRows(pool, B * H, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H, kh = h / group;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* qt = q + (b * T + t) * qd + h * hd;
+        float* a = att + ((b * H + h) * T + t) * T;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j <= t; ++j) {
+          const float* kj = k + (b * T + j) * kvd + kh * hd;
+          float s = 0.0f;
+          for (int64_t c = 0; c < hd; ++c) s += qt[c] * kj[c];
+          a[j] = s * scale;
+          mx = std::max(mx, a[j]);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j <= t; ++j) sum += (a[j] = std::exp(a[j] - mx));
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j <= t; ++j) a[j] *= inv;
+        for (int64_t j = t + 1; j < T; ++j) a[j] = 0.0f;
+        float* o = out + (b * T + t) * qd + h * hd;
+        std::fill_n(o, hd, 0.0f);
+        for (int64_t j = 0; j <= t; ++j) {
+          const float* vj = v + (b * T + j) * kvd + kh * hd;
+          for (int64_t c = 0; c < hd; ++c) o[c] += a[j] * vj[c];
+        }
+      }
+    }
+  });
+}
+
+void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout,
+                       const float* q, const float* k, const float* v, const float* att,
+                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // One task per (sequence, kv head): it alone writes that head's dk/dv columns and the dq
+  // columns of the query heads sharing it.
+  ParallelRows(pool, B * KV, [&](int64_t i0, int64_t i1) {
+    std::vector<float> dpre(static_cast<size_t>(T));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / KV, kh = i % KV;
+      for (int64_t t = 0; t < T; ++t) {
+        std::fill_n(dk + (b * T + t) * kvd + kh * hd, hd, 0.0f);
+        std::fill_n(dv + (b * T + t) * kvd + kh * hd, hd, 0.0f);
+      }
+      for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+        for (int64_t t = 0; t < T; ++t) {
+          const float* a = att + ((b * H + h) * T + t) * T;
+          const float* g = dout + (b * T + t) * qd + h * hd;
+          // out_t = Σ_j a_j v_j  →  da_j = g·v_j, dv_j += a_j g
+          float adot = 0.0f;
+          for (int64_t j = 0; j <= t; ++j) {
+            const float* vj = v + (b * T + j) * kvd + kh * hd;
+            float* dvj = dv + (b * T + j) * kvd + kh * hd;
+            float da = 0.0f;
+            for (int64_t c = 0; c < hd; ++c) {
+              da += g[c] * vj[c];
+              dvj[c] += a[j] * g[c];
+            }
+            dpre[j] = da;
+            adot += a[j] * da;
+          }
+          // softmax: ds_j = a_j (da_j − Σ a·da); scores s_j = scale · q_t·k_j
+          const float* qt = q + (b * T + t) * qd + h * hd;
+          float* dqt = dq + (b * T + t) * qd + h * hd;
+          std::fill_n(dqt, hd, 0.0f);
+          for (int64_t j = 0; j <= t; ++j) {
+            const float ds = a[j] * (dpre[j] - adot) * scale;
+            const float* kj = k + (b * T + j) * kvd + kh * hd;
+            float* dkj = dk + (b * T + j) * kvd + kh * hd;
+            for (int64_t c = 0; c < hd; ++c) {
+              dqt[c] += ds * kj[c];
+              dkj[c] += ds * qt[c];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void SwiGluForward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
+  ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float g = gate[i];
+      out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+void SwiGluBackward(ThreadPool& pool, float* dgate, float* dup, const float* dout,
+                    const float* gate, const float* up, int64_t n) {
+  ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float g = gate[i], sig = 1.0f / (1.0f + std::exp(-g));
+      dup[i] = dout[i] * g * sig;
+      // d silu(g)/dg = σ(g) (1 + g (1 − σ(g)))
+      dgate[i] = dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+    }
+  });
+}
+
+LossSum CrossEntropyForwardBackward(ThreadPool& pool, float* logits, const int32_t* targets,
+                                    int64_t BT, int64_t V, float grad_scale) {
+  std::vector<double> row_loss(static_cast<size_t>(BT), 0.0);
+  ParallelRows(pool, BT, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* l = logits + t * V;
+      const int32_t y = targets[t];
+      if (y < 0) {
+        std::fill_n(l, V, 0.0f);
+        continue;
+      }
+      float mx = -INFINITY;
+      for (int64_t i = 0; i < V; ++i) mx = std::max(mx, l[i]);
+      double sum = 0.0;
+      for (int64_t i = 0; i < V; ++i) sum += std::exp(double{l[i]} - mx);
+      const double lse = std::log(sum) + mx;
+      row_loss[t] = lse - l[y];
+      for (int64_t i = 0; i < V; ++i) {
+        const float p = static_cast<float>(std::exp(double{l[i]} - lse));
+        l[i] = (p - (i == y ? 1.0f : 0.0f)) * grad_scale;
+      }
+    }
+  });
+  LossSum s;
+  for (int64_t t = 0; t < BT; ++t) {
+    if (targets[t] >= 0) {
+      s.sum += row_loss[t];
+      ++s.count;
+    }
+  }
+  return s;
+}
+
+}  // namespace lms::train
