@@ -13,6 +13,7 @@
 #include "app/train_config.h"
 #include "app/train_plan.h"
 #include "app/train_setup.h"
+#include "core/train/data.h"
 #include "core/train/gguf_io.h"
 #include "core/train/simulate.h"
 
@@ -90,7 +91,7 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       if (!m.ok()) return Fail(m.status());
       shape = m->shape;
     } else if (c.tokenizer == "byte") {
-      shape.n_vocab = 257;
+      shape.n_vocab = static_cast<int32_t>(train::ByteLevelVocab().tokens.size());
     }
     if (Status s = shape.Validate(); !s.ok()) return Fail(s);
     auto sk = train::ParseSchedule(c.schedule);

@@ -23,10 +23,14 @@ VocabData ByteLevelVocab() {
     v.tokens.push_back(b2u[b]);
     v.token_types.push_back(1);  // normal
   }
+  // GGUF byte-level BPE readers require a merge list: one merge, two spaces into one token.
+  v.tokens.push_back(b2u[' '] + b2u[' ']);
+  v.token_types.push_back(1);
+  v.merges = {b2u[' '] + " " + b2u[' ']};
   v.tokens.push_back("<|endoftext|>");
   v.token_types.push_back(3);  // control
-  v.bos_id = 256;
-  v.eos_id = 256;
+  v.bos_id = 257;
+  v.eos_id = 257;
   v.add_bos = false;
   v.add_eos = false;
   return v;

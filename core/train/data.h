@@ -13,8 +13,8 @@
 
 namespace lms::train {
 
-// A byte-level vocabulary: 256 GPT-2 byte tokens (no merges) and <|endoftext|> (id 256) as
-// BOS/EOS. Written into exported GGUF files, so `lmstation run` tokenizes exactly as training did.
+// A byte-level vocabulary: 256 GPT-2 byte tokens, one merge (two spaces, id 256) and
+// <|endoftext|> (id 257) as BOS/EOS. Written into exported GGUF files, so `lmstation run` tokenizes exactly as training did.
 VocabData ByteLevelVocab();
 
 // Reads each file and encodes it (BOS per file when the tokenizer adds it; EOS between files).
