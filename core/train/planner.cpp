@@ -146,108 +146,174 @@ Plan Finish(const Ctx& c, std::vector<int> bounds, std::vector<int> devs) {
   return pl;
 }
 
-// Alpa's DP for one M: returns the best plan (predicted_step_s = kInf when none fits).
-Plan SolveForM(const PlanProblem& p, const Prefix& pre, const DeviceTypes& types, int M, int S, double best_so_far,
-               int64_t* evaluated) {
-  const Ctx c = MakeCtx(p, pre, M);
-  const int L = p.cost.layers(), NT = static_cast<int>(types.members.size());
-  // Mixed-radix index over per-type used counts.
-  std::vector<int> radix(NT), stride(NT);
-  int n_masks = 1;
-  for (int t = 0; t < NT; ++t) {
-    radix[t] = static_cast<int>(types.members[t].size()) + 1;
-    stride[t] = n_masks;
-    n_masks *= radix[t];
-  }
-  std::vector<int> used_stages(n_masks, 0);
-  for (int m = 0; m < n_masks; ++m) {
-    int u = 0;
-    for (int t = 0; t < NT; ++t) u += (m / stride[t]) % radix[t];
-    used_stages[m] = u;
-  }
-  const int D = static_cast<int>(p.devices.size());
-  const int s_min = S, s_max = S;
-  // Candidate t_max: every possible stage time; a lower bound on Σ t_i: each layer on its fastest device.
-  std::vector<double> cand;
-  cand.reserve(static_cast<size_t>(L) * (L + 1) / 2 * NT * 2);
-  for (int a = 0; a < L; ++a)
-    for (int b = a + 1; b <= L; ++b)
-      for (int t = 0; t < NT; ++t) {
-        const int d = types.members[t][0];
-        cand.push_back(StageTime(c, a, b, d, true));
-        if (b < L) cand.push_back(StageTime(c, a, b, d, false));
-      }
-  std::sort(cand.begin(), cand.end());
-  cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
-  double sum_lb = 0;
-  for (int l = 0; l < L; ++l) {
-    double f = kInf;
-    for (int d = 0; d < D; ++d) f = std::min(f, pre.Time(d, l, l + 1));
-    sum_lb += f * c.mb_tokens;
-  }
-  Plan best;
-  best.predicted_step_s = kInf;
-  double best_total = best_so_far;
-  // F[k][mask]: min Σ t_i placing layers k..L−1 with `mask` devices already used. Choice recorded.
-  std::vector<double> F(static_cast<size_t>(L + 1) * n_masks);
-  std::vector<int> choice_b(F.size()), choice_t(F.size());
-  for (double tmax : cand) {
-    if ((M - 1) * tmax + sum_lb >= best_total) break;
-    ++*evaluated;
-    for (int mask = 0; mask < n_masks; ++mask) {
-      const int u = used_stages[mask];
-      F[static_cast<size_t>(L) * n_masks + mask] = (u >= s_min && u <= s_max) ? 0.0 : kInf;
+// Alpa's DP for one M. H[k][mask]: least Σ t_i over stages covering layers k..L−1 that use
+// exactly the devices counted in `mask` (a suffix of the pipeline). Indexing by the suffix makes
+// each stage know how many stages follow it, which is what its 1F1B activation memory needs.
+class MDp {
+ public:
+  MDp(const PlanProblem& p, const Prefix& pre, const DeviceTypes& types, int M)
+      : p_(p), c_(MakeCtx(p, pre, M)), types_(types), L_(p.cost.layers()), NT_(static_cast<int>(types.members.size())) {
+    radix_.resize(NT_);
+    stride_.resize(NT_);
+    n_masks_ = 1;
+    for (int t = 0; t < NT_; ++t) {
+      radix_[t] = static_cast<int>(types.members[t].size()) + 1;
+      stride_[t] = n_masks_;
+      n_masks_ *= radix_[t];
     }
-    for (int k = L - 1; k >= 0; --k) {
-      for (int mask = 0; mask < n_masks; ++mask) {
-        double bestv = kInf;
+    used_.assign(n_masks_, 0);
+    for (int m = 0; m < n_masks_; ++m)
+      for (int t = 0; t < NT_; ++t) used_[m] += (m / stride_[t]) % radix_[t];
+    const int D = static_cast<int>(p.devices.size());
+    s_min_ = p.stages > 0 ? p.stages : 1;
+    s_max_ = p.stages > 0 ? p.stages : std::min(L_, D);
+    H_.resize(static_cast<size_t>(L_ + 1) * n_masks_);
+    choice_b_.resize(H_.size());
+    choice_t_.resize(H_.size());
+  }
+
+  const Ctx& ctx() const { return c_; }
+
+  // Every stage time that could be the maximum, ascending.
+  std::vector<double> Candidates() const {
+    std::vector<double> cand;
+    for (int a = 0; a < L_; ++a)
+      for (int b = a + 1; b <= L_; ++b)
+        for (int t = 0; t < NT_; ++t) cand.push_back(StageTime(c_, a, b, types_.members[t][0], b == L_));
+    std::sort(cand.begin(), cand.end());
+    cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+    return cand;
+  }
+
+  // Least Σ t_i with every t_i ≤ tmax (kInf when none); Rebuild() then gives the split.
+  double Solve(double tmax) {
+    std::fill(H_.begin(), H_.end(), kInf);
+    H_[static_cast<size_t>(L_) * n_masks_ + 0] = 0.0;
+    for (int k = L_ - 1; k >= 0; --k) {
+      for (int mask = 1; mask < n_masks_; ++mask) {
+        if (used_[mask] > s_max_) continue;
+        double best = kInf;
         int bb = -1, bt = -1;
-        const int stage = used_stages[mask];
-        if (stage < s_max) {
-          for (int t = 0; t < NT; ++t) {
-            if ((mask / stride[t]) % radix[t] == radix[t] - 1) continue;  // none of this type left
-            const int d = types.members[t][0];
-            const int next = mask + stride[t];
-            for (int b = k + 1; b <= L; ++b) {
-              const double compute = c.pre.Time(d, k, b) * c.mb_tokens;
-              if (compute > tmax) break;  // compute grows with b
-              const double ts = StageTime(c, k, b, d, b == L);
-              if (ts > tmax) continue;
-              const double rest = F[static_cast<size_t>(b) * n_masks + next];
-              if (rest == kInf) continue;
-              if (StageMemory(c, k, b, stage, S) > p.devices[d].memory_bytes) continue;
-              if (ts + rest < bestv) {
-                bestv = ts + rest;
-                bb = b;
-                bt = t;
-              }
+        for (int t = 0; t < NT_; ++t) {
+          if ((mask / stride_[t]) % radix_[t] == 0) continue;  // this stage's type is not in the mask
+          const int d = types_.members[t][0];
+          const int rest_mask = mask - stride_[t];
+          const int after = used_[rest_mask];  // stages after this one
+          const int S_here = after + 1;        // this stage is S_here-th from the end
+          for (int b = k + 1; b <= L_; ++b) {
+            const double compute = c_.pre.Time(d, k, b) * c_.mb_tokens;
+            if (compute > tmax) break;  // grows with b
+            if ((b == L_) != (after == 0)) continue;  // the last stage ends the model
+            const double rest = H_[static_cast<size_t>(b) * n_masks_ + rest_mask];
+            if (rest == kInf) continue;
+            const double ts = StageTime(c_, k, b, d, b == L_);
+            if (ts > tmax) continue;
+            if (StageMemory(c_, k, b, 0, S_here) > p_.devices[d].memory_bytes) continue;
+            if (ts + rest < best) {
+              best = ts + rest;
+              bb = b;
+              bt = t;
             }
           }
         }
-        const size_t at = static_cast<size_t>(k) * n_masks + mask;
-        F[at] = bestv;
-        choice_b[at] = bb;
-        choice_t[at] = bt;
+        const size_t at = static_cast<size_t>(k) * n_masks_ + mask;
+        H_[at] = best;
+        choice_b_[at] = bb;
+        choice_t_[at] = bt;
       }
     }
-    if (F[0] == kInf) continue;
-    // Rebuild the split; the actual devices are the next unused member of each chosen type.
-    std::vector<int> bounds{0}, devs;
-    std::vector<int> used(NT, 0);
-    int k = 0, mask = 0;
-    while (k < L) {
-      const size_t at = static_cast<size_t>(k) * n_masks + mask;
-      const int t = choice_t[at];
-      devs.push_back(types.members[t][used[t]++]);
-      k = choice_b[at];
-      bounds.push_back(k);
-      mask += stride[t];
+    best_mask_ = -1;
+    double v = kInf;
+    for (int mask = 1; mask < n_masks_; ++mask) {
+      if (used_[mask] < s_min_ || used_[mask] > s_max_) continue;
+      if (H_[mask] < v) {
+        v = H_[mask];
+        best_mask_ = mask;
+      }
     }
-    Plan pl = Finish(c, bounds, devs);
+    return v;
+  }
+
+  // The split of the last Solve: device = next unused member of each chosen type.
+  Plan Rebuild() const {
+    std::vector<int> bounds{0}, devs, used(NT_, 0);
+    int k = 0, mask = best_mask_;
+    while (k < L_) {
+      const size_t at = static_cast<size_t>(k) * n_masks_ + mask;
+      const int t = choice_t_[at];
+      devs.push_back(types_.members[t][used[t]++]);
+      k = choice_b_[at];
+      bounds.push_back(k);
+      mask -= stride_[t];
+    }
+    return Finish(c_, bounds, devs);
+  }
+
+ private:
+  const PlanProblem& p_;
+  Ctx c_;
+  const DeviceTypes& types_;
+  int L_, NT_, n_masks_ = 1, s_min_ = 1, s_max_ = 1, best_mask_ = -1;
+  std::vector<int> radix_, stride_, used_;
+  std::vector<double> H_;
+  std::vector<int> choice_b_, choice_t_;
+};
+
+// Enumerates the bound t_max over the candidate stage times as Alpa does, but prunes with the
+// structure of H(t) (the least Σ t_i under bound t), which never increases with t:
+//  - below the smallest feasible bound nothing fits (found by binary search);
+//  - on an interval [a, b] of candidates, every plan inside costs at least
+//    H(b) + (M−1)·t_{a+1}; intervals that cannot beat the best plan are skipped, and where
+//    H(a) = H(b) nothing inside can beat the plan found at a. Otherwise the interval is halved.
+// The result is exactly the optimum of full enumeration, with far fewer DP solves.
+Plan SolveForM(const PlanProblem& p, const Prefix& pre, const DeviceTypes& types, int M, double best_so_far,
+               int64_t* evaluated) {
+  MDp dp(p, pre, types, M);
+  Plan best;
+  best.predicted_step_s = kInf;
+  double best_total = best_so_far;
+  const double h_inf = dp.Solve(kInf);
+  ++*evaluated;
+  if (h_inf == kInf) return best;
+  auto consider = [&](double v) {
+    if (v == kInf) return;
+    Plan pl = dp.Rebuild();
     if (pl.predicted_step_s < best_total) {
       best_total = pl.predicted_step_s;
       best = std::move(pl);
     }
+  };
+  if (M == 1) {  // the objective is Σ t_i alone
+    consider(h_inf);
+    return best;
+  }
+  const std::vector<double> cand = dp.Candidates();
+  std::vector<double> H(cand.size(), -1.0);
+  auto eval = [&](size_t i) {
+    if (H[i] < 0) {
+      ++*evaluated;
+      H[i] = dp.Solve(cand[i]);
+      consider(H[i]);
+    }
+    return H[i];
+  };
+  size_t lo = 0, hi = cand.size() - 1;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (eval(mid) < kInf) hi = mid; else lo = mid + 1;
+  }
+  eval(lo);
+  H.back() = h_inf;  // the largest candidate admits every stage
+  std::vector<std::pair<size_t, size_t>> stack{{lo, cand.size() - 1}};
+  while (!stack.empty()) {
+    auto [a, b] = stack.back();
+    stack.pop_back();
+    if (b - a <= 1 || H[a] == H[b]) continue;
+    if (H[b] + (M - 1) * cand[a + 1] >= best_total) continue;
+    const size_t mid = (a + b) / 2;
+    eval(mid);
+    stack.push_back({mid, b});
+    stack.push_back({a, mid});
   }
   return best;
 }
@@ -279,13 +345,9 @@ Result<Plan> PlanPipeline(const PlanProblem& p) {
   Plan best;
   best.predicted_step_s = kInf;
   int64_t evaluated = 0;
-  const int L = p.cost.layers(), D = static_cast<int>(p.devices.size());
-  const int s_min = p.stages > 0 ? p.stages : 1, s_max = p.stages > 0 ? p.stages : std::min(L, D);
   for (int M : p.microbatch_choices) {
-    for (int S = s_min; S <= s_max; ++S) {
-      Plan pl = SolveForM(p, pre, types, M, S, best.predicted_step_s, &evaluated);
-      if (pl.predicted_step_s < best.predicted_step_s) best = std::move(pl);
-    }
+    Plan pl = SolveForM(p, pre, types, M, best.predicted_step_s, &evaluated);
+    if (pl.predicted_step_s < best.predicted_step_s) best = std::move(pl);
   }
   if (best.predicted_step_s == kInf) return Status::ResourceExhausted("no stage split fits the devices' memory");
   best.tmax_evaluated = evaluated;

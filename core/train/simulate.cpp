@@ -1,5 +1,7 @@
 #include "core/train/simulate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace lms::train {
@@ -72,7 +74,7 @@ Result<Cluster> NamedCluster(const std::string& kind) {
   // Sustained training throughput, not peak: ~40% of dense BF16 peak (H100 SXM ≈ 989 TFLOP/s).
   const ClusterDevice h100{"h100", 0.4 * 989e12, 80e9, 0};
   if (kind == "8xh100-nvlink") {
-    for (int i = 0; i < 8; ++i) c.devices.push_back({"h100-" + std::to_string(i), h100.flops, h100.memory_bytes, 0});
+    for (int i = 0; i < 8; ++i) c.devices.push_back({fmt::format("h100-{}", i), h100.flops, h100.memory_bytes, 0});
     c.intra_node = {450e9, 5e-6};   // NVLink 4 per direction
     c.inter_node = c.intra_node;
     return c;
@@ -80,14 +82,14 @@ Result<Cluster> NamedCluster(const std::string& kind) {
   if (kind == "2x8xh100-100gbe") {
     for (int n = 0; n < 2; ++n)
       for (int i = 0; i < 8; ++i)
-        c.devices.push_back({"n" + std::to_string(n) + "-h100-" + std::to_string(i), h100.flops, h100.memory_bytes, n});
+        c.devices.push_back({fmt::format("n{}-h100-{}", n, i), h100.flops, h100.memory_bytes, n});
     c.intra_node = {450e9, 5e-6};
     c.inter_node = {12.5e9, 20e-6};  // 100 Gb/s Ethernet
     return c;
   }
   if (kind == "h100+a100") {  // unequal GPUs: 4 H100 and 4 A100 (312 TFLOP/s BF16, 40 GB)
-    for (int i = 0; i < 4; ++i) c.devices.push_back({"h100-" + std::to_string(i), h100.flops, 80e9, 0});
-    for (int i = 0; i < 4; ++i) c.devices.push_back({"a100-" + std::to_string(i), 0.4 * 312e12, 40e9, 0});
+    for (int i = 0; i < 4; ++i) c.devices.push_back({fmt::format("h100-{}", i), h100.flops, 80e9, 0});
+    for (int i = 0; i < 4; ++i) c.devices.push_back({fmt::format("a100-{}", i), 0.4 * 312e12, 40e9, 0});
     c.intra_node = {300e9, 5e-6};
     c.inter_node = c.intra_node;
     return c;
