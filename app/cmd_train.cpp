@@ -156,6 +156,7 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     }
     train::ExportOptions eo;
     eo.name = c.export_name;
+    eo.context_length = S.context_length;
     auto type = ParseTensorType(c.export_type);
     if (!type) return Fail(Status::InvalidArgument("[export] type '" + c.export_type + "' is not a tensor type"));
     eo.matrix_type = *type;

@@ -33,6 +33,7 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
     shape = m.shape;
     s.initial_params = std::move(m.params);
     s.tokenizer_kv = std::move(m.tokenizer_kv);
+    s.context_length = m.context_length;
   }
   if (c.tokenizer == "byte") {
     const VocabData v = train::ByteLevelVocab();

@@ -18,6 +18,7 @@ struct TrainingSetup {
   std::vector<float> initial_params;
   std::vector<int32_t> train_tokens, val_tokens;
   std::vector<gguf::KeyValue> tokenizer_kv;
+  int32_t context_length = 0;  // exported context: the base model's, else the sequence length
   std::string plan_note;   // how the split was chosen, for the log line
 };
 

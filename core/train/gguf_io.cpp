@@ -17,6 +17,7 @@ Result<ImportedModel> ImportGguf(const std::string& path, int32_t seq_len) {
   if (c.rope_freq_scale != 1.0f) return ctx(Status::Unsupported("scaled rotary positions cannot be trained yet"));
   ImportedModel m;
   m.name = c.name;
+  m.context_length = c.n_ctx_train;
   ModelShape& s = m.shape;
   s.n_layers = c.n_layers;
   s.d_model = c.d_model;

@@ -19,6 +19,7 @@ struct ImportedModel {
   std::vector<float> params;                 // ParamLayout::For(shape)
   std::vector<gguf::KeyValue> tokenizer_kv;  // every tokenizer.* key of the file, verbatim
   std::string name;
+  int32_t context_length = 0;                // the base model's training context
 };
 
 // Reads a Llama-family GGUF (any type DequantizeRow handles). seq_len sets the training
