@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,7 +38,10 @@ Status TruncateLog(const std::string& path, int64_t step) {
       header = false;
       continue;
     }
-    if (std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+    // A row the killed run left half-written has no valid step: drop it with the rest.
+    char* end = nullptr;
+    const long long row_step = std::strtoll(line.c_str(), &end, 10);
+    if (end != line.c_str() && *end == ',' && row_step <= step) kept += line + "\n";
   }
   return train::WriteFileAtomic(path, std::vector<uint8_t>(kept.begin(), kept.end()));
 }
