@@ -91,6 +91,16 @@ TEST_CASE("train --json trains, reports and exports a model that runs", "[train]
   CHECK(nlohmann::json::parse(run.out)["tokens"].size() == 5);
 }
 
+TEST_CASE("the shipped example config trains", "[train][cli]") {
+  const std::string out = test::TempDir() + "/tiny";
+  auto r = Lmstation(std::string("train ") + LMS_SOURCE_DIR + "/assets/examples/train_tiny.toml --steps 2 --out " + out +
+                     " --json");
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["steps"] == 2);
+  CHECK(j["stages"] == 2);
+}
+
 TEST_CASE("train rejects bad configs with a clear message", "[train][cli]") {
   auto bad_key = WriteConfig(kTinyModel, "[train]\nstepz = 3\n");
   const std::string cmd = std::string(LMSTATION_BIN) + " train " + bad_key + " --out " + test::TempDir() + "/o 2>&1";
