@@ -91,19 +91,41 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
   auto& cost = pr.cost;
   cost.fwd_s_per_token.assign(L, std::vector<double>(D));
   cost.bwd_s_per_token.assign(L, std::vector<double>(D));
-  std::map<int, std::pair<StageTiming, StageTiming>> by_threads;  // threads → (layer, layer+embedding+head)
+  cost.s_per_microbatch.assign(L, std::vector<double>(D, 0.0));
+  // A second micro-batch size separates a layer's per-token cost from its fixed cost per
+  // micro-batch (t = a + b·n), which decides how small micro-batches may usefully get.
+  const int mbs2 = mbs > 1 ? mbs / 2 : (c.batch_size > 1 ? 2 : 1);
+  const double tokens2 = static_cast<double>(mbs2) * shape.seq_len;
+  struct Timings {
+    StageTiming layer, layer2, ends;
+  };
+  std::map<int, Timings> by_threads;  // threads → timings
   for (int d = 0; d < D; ++d) {
     auto it = by_threads.find(devices[d]);
     if (it == by_threads.end()) {
-      const StageTiming layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
-      const StageTiming ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
-      it = by_threads.emplace(devices[d], std::make_pair(layer, ends)).first;
+      Timings t;
+      t.layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
+      t.layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : t.layer;
+      t.ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
+      it = by_threads.emplace(devices[d], t).first;
     }
-    const StageTiming& layer = it->second.first;
-    const StageTiming& ends = it->second.second;
+    const StageTiming& layer = it->second.layer;
+    const StageTiming& layer2 = it->second.layer2;
+    const StageTiming& ends = it->second.ends;
+    double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
+    if (mbs2 != mbs) {
+      const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
+      const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
+      if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
+        fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
+        fwd_tok = slope_f;
+        bwd_tok = slope_b;
+      }
+    }
     for (int l = 0; l < L; ++l) {
-      cost.fwd_s_per_token[l][d] = layer.fwd_s / tokens;
-      cost.bwd_s_per_token[l][d] = layer.bwd_s / tokens;
+      cost.fwd_s_per_token[l][d] = fwd_tok;
+      cost.bwd_s_per_token[l][d] = bwd_tok;
+      cost.s_per_microbatch[l][d] = fixed;
     }
     // Embedding and head: what a one-layer first+last stage costs beyond the layer; the head
     // dominates, so it goes with the last layer.

@@ -29,7 +29,8 @@ DeviceTypes GroupDevices(const PlanProblem& p) {
       bool same = p.devices[r].memory_bytes == p.devices[d].memory_bytes && p.devices[r].node == p.devices[d].node;
       for (int l = 0; same && l < p.cost.layers(); ++l) {
         same = p.cost.fwd_s_per_token[l][r] == p.cost.fwd_s_per_token[l][d] &&
-               p.cost.bwd_s_per_token[l][r] == p.cost.bwd_s_per_token[l][d];
+               p.cost.bwd_s_per_token[l][r] == p.cost.bwd_s_per_token[l][d] &&
+               (p.cost.s_per_microbatch.empty() || p.cost.s_per_microbatch[l][r] == p.cost.s_per_microbatch[l][d]);
       }
       if (same) {
         g.type_of[d] = static_cast<int>(t);
@@ -53,8 +54,10 @@ bool MultiNode(const PlanProblem& p) {
 // Per-device prefix sums of (fwd + bwd) seconds per token and of weight/activation bytes.
 struct Prefix {
   std::vector<std::vector<double>> time;  // [device][l]
+  std::vector<std::vector<double>> fixed; // [device][l] per-micro-batch costs
   std::vector<double> weight, act;        // [l]
   double Time(int d, int a, int b) const { return time[d][b] - time[d][a]; }
+  double Fixed(int d, int a, int b) const { return fixed[d][b] - fixed[d][a]; }
   double Weight(int a, int b) const { return weight[b] - weight[a]; }
   double Act(int a, int b) const { return act[b] - act[a]; }
 };
@@ -63,11 +66,13 @@ Prefix MakePrefix(const PlanProblem& p) {
   const int L = p.cost.layers(), D = static_cast<int>(p.devices.size());
   Prefix x;
   x.time.assign(D, std::vector<double>(L + 1, 0.0));
+  x.fixed.assign(D, std::vector<double>(L + 1, 0.0));
   x.weight.assign(L + 1, 0.0);
   x.act.assign(L + 1, 0.0);
   for (int l = 0; l < L; ++l) {
     for (int d = 0; d < D; ++d) {
       x.time[d][l + 1] = x.time[d][l] + p.cost.fwd_s_per_token[l][d] + p.cost.bwd_s_per_token[l][d];
+      x.fixed[d][l + 1] = x.fixed[d][l] + (p.cost.s_per_microbatch.empty() ? 0.0 : p.cost.s_per_microbatch[l][d]);
     }
     x.weight[l + 1] = x.weight[l] + p.cost.weight_bytes[l];
     x.act[l + 1] = x.act[l] + p.cost.act_bytes_per_token[l];
@@ -85,7 +90,7 @@ struct Ctx {
 
 // Time of stage [a, b) on device d for one micro-batch (compute plus sending its output).
 double StageTime(const Ctx& c, int a, int b, int d, bool last) {
-  return c.pre.Time(d, a, b) * c.mb_tokens + (last ? 0.0 : c.send_s);
+  return c.pre.Time(d, a, b) * c.mb_tokens + c.pre.Fixed(d, a, b) + (last ? 0.0 : c.send_s);
 }
 
 double StageMemory(const Ctx& c, int a, int b, int stage, int S) {
@@ -101,7 +106,13 @@ Status CheckProblem(const PlanProblem& p) {
       static_cast<int>(p.cost.act_bytes_per_token.size()) != L) {
     return Status::InvalidArgument("plan: cost table columns differ in length");
   }
+  if (!p.cost.s_per_microbatch.empty() && static_cast<int>(p.cost.s_per_microbatch.size()) != L) {
+    return Status::InvalidArgument("plan: per-micro-batch costs given for some layers only");
+  }
   for (int l = 0; l < L; ++l) {
+    if (!p.cost.s_per_microbatch.empty() && static_cast<int>(p.cost.s_per_microbatch[l].size()) != D) {
+      return Status::InvalidArgument(fmt::format("plan: layer {} has per-micro-batch costs for the wrong device count", l));
+    }
     if (static_cast<int>(p.cost.fwd_s_per_token[l].size()) != D || static_cast<int>(p.cost.bwd_s_per_token[l].size()) != D) {
       return Status::InvalidArgument(fmt::format("plan: layer {} has costs for {} devices, expected {}", l,
                                                  p.cost.fwd_s_per_token[l].size(), D));
@@ -201,7 +212,7 @@ class MDp {
           const int after = used_[rest_mask];  // stages after this one
           const int S_here = after + 1;        // this stage is S_here-th from the end
           for (int b = k + 1; b <= L_; ++b) {
-            const double compute = c_.pre.Time(d, k, b) * c_.mb_tokens;
+            const double compute = c_.pre.Time(d, k, b) * c_.mb_tokens + c_.pre.Fixed(d, k, b);
             if (compute > tmax) break;  // grows with b
             if ((b == L_) != (after == 0)) continue;  // the last stage ends the model
             const double rest = H_[static_cast<size_t>(b) * n_masks_ + rest_mask];

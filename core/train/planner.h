@@ -30,11 +30,15 @@ struct PlanLink {
   double latency_s = 0.0;
 };
 
-// Costs of the layers in pipeline order. The embedding is folded into the first layer and the
+// Costs of the layers in pipeline order; a stage's time for a micro-batch of n tokens is
+// Σ_layers (fwd + bwd per token) · n + Σ_layers s_per_microbatch. The embedding is folded into the first layer and the
 // final norm + head + loss into the last, as stages must keep them there.
 struct CostTable {
   std::vector<std::vector<double>> fwd_s_per_token;  // [layer][device]
   std::vector<std::vector<double>> bwd_s_per_token;  // [layer][device]
+  // Fixed cost of running a layer once per micro-batch, whatever its size (dispatch, thread
+  // hand-offs, small-matrix inefficiency): [layer][device] forward + backward; empty = none.
+  std::vector<std::vector<double>> s_per_microbatch;
   std::vector<double> weight_bytes;    // [layer] parameters (state = 4×: weights, grads, Adam m, v)
   std::vector<double> act_bytes_per_token;  // [layer] activations kept per in-flight token
   double boundary_bytes_per_token = 0;      // activation (and gradient) sent between stages

@@ -59,6 +59,10 @@ SimResult SimulatePlan(const PlanProblem& p, const Plan& plan) {
     for (int l = plan.boundaries[s]; l < plan.boundaries[s + 1]; ++l) {
       st[s].fwd_s += p.cost.fwd_s_per_token[l][d] * mb_tokens;
       st[s].bwd_s += p.cost.bwd_s_per_token[l][d] * mb_tokens;
+      if (!p.cost.s_per_microbatch.empty()) {  // split like the work: a third forward
+        st[s].fwd_s += p.cost.s_per_microbatch[l][d] / 3.0;
+        st[s].bwd_s += p.cost.s_per_microbatch[l][d] * 2.0 / 3.0;
+      }
     }
     if (s + 1 < S) {
       const bool same_node = p.devices[d].node == p.devices[plan.devices[s + 1]].node;

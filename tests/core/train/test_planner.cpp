@@ -55,6 +55,12 @@ TEST_CASE("planner: the DP finds brute force's optimum on small instances", "[tr
     PlanProblem p = RandomProblem(L, D, seed, seed % 3 == 0);
     if (seed % 4 == 0) p.stages = std::min(L, D);
     if (seed % 5 == 0) p.schedule = ScheduleKind::kGPipe;
+    if (seed % 2 == 0) {  // fixed per-micro-batch costs make small micro-batches dearer
+      std::mt19937_64 rng(seed);
+      p.cost.s_per_microbatch.assign(L, std::vector<double>(D));
+      for (auto& row : p.cost.s_per_microbatch)
+        for (auto& v : row) v = std::uniform_real_distribution<double>(0, 2e-4)(rng);
+    }
     auto dp = PlanPipeline(p);
     auto bf = BruteForcePlan(p);
     REQUIRE(dp.ok() == bf.ok());
