@@ -150,36 +150,35 @@ void Rope(ThreadPool& pool, float* x, const RopeTable& rt, int64_t B, int64_t T,
   });
 }
 
+// Attention runs per (sequence, head) on the matrix kernels: scores = Q·Kᵀ over the whole T×T
+// square (the masked half costs twice the arithmetic but runs vectorised), a masked softmax, then
+// out = P·V. Masked probabilities are exact zeros, so they add nothing to the products.
 void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, const float* k,
                       const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const auto& kn = kern::Best();
   ParallelRows(pool, B * H, [&](int64_t i0, int64_t i1) {
+    std::vector<float> kc(static_cast<size_t>(T * hd));  // this head's keys, contiguous (T, hd)
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / H, h = i % H, kh = h / group;
+      for (int64_t t = 0; t < T; ++t) std::copy_n(k + (b * T + t) * kvd + kh * hd, hd, &kc[t * hd]);
+      float* a = att + (b * H + h) * T * T;                 // (T, T)
+      const float* qh = q + b * T * qd + h * hd;            // rows of stride qd
+      kn.dot_rows(a, T, qh, qd, kc.data(), 0, T, T, hd);    // a = Q·Kᵀ
       for (int64_t t = 0; t < T; ++t) {
-        const float* qt = q + (b * T + t) * qd + h * hd;
-        float* a = att + ((b * H + h) * T + t) * T;
+        float* r = a + t * T;
         float mx = -INFINITY;
-        for (int64_t j = 0; j <= t; ++j) {
-          const float* kj = k + (b * T + j) * kvd + kh * hd;
-          float s = 0.0f;
-          for (int64_t c = 0; c < hd; ++c) s += qt[c] * kj[c];
-          a[j] = s * scale;
-          mx = std::max(mx, a[j]);
-        }
+        for (int64_t j = 0; j <= t; ++j) mx = std::max(mx, r[j] *= scale);
         float sum = 0.0f;
-        for (int64_t j = 0; j <= t; ++j) sum += (a[j] = std::exp(a[j] - mx));
+        for (int64_t j = 0; j <= t; ++j) sum += (r[j] = std::exp(r[j] - mx));
         const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= t; ++j) a[j] *= inv;
-        for (int64_t j = t + 1; j < T; ++j) a[j] = 0.0f;
-        float* o = out + (b * T + t) * qd + h * hd;
-        std::fill_n(o, hd, 0.0f);
-        for (int64_t j = 0; j <= t; ++j) {
-          const float* vj = v + (b * T + j) * kvd + kh * hd;
-          for (int64_t c = 0; c < hd; ++c) o[c] += a[j] * vj[c];
-        }
+        for (int64_t j = 0; j <= t; ++j) r[j] *= inv;
+        std::fill(r + t + 1, r + T, 0.0f);
       }
+      float* oh = out + b * T * qd + h * hd;
+      for (int64_t t = 0; t < T; ++t) std::fill_n(oh + t * qd, hd, 0.0f);
+      kn.accum_outer(oh, qd, a, T, 1, v + b * T * kvd + kh * hd, kvd, 0, T, hd, T);  // out = P·V
     }
   });
 }
@@ -189,47 +188,42 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
                        int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const auto& kn = kern::Best();
   // One task per (sequence, kv head): it alone writes that head's dk/dv columns and the dq
   // columns of the query heads sharing it.
   ParallelRows(pool, B * KV, [&](int64_t i0, int64_t i1) {
-    std::vector<float> dpre(static_cast<size_t>(T));
+    std::vector<float> vc(static_cast<size_t>(T * hd)), ds(static_cast<size_t>(T * T));
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / KV, kh = i % KV;
+      float* dkh = dk + b * T * kvd + kh * hd;
+      float* dvh = dv + b * T * kvd + kh * hd;
+      const float* kh_rows = k + b * T * kvd + kh * hd;
       for (int64_t t = 0; t < T; ++t) {
-        std::fill_n(dk + (b * T + t) * kvd + kh * hd, hd, 0.0f);
-        std::fill_n(dv + (b * T + t) * kvd + kh * hd, hd, 0.0f);
+        std::fill_n(dkh + t * kvd, hd, 0.0f);
+        std::fill_n(dvh + t * kvd, hd, 0.0f);
+        std::copy_n(v + (b * T + t) * kvd + kh * hd, hd, &vc[t * hd]);
       }
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+        const float* a = att + (b * H + h) * T * T;
+        const float* g = dout + b * T * qd + h * hd;
+        const float* qh = q + b * T * qd + h * hd;
+        float* dqh = dq + b * T * qd + h * hd;
+        // out = P·V:  dP = dout·Vᵀ,  dV += Pᵀ·dout
+        kn.dot_rows(ds.data(), T, g, qd, vc.data(), 0, T, T, hd);
+        kn.accum_outer(dvh, kvd, a, 1, T, g, qd, 0, T, hd, T);
+        // softmax: dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
         for (int64_t t = 0; t < T; ++t) {
-          const float* a = att + ((b * H + h) * T + t) * T;
-          const float* g = dout + (b * T + t) * qd + h * hd;
-          // out_t = Σ_j a_j v_j  →  da_j = g·v_j, dv_j += a_j g
-          float adot = 0.0f;
-          for (int64_t j = 0; j <= t; ++j) {
-            const float* vj = v + (b * T + j) * kvd + kh * hd;
-            float* dvj = dv + (b * T + j) * kvd + kh * hd;
-            float da = 0.0f;
-            for (int64_t c = 0; c < hd; ++c) {
-              da += g[c] * vj[c];
-              dvj[c] += a[j] * g[c];
-            }
-            dpre[j] = da;
-            adot += a[j] * da;
-          }
-          // softmax: ds_j = a_j (da_j − Σ a·da); scores s_j = scale · q_t·k_j
-          const float* qt = q + (b * T + t) * qd + h * hd;
-          float* dqt = dq + (b * T + t) * qd + h * hd;
-          std::fill_n(dqt, hd, 0.0f);
-          for (int64_t j = 0; j <= t; ++j) {
-            const float ds = a[j] * (dpre[j] - adot) * scale;
-            const float* kj = k + (b * T + j) * kvd + kh * hd;
-            float* dkj = dk + (b * T + j) * kvd + kh * hd;
-            for (int64_t c = 0; c < hd; ++c) {
-              dqt[c] += ds * kj[c];
-              dkj[c] += ds * qt[c];
-            }
-          }
+          const float* p = a + t * T;
+          float* d = ds.data() + t * T;
+          float dot = 0.0f;
+          for (int64_t j = 0; j <= t; ++j) dot += p[j] * d[j];
+          for (int64_t j = 0; j <= t; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+          std::fill(d + t + 1, d + T, 0.0f);
         }
+        // S = Q·Kᵀ:  dQ = dS·K,  dK += dSᵀ·Q
+        for (int64_t t = 0; t < T; ++t) std::fill_n(dqh + t * qd, hd, 0.0f);
+        kn.accum_outer(dqh, qd, ds.data(), T, 1, kh_rows, kvd, 0, T, hd, T);
+        kn.accum_outer(dkh, kvd, ds.data(), 1, T, qh, qd, 0, T, hd, T);
       }
     }
   });
