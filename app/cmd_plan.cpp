@@ -1,0 +1,157 @@
+// lmstation plan CONFIG.toml — choose stage boundaries, devices and micro-batch count with the
+// inter-operator DP, from costs profiled on this machine's CPU "devices" (or derived from FLOPs
+// for a described cluster with --cluster), and compare with the equal-layers split: predicted
+// by the formula and the event simulator, and with --measure, measured on real passes.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "app/commands.h"
+#include "app/train_config.h"
+#include "app/train_plan.h"
+#include "app/train_setup.h"
+#include "core/train/data.h"
+#include "core/train/gguf_io.h"
+#include "core/train/simulate.h"
+
+namespace lms::app {
+namespace {
+
+nlohmann::json PlanJson(const train::PlanProblem& pr, const train::Plan& p, const train::SimResult& sim) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (size_t s = 0; s < p.devices.size(); ++s) {
+    stages.push_back({{"layers", {p.boundaries[s], p.boundaries[s + 1]}}, {"device", pr.devices[p.devices[s]].name},
+                      {"time_s", p.stage_s[s]}, {"memory_bytes", p.stage_memory[s]}});
+  }
+  return {{"microbatches", p.microbatches}, {"boundaries", p.boundaries}, {"stages", stages},
+          {"predicted_step_s", p.predicted_step_s}, {"simulated_step_s", sim.step_s}, {"simulated_bubble", sim.bubble}};
+}
+
+void PrintTable(const char* title, const train::PlanProblem& pr, const train::Plan& p, const train::SimResult& sim) {
+  std::printf("%s: M=%d, predicted %.4f s/pass (simulated %.4f s, bubble %.3f)\n", title, p.microbatches,
+              p.predicted_step_s, sim.step_s, sim.bubble);
+  std::printf("  %-6s %-10s %-16s %12s %14s\n", "stage", "layers", "device", "time/mb (s)", "memory (MiB)");
+  for (size_t s = 0; s < p.devices.size(); ++s) {
+    std::printf("  %-6zu %-10s %-16s %12.5f %14.1f\n", s, fmt::format("{}-{}", p.boundaries[s], p.boundaries[s + 1] - 1).c_str(),
+                pr.devices[p.devices[s]].name.c_str(), p.stage_s[s], p.stage_memory[s] / (1 << 20));
+  }
+}
+
+// Median wall time of `reps` real forward+backward passes with the given split.
+Result<double> MeasurePass(const train::ModelShape& shape, const std::vector<int>& bounds, const std::vector<int>& threads,
+                           int M, int batch, train::ScheduleKind sk, int reps) {
+  const train::ParamLayout layout = train::ParamLayout::For(shape);
+  std::vector<float> p;
+  train::InitParams(shape, layout, 1, p);
+  std::vector<float> g(p.size(), 0.0f);
+  train::PipelineOptions o;
+  o.boundaries = bounds;
+  o.threads = threads;
+  o.schedule = sk;
+  o.microbatches = M;
+  o.micro_batch_size = batch / M;
+  LMS_ASSIGN_OR_RETURN(auto pipe, train::Pipeline::Create(shape, layout, o));
+  std::mt19937_64 rng(2);
+  std::vector<int32_t> tok(static_cast<size_t>(batch) * shape.seq_len);
+  for (auto& t : tok) t = static_cast<int32_t>(rng() % shape.n_vocab);
+  std::vector<double> w;
+  for (int r = 0; r < reps + 1; ++r) {
+    LMS_ASSIGN_OR_RETURN(train::StepReport rep, pipe->ForwardBackward(p, g, tok.data(), tok.data(), 1e-3f));
+    if (r > 0) w.push_back(rep.wall_s);
+  }
+  std::sort(w.begin(), w.end());
+  return w[w.size() / 2];
+}
+
+}  // namespace
+
+CommandFn AddPlanCommand(CLI::App& cli) {
+  struct Opts {
+    std::string config, cluster;
+    bool json = false, measure = false;
+    int reps = 5;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = cli.add_subcommand("plan", "Plan pipeline stages for a training config (Alpa's inter-operator DP)");
+  sub->add_option("config", o->config, "TOML file")->required()->check(CLI::ExistingFile);
+  sub->add_option("--cluster", o->cluster, "Plan for a described cluster: 8xh100-nvlink, 2x8xh100-100gbe, h100+a100");
+  sub->add_flag("--measure", o->measure, "Also run real passes of the planned and the equal split on this machine");
+  sub->add_option("--reps", o->reps, "Measured passes per split (median)");
+  sub->add_flag("--json", o->json, "Print one JSON object");
+  return [o]() {
+    auto cfg = LoadTrainConfig(o->config);
+    if (!cfg.ok()) return Fail(cfg.status());
+    TrainRunConfig& c = *cfg;
+    train::ModelShape shape = c.shape;
+    if (!c.base.empty()) {
+      auto m = train::ImportGguf(c.base, c.shape.seq_len);
+      if (!m.ok()) return Fail(m.status());
+      shape = m->shape;
+    } else if (c.tokenizer == "byte") {
+      shape.n_vocab = static_cast<int32_t>(train::ByteLevelVocab().tokens.size());
+    }
+    if (Status s = shape.Validate(); !s.ok()) return Fail(s);
+    auto sk = train::ParseSchedule(c.schedule);
+    if (!sk.ok()) return Fail(sk.status());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto pr = o->cluster.empty() ? ProfileLocal(c, shape) : DescribeCluster(c, shape, o->cluster);
+    if (!pr.ok()) return Fail(pr.status());
+    pr->schedule = *sk;
+    const auto t1 = std::chrono::steady_clock::now();
+    auto plan = train::PlanPipeline(*pr);
+    const auto t2 = std::chrono::steady_clock::now();
+    if (!plan.ok()) return Fail(plan.status());
+    const double plan_s = std::chrono::duration<double>(t2 - t1).count();
+    // The baseline: equal layers per device, devices in order, all of them, the same M.
+    const int D = static_cast<int>(pr->devices.size());
+    const int S_eq = std::min(D, shape.n_layers);
+    std::vector<int> eq_devs(S_eq);
+    for (int i = 0; i < S_eq; ++i) eq_devs[i] = i;
+    auto equal = train::EvaluatePlan(*pr, plan->microbatches, train::EqualSplit(shape.n_layers, S_eq), eq_devs);
+    const train::SimResult sim = train::SimulatePlan(*pr, *plan);
+    nlohmann::json j = {{"plan", PlanJson(*pr, *plan, sim)},
+                        {"profile_s", std::chrono::duration<double>(t1 - t0).count()},
+                        {"planning_s", plan_s}, {"tmax_evaluated", plan->tmax_evaluated}};
+    train::SimResult sim_eq;
+    if (equal.ok()) {
+      sim_eq = train::SimulatePlan(*pr, *equal);
+      j["equal"] = PlanJson(*pr, *equal, sim_eq);
+    }
+    if (o->measure && o->cluster.empty()) {
+      const std::vector<int> devices = LocalDevices(c);
+      std::vector<int> th;
+      for (int d : plan->devices) th.push_back(devices[d]);
+      auto mp = MeasurePass(shape, plan->boundaries, th, plan->microbatches, c.batch_size, *sk, o->reps);
+      if (!mp.ok()) return Fail(mp.status());
+      j["plan"]["measured_step_s"] = *mp;
+      if (equal.ok()) {
+        std::vector<int> th_eq;
+        for (int d : eq_devs) th_eq.push_back(devices[d]);
+        auto me = MeasurePass(shape, equal->boundaries, th_eq, equal->microbatches, c.batch_size, *sk, o->reps);
+        if (!me.ok()) return Fail(me.status());
+        j["equal"]["measured_step_s"] = *me;
+      }
+    }
+    if (o->json) {
+      std::printf("%s\n", j.dump().c_str());
+      return 0;
+    }
+    std::printf("model: %s; %d device(s)%s; planned in %.3f s (%lld t_max bounds)\n", shape.Summary().c_str(), D,
+                o->cluster.empty() ? " (profiled here)" : (" (" + o->cluster + ")").c_str(), plan_s,
+                static_cast<long long>(plan->tmax_evaluated));
+    PrintTable("plan", *pr, *plan, sim);
+    if (j["plan"].contains("measured_step_s")) std::printf("  measured %.4f s/pass\n", j["plan"]["measured_step_s"].get<double>());
+    if (equal.ok()) {
+      PrintTable("equal split", *pr, *equal, sim_eq);
+      if (j["equal"].contains("measured_step_s")) std::printf("  measured %.4f s/pass\n", j["equal"]["measured_step_s"].get<double>());
+    } else {
+      std::printf("equal split: %s\n", equal.status().message().c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace lms::app

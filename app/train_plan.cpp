@@ -1,0 +1,211 @@
+#include "app/train_plan.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <random>
+
+#include "app/train_setup.h"
+#include "core/train/simulate.h"
+#include "core/train/train_model.h"
+#include "core/util/thread_pool.h"
+
+namespace lms::app {
+namespace {
+
+std::vector<int> Divisors(int n) {
+  std::vector<int> d;
+  for (int i = 1; i <= n; ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct StageTiming {
+  double fwd_s = 0, bwd_s = 0;
+};
+
+// Median forward and backward seconds of one micro-batch through a stage of layers [0, n).
+StageTiming TimeStage(const train::ModelShape& s, const train::ParamLayout& layout, const std::vector<float>& p,
+                      int n_layers, bool ends, int mbs, int threads, int reps) {
+  ThreadPool pool(threads);
+  train::Stage st(s, layout, 0, n_layers, ends, ends, mbs, &pool);
+  const int64_t rows = st.in_rows();
+  std::mt19937_64 rng(1);
+  std::vector<int32_t> tok(static_cast<size_t>(rows));
+  for (auto& t : tok) t = static_cast<int32_t>(rng() % s.n_vocab);
+  std::vector<float> x(static_cast<size_t>(rows * s.d_model), 0.01f), out(x.size()), dx(x.size());
+  std::vector<float> g(p.size(), 0.0f);
+  std::vector<double> f, b;
+  for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and allocations
+    train::LossSum ls;
+    auto t0 = std::chrono::steady_clock::now();
+    (void)st.Forward(0, p.data(), tok.data(), x.data(), tok.data(), 1e-3f, out.data(), &ls);
+    auto t1 = std::chrono::steady_clock::now();
+    (void)st.Backward(0, p.data(), out.data(), g.data(), g.data() + layout.Head().offset, dx.data());
+    auto t2 = std::chrono::steady_clock::now();
+    if (r == 0) continue;
+    f.push_back(std::chrono::duration<double>(t1 - t0).count());
+    b.push_back(std::chrono::duration<double>(t2 - t1).count());
+  }
+  return {Median(f), Median(b)};
+}
+
+double TotalMemory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<double>(pages) * size : 8e9;
+}
+
+// Bytes of activations kept per token for one layer and for the head (fp32), as Stage keeps them.
+void ActivationBytes(const train::ModelShape& s, double* per_layer, double* head) {
+  const double d = s.d_model, qd = s.n_heads * s.head_dim(), kvd = s.n_kv_heads * s.head_dim(), ff = s.d_ff;
+  *per_layer = 4.0 * (5 * d + 2 * qd + 2 * kvd + 3 * ff + 2 + s.n_heads * s.seq_len);
+  *head = 4.0 * (d + 1 + s.n_vocab);
+}
+
+}  // namespace
+
+std::vector<int> LocalDevices(const TrainRunConfig& c) {
+  if (!c.stage_threads.empty()) return c.stage_threads;
+  return StageThreads(c);
+}
+
+Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps) {
+  const std::vector<int> devices = LocalDevices(c);
+  const int L = shape.n_layers, D = static_cast<int>(devices.size());
+  train::ModelShape one = shape;
+  one.n_layers = 1;
+  const train::ParamLayout layout = train::ParamLayout::For(one);
+  std::vector<float> p;
+  train::InitParams(one, layout, 1, p);
+  const int mbs = std::max(1, c.batch_size / std::max(1, c.microbatches));
+  const double tokens = static_cast<double>(mbs) * shape.seq_len;
+  train::PlanProblem pr;
+  auto& cost = pr.cost;
+  cost.fwd_s_per_token.assign(L, std::vector<double>(D));
+  cost.bwd_s_per_token.assign(L, std::vector<double>(D));
+  cost.s_per_microbatch.assign(L, std::vector<double>(D, 0.0));
+  // A second micro-batch size separates a layer's per-token cost from its fixed cost per
+  // micro-batch (t = a + b·n), which decides how small micro-batches may usefully get.
+  const int mbs2 = mbs > 1 ? mbs / 2 : (c.batch_size > 1 ? 2 : 1);
+  const double tokens2 = static_cast<double>(mbs2) * shape.seq_len;
+  struct Timings {
+    StageTiming layer, layer2, ends;
+  };
+  std::map<int, Timings> by_threads;  // threads → timings
+  for (int d = 0; d < D; ++d) {
+    auto it = by_threads.find(devices[d]);
+    if (it == by_threads.end()) {
+      Timings t;
+      t.layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
+      t.layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : t.layer;
+      t.ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
+      it = by_threads.emplace(devices[d], t).first;
+    }
+    const StageTiming& layer = it->second.layer;
+    const StageTiming& layer2 = it->second.layer2;
+    const StageTiming& ends = it->second.ends;
+    double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
+    if (mbs2 != mbs) {
+      const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
+      const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
+      if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
+        fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
+        fwd_tok = slope_f;
+        bwd_tok = slope_b;
+      }
+    }
+    for (int l = 0; l < L; ++l) {
+      cost.fwd_s_per_token[l][d] = fwd_tok;
+      cost.bwd_s_per_token[l][d] = bwd_tok;
+      cost.s_per_microbatch[l][d] = fixed;
+    }
+    // Embedding and head: what a one-layer first+last stage costs beyond the layer; the head
+    // dominates, so it goes with the last layer.
+    cost.fwd_s_per_token[L - 1][d] += std::max(0.0, ends.fwd_s - layer.fwd_s) / tokens;
+    cost.bwd_s_per_token[L - 1][d] += std::max(0.0, ends.bwd_s - layer.bwd_s) / tokens;
+    pr.devices.push_back({fmt::format("cpu{}x{}t", d, devices[d]), TotalMemory() / D, 0});
+  }
+  const train::ParamLayout full = train::ParamLayout::For(shape);
+  double act_layer = 0, act_head = 0;
+  ActivationBytes(shape, &act_layer, &act_head);
+  for (int l = 0; l < L; ++l) {
+    const auto& P = full.layers[l];
+    double w = 0;
+    for (const auto* t : {&P.attn_norm, &P.wq, &P.wk, &P.wv, &P.wo, &P.ffn_norm, &P.w_gate, &P.w_up, &P.w_down}) w += t->size();
+    if (l == 0) w += full.token_embd.size();
+    if (l == L - 1) w += full.output_norm.size() + full.output.size() + (shape.tied ? full.token_embd.size() : 0);
+    cost.weight_bytes.push_back(4.0 * w);
+    cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
+  }
+  cost.boundary_bytes_per_token = 4.0 * shape.d_model;
+  pr.intra_node = {8e9, 2e-6};  // an in-process copy between stage threads
+  pr.inter_node = pr.intra_node;
+  pr.batch_tokens = int64_t{c.batch_size} * shape.seq_len;
+  pr.seq_len = shape.seq_len;
+  pr.microbatch_choices = Divisors(c.batch_size);
+  return pr;
+}
+
+Result<train::PlanProblem> DescribeCluster(const TrainRunConfig& c, const train::ModelShape& s, const std::string& kind) {
+  LMS_ASSIGN_OR_RETURN(train::Cluster cl, train::NamedCluster(kind));
+  const int L = s.n_layers, D = static_cast<int>(cl.devices.size());
+  const double d = s.d_model, qd = s.n_heads * s.head_dim(), kvd = s.n_kv_heads * s.head_dim(), ff = s.d_ff;
+  // Forward FLOPs per token: 2 per weight of the matmuls, plus causal attention (QKᵀ and AV,
+  // each 2·qd per visible key, T/2 keys on average). Backward is twice the forward.
+  const double layer_w = d * qd * 2 + d * kvd * 2 + 3 * d * ff;
+  const double layer_f = 2 * layer_w + 2 * 2 * qd * s.seq_len / 2.0;
+  const double head_f = 2 * d * s.n_vocab;
+  train::PlanProblem pr;
+  auto& cost = pr.cost;
+  double act_layer = 0, act_head = 0;
+  ActivationBytes(s, &act_layer, &act_head);
+  for (int l = 0; l < L; ++l) {
+    const double f = layer_f + (l == L - 1 ? head_f : 0.0);
+    std::vector<double> fw(D), bw(D);
+    for (int k = 0; k < D; ++k) {
+      fw[k] = f / cl.devices[k].flops;
+      bw[k] = 2 * f / cl.devices[k].flops;
+    }
+    cost.fwd_s_per_token.push_back(fw);
+    cost.bwd_s_per_token.push_back(bw);
+    double w = layer_w + 2 * d;
+    if (l == 0) w += d * s.n_vocab;
+    if (l == L - 1) w += d + (s.tied ? d * s.n_vocab : d * s.n_vocab);
+    cost.weight_bytes.push_back(4.0 * w);
+    cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
+  }
+  cost.boundary_bytes_per_token = 4.0 * d;
+  for (const auto& dev : cl.devices) pr.devices.push_back({dev.name, dev.memory_bytes, dev.node});
+  pr.intra_node = cl.intra_node;
+  pr.inter_node = cl.inter_node;
+  pr.batch_tokens = int64_t{c.batch_size} * s.seq_len;
+  pr.seq_len = s.seq_len;
+  pr.microbatch_choices = Divisors(c.batch_size);
+  return pr;
+}
+
+Result<AutoPlan> PlanForRun(const TrainRunConfig& c, const train::ModelShape& shape) {
+  LMS_ASSIGN_OR_RETURN(train::PlanProblem pr, ProfileLocal(c, shape));
+  LMS_ASSIGN_OR_RETURN(train::ScheduleKind sk, train::ParseSchedule(c.schedule));
+  pr.schedule = sk;
+  LMS_ASSIGN_OR_RETURN(train::Plan plan, train::PlanPipeline(pr));
+  const std::vector<int> devices = LocalDevices(c);
+  AutoPlan a;
+  a.boundaries = plan.boundaries;
+  for (int d : plan.devices) a.threads.push_back(devices[d]);
+  a.microbatches = plan.microbatches;
+  a.predicted_step_s = plan.predicted_step_s;
+  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per pass", plan.devices.size(),
+                       plan.microbatches, plan.predicted_step_s);
+  return a;
+}
+
+}  // namespace lms::app

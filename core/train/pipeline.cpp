@@ -1,0 +1,221 @@
+#include "core/train/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace lms::train {
+
+Result<ScheduleKind> ParseSchedule(const std::string& name) {
+  if (name == "gpipe") return ScheduleKind::kGPipe;
+  if (name == "1f1b") return ScheduleKind::k1F1B;
+  return Status::InvalidArgument("unknown schedule '" + name + "' (expected gpipe or 1f1b)");
+}
+
+const char* ScheduleName(ScheduleKind k) { return k == ScheduleKind::kGPipe ? "gpipe" : "1f1b"; }
+
+std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int S, int M) {
+  std::vector<std::vector<PipeOp>> ops(S);
+  for (int s = 0; s < S; ++s) {
+    auto& o = ops[s];
+    if (k == ScheduleKind::kGPipe) {
+      for (int m = 0; m < M; ++m) o.push_back({true, m});
+      for (int m = 0; m < M; ++m) o.push_back({false, m});
+      continue;
+    }
+    const int warmup = std::min(S - s - 1, M);
+    int next_f = 0, next_b = 0;
+    for (; next_f < warmup; ++next_f) o.push_back({true, next_f});
+    while (next_f < M) {
+      o.push_back({true, next_f++});
+      o.push_back({false, next_b++});
+    }
+    while (next_b < M) o.push_back({false, next_b++});
+  }
+  return ops;
+}
+
+double TheoreticalBubble(int S, int M) { return static_cast<double>(S - 1) / (M + S - 1); }
+
+std::vector<int> EqualSplit(int L, int S) {
+  std::vector<int> b(S + 1, 0);
+  for (int s = 0; s <= S; ++s) b[s] = static_cast<int>((static_cast<int64_t>(L) * s) / S);
+  return b;
+}
+
+double StepReport::Bubble() const {
+  if (busy_s.empty() || wall_s <= 0) return 0.0;
+  double busy = 0;
+  for (double b : busy_s) busy += b;
+  return 1.0 - busy / (wall_s * static_cast<double>(busy_s.size()));
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, const ParamLayout& layout,
+                                                   const PipelineOptions& opt_in) {
+  LMS_RETURN_IF_ERROR(shape.Validate());
+  PipelineOptions opt = opt_in;
+  const int S = static_cast<int>(opt.boundaries.size()) - 1;
+  if (S < 1) return Status::InvalidArgument("a pipeline needs at least one stage");
+  if (S > shape.n_layers) {
+    return Status::InvalidArgument(fmt::format("{} stages for {} layers: every stage needs a layer", S, shape.n_layers));
+  }
+  if (opt.boundaries.front() != 0 || opt.boundaries.back() != shape.n_layers) {
+    return Status::InvalidArgument(fmt::format("stage boundaries must run from 0 to {} layers", shape.n_layers));
+  }
+  for (int s = 0; s < S; ++s) {
+    if (opt.boundaries[s + 1] <= opt.boundaries[s]) {
+      return Status::InvalidArgument(fmt::format("stage {} has no layers (boundaries must increase)", s));
+    }
+  }
+  if (opt.microbatches < 1) return Status::InvalidArgument("micro-batches must be at least 1");
+  if (opt.micro_batch_size < 1) return Status::InvalidArgument("micro-batch size must be at least 1");
+  if (opt.threads.empty()) opt.threads.assign(S, 1);
+  if (static_cast<int>(opt.threads.size()) != S) {
+    return Status::InvalidArgument(fmt::format("{} thread counts given for {} stages", opt.threads.size(), S));
+  }
+  std::unique_ptr<Pipeline> p(new Pipeline());
+  p->shape_ = shape;
+  p->layout_ = &layout;
+  p->opt_ = opt;
+  for (int s = 0; s < S; ++s) {
+    if (opt.threads[s] < 1) return Status::InvalidArgument(fmt::format("stage {} needs at least one thread", s));
+    p->pools_.push_back(std::make_unique<ThreadPool>(opt.threads[s]));
+    p->stages_.push_back(std::make_unique<Stage>(shape, layout, opt.boundaries[s], opt.boundaries[s + 1], s == 0,
+                                                 s == S - 1, opt.micro_batch_size, p->pools_.back().get()));
+  }
+  p->transport_ = std::make_unique<InProcessTransport>();
+  if (S > 1 && shape.tied) p->head_grad_.assign(static_cast<size_t>(layout.token_embd.size()), 0.0f);
+  return p;
+}
+
+Pipeline::~Pipeline() = default;
+
+Result<StepReport> Pipeline::ForwardBackward(const std::vector<float>& params, std::vector<float>& grads,
+                                             const int32_t* inputs, const int32_t* targets, float loss_scale) {
+  if (grads.size() != params.size()) return Status::InvalidArgument("gradient and parameter sizes differ");
+  return Run(&params, &grads, inputs, targets, loss_scale, true);
+}
+
+Result<StepReport> Pipeline::Forward(const std::vector<float>& params, const int32_t* inputs, const int32_t* targets) {
+  return Run(&params, nullptr, inputs, targets, 0.0f, false);
+}
+
+Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<float>* grads, const int32_t* inputs,
+                                 const int32_t* targets, float loss_scale, bool backward) {
+  if (static_cast<int64_t>(params->size()) != layout_->total) {
+    return Status::InvalidArgument("parameter vector does not match the model layout");
+  }
+  const int S = stages(), M = opt_.microbatches;
+  const int64_t rows = int64_t{opt_.micro_batch_size} * shape_.seq_len, d = shape_.d_model;
+  std::vector<std::vector<PipeOp>> ops;
+  if (backward) {
+    ops = MakeSchedule(opt_.schedule, S, M);
+  } else {
+    ops.assign(S, {});
+    for (int s = 0; s < S; ++s)
+      for (int m = 0; m < M; ++m) ops[s].push_back({true, m});
+  }
+  const float* p = params->data();
+  float* g = grads ? grads->data() : nullptr;
+  float* head_grad = nullptr;
+  if (backward) {
+    if (!head_grad_.empty()) {
+      std::fill(head_grad_.begin(), head_grad_.end(), 0.0f);
+      head_grad = head_grad_.data();
+    } else {
+      head_grad = g + layout_->Head().offset;
+    }
+  }
+
+  StepReport rep;
+  rep.busy_s.assign(S, 0.0);
+  rep.peak_in_flight.assign(S, 0);
+  std::vector<std::vector<TimelineEvent>> events(S);
+  std::vector<Status> status(S);
+  std::vector<LossSum> mb_loss(M);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto now = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+  auto run_stage = [&](int s) {
+    Stage& st = *stages_[s];
+    const bool first = s == 0, last = s == S - 1;
+    std::vector<float> out(first && last ? 0 : static_cast<size_t>(rows * d));
+    for (const PipeOp& op : ops[s]) {
+      const int m = op.microbatch;
+      Status err;
+      std::vector<float> in;
+      if (op.forward) {
+        if (!first) {
+          auto r = transport_->Recv(s, s - 1, MessageKind::kActivation, m);
+          if (!r.ok()) { status[s] = r.status(); break; }
+          in = std::move(r).value();
+        }
+        const double start = now();
+        LossSum ls;
+        err = st.Forward(m, p, inputs + m * rows, in.data(), targets + m * rows, loss_scale,
+                         last ? nullptr : out.data(), &ls);
+        if (!backward) st.Release(m);
+        const double end = now();
+        if (!err.ok()) { status[s] = err; break; }
+        events[s].push_back({s, m, true, start, end});
+        rep.busy_s[s] += end - start;
+        if (last) mb_loss[m] = ls;
+        if (!last) err = transport_->Send(s, s + 1, MessageKind::kActivation, m, out);
+      } else {
+        if (!last) {
+          auto r = transport_->Recv(s, s + 1, MessageKind::kGradient, m);
+          if (!r.ok()) { status[s] = r.status(); break; }
+          in = std::move(r).value();
+        }
+        const double start = now();
+        err = st.Backward(m, p, in.data(), g, head_grad, first ? nullptr : out.data());
+        const double end = now();
+        if (!err.ok()) { status[s] = err; break; }
+        events[s].push_back({s, m, false, start, end});
+        rep.busy_s[s] += end - start;
+        if (!first) err = transport_->Send(s, s - 1, MessageKind::kGradient, m, out);
+      }
+      if (!err.ok()) { status[s] = err; break; }
+    }
+    if (!status[s].ok()) transport_->Abort();
+  };
+
+  if (S == 1) {
+    run_stage(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int s = 0; s < S; ++s) threads.emplace_back(run_stage, s);
+    for (auto& t : threads) t.join();
+  }
+  rep.wall_s = now();
+  // Report the first real failure, not the cancellations it caused.
+  Status failure;
+  for (const Status& st : status) {
+    if (!st.ok() && (failure.ok() || failure.code() == StatusCode::kCancelled)) failure = st;
+  }
+  if (!failure.ok()) {
+    transport_->Reset();
+    for (auto& st : stages_)
+      for (int m = 0; m < M; ++m) st->Release(m);
+    return failure;
+  }
+  for (int m = 0; m < M; ++m) {
+    rep.loss_sum += mb_loss[m].sum;
+    rep.tokens += mb_loss[m].count;
+  }
+  if (backward && !head_grad_.empty()) {
+    // The tied embedding's two gradient shares (embedding on stage 0, head on stage S−1).
+    float* emb = g + layout_->token_embd.offset;
+    for (size_t i = 0; i < head_grad_.size(); ++i) emb[i] += head_grad_[i];
+  }
+  for (int s = 0; s < S; ++s) {
+    rep.peak_in_flight[s] = stages_[s]->peak_in_flight();
+    rep.events.insert(rep.events.end(), events[s].begin(), events[s].end());
+  }
+  return rep;
+}
+
+}  // namespace lms::train
