@@ -68,6 +68,8 @@ int RunCli(int argc, char** argv) {
   add(AddPerplexityCommand(cli));
   add(AddQuantizeCommand(cli));
   add(AddBenchCommand(cli));
+  add(AddLeaderboardCommand(cli));
+  add(AddAgreementCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,6 +22,8 @@ CommandFn AddChatCommand(CLI::App& cli);
 CommandFn AddPerplexityCommand(CLI::App& cli);
 CommandFn AddQuantizeCommand(CLI::App& cli);
 CommandFn AddBenchCommand(CLI::App& cli);
+CommandFn AddLeaderboardCommand(CLI::App& cli);
+CommandFn AddAgreementCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {
