@@ -70,6 +70,7 @@ int RunCli(int argc, char** argv) {
   add(AddBenchCommand(cli));
   add(AddLeaderboardCommand(cli));
   add(AddAgreementCommand(cli));
+  add(AddDbCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
