@@ -71,6 +71,8 @@ int RunCli(int argc, char** argv) {
   add(AddLeaderboardCommand(cli));
   add(AddAgreementCommand(cli));
   add(AddDbCommand(cli));
+  add(AddAnswerCommand(cli));
+  add(AddJudgeCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

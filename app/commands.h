@@ -26,6 +26,8 @@ CommandFn AddBenchCommand(CLI::App& cli);
 CommandFn AddLeaderboardCommand(CLI::App& cli);
 CommandFn AddAgreementCommand(CLI::App& cli);
 CommandFn AddDbCommand(CLI::App& cli);
+CommandFn AddAnswerCommand(CLI::App& cli);
+CommandFn AddJudgeCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {
