@@ -73,6 +73,7 @@ int RunCli(int argc, char** argv) {
   add(AddDbCommand(cli));
   add(AddAnswerCommand(cli));
   add(AddJudgeCommand(cli));
+  add(AddArenaCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -28,6 +28,7 @@ CommandFn AddAgreementCommand(CLI::App& cli);
 CommandFn AddDbCommand(CLI::App& cli);
 CommandFn AddAnswerCommand(CLI::App& cli);
 CommandFn AddJudgeCommand(CLI::App& cli);
+CommandFn AddArenaCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {

@@ -156,6 +156,24 @@ TEST_CASE("answer and judge survive kill -9 and resume without duplicates or los
   CHECK(Count(db, "SELECT COUNT(*) FROM battles") ==
         Count(db, "SELECT COUNT(*) FROM (SELECT j1.id FROM judgments j1 JOIN judgments j2 ON j1.answer_a = j2.answer_b AND j1.answer_b = j2.answer_a "
                   "AND j1.turn = j2.turn AND j1.id < j2.id WHERE j1.parsed = 1 AND j2.parsed = 1)"));
+  // Terminal arena votes: recorded as human battles; a later session adds to the same run.
+  auto vote = [&](const std::string& keys, int votes) {
+    const std::string cmd = std::string(LMSTATION_BIN) + " -q arena --questions " + questions + " --contestants a,b --votes " +
+                            std::to_string(votes) + " --arena-seed 3 --db " + db + " > /dev/null 2>&1";
+    FILE* p = popen(cmd.c_str(), "w");
+    REQUIRE(p != nullptr);
+    fputs(keys.c_str(), p);
+    return pclose(p);
+  };
+  const int64_t judge_battles = Count(db, "SELECT COUNT(*) FROM battles");
+  CHECK(vote("a\nmaybe\nb\nx\n", 3) == 0);  // an unknown key is asked again
+  CHECK(Count(db, "SELECT COUNT(*) FROM battles WHERE source = 'human'") == 3);
+  CHECK(vote("t\nq\n", 5) == 0);  // quits after one vote
+  CHECK(Count(db, "SELECT COUNT(*) FROM battles WHERE source = 'human'") == 4);
+  CHECK(Count(db, "SELECT COUNT(*) FROM battles WHERE source = 'human' AND winner = 'both_bad'") == 1);
+  CHECK(Count(db, "SELECT COUNT(DISTINCT run_id) FROM battles WHERE source = 'human'") == 1);
+  CHECK(Count(db, "SELECT COUNT(*) FROM battles") == judge_battles + 4);
+
   // Running the finished job again changes nothing.
   REQUIRE(WaitExit(Spawn(judge)) == 0);
   CHECK(Count(db, judgments_sql) == expected);

@@ -1,6 +1,8 @@
 // Agreement analysis on small hand-counted cases, and on the llmfao crowd and GPT votes.
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "core/eval/agreement.h"
 #include "core/eval/battles.h"
 #include "tests/test_support.h"
@@ -70,6 +72,41 @@ TEST_CASE("Agreement runs on the llmfao crowd and GPT-4 votes", "[eval][agreemen
   CHECK(jh.without_ties.rate() > 0.5);
   CHECK(jh.without_ties.rate() < 1.0);
   CHECK(PositionConsistency(*gpt4).pairs_both_orders == 0);  // llmfao judged each pair once
+}
+
+}  // namespace lms::eval
+
+#include "core/eval/arena.h"
+
+namespace lms::eval {
+
+TEST_CASE("Arena pair sampling: uniform covers all pairs, uncertain prefers unsettled pairs", "[eval][arena]") {
+  std::vector<std::string> names = {"a", "b", "c"};
+  BattleSet history;
+  int a = history.Intern("a"), b = history.Intern("b"), c = history.Intern("c");
+  // a beats b and c almost always; b and c are even and met as often.
+  for (int k = 0; k < 20; ++k) {
+    history.Add(a, b, k < 19 ? Winner::kLeft : Winner::kRight);
+    history.Add(a, c, k < 19 ? Winner::kLeft : Winner::kRight);
+    history.Add(b, c, k % 2 ? Winner::kLeft : Winner::kRight);
+  }
+  Rng rng(1);
+  std::map<std::pair<int, int>, int> seen;
+  for (int k = 0; k < 300; ++k) {
+    auto p = ChoosePair(names, history, PairSampling::kUniform, rng);
+    REQUIRE(p.first != p.second);
+    seen[{std::min(p.first, p.second), std::max(p.first, p.second)}]++;
+  }
+  CHECK(seen.size() == 3);
+  for (int k = 0; k < 20; ++k) {
+    auto p = ChoosePair(names, history, PairSampling::kUncertain, rng);
+    CHECK(std::min(p.first, p.second) == 1);  // b vs c
+    CHECK(std::max(p.first, p.second) == 2);
+  }
+  // A contestant never seen is paired first.
+  std::vector<std::string> more = {"a", "b", "c", "new"};
+  auto p = ChoosePair(more, history, PairSampling::kUncertain, rng);
+  CHECK((p.first == 3 || p.second == 3));
 }
 
 }  // namespace lms::eval
