@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "app/commands.h"
+#include "app/endpoint_answerer.h"
 #include "app/local_answerer.h"
 #include "core/eval/jobs.h"
 #include "core/util/log.h"
@@ -21,7 +22,7 @@ namespace lms::app {
 
 CommandFn AddJudgeCommand(CLI::App& cli) {
   struct Opts {
-    std::string questions, judge, model, db, prompts, references, baseline, mode = "pairwise";
+    std::string questions, judge, model, db, prompts, references, baseline, mode = "pairwise", endpoint, endpoint_model, api_key_env;
     std::vector<std::string> contestants;
     bool multi_turn = false;
     int limit = 0;
@@ -35,7 +36,10 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
   sub->add_option("--questions", o->questions, "Question file the contestants answered")->required();
   sub->add_option("--contestants", o->contestants, "Contestant names (comma-separated)")->delimiter(',')->required();
   sub->add_option("--judge", o->judge, "Judge contestant name")->required();
-  sub->add_option("--model", o->model, "Judge GGUF file or known model name")->required();
+  sub->add_option("--model", o->model, "Judge GGUF file or known model name (a local judge)");
+  sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL of the judge (instead of --model)");
+  sub->add_option("--endpoint-model", o->endpoint_model, "Model name to ask the endpoint for");
+  sub->add_option("--api-key-env", o->api_key_env, "Environment variable holding the endpoint's API key");
   sub->add_option("--mode", o->mode, "pairwise or single")->check(CLI::IsMember({"pairwise", "single"}));
   sub->add_option("--baseline", o->baseline, "Pairwise against this contestant only");
   sub->add_flag("--multi-turn", o->multi_turn, "Also judge the second turn with the multi-turn prompts");
@@ -86,13 +90,30 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
       jo.baseline = **b;
       if (std::find(ids.begin(), ids.end(), **b) == ids.end()) ids.push_back(**b);
     }
-    auto judge = LocalAnswerer::Create(o->model, o->gen);
-    if (!judge.ok()) return Fail(judge.status());
-    auto msha = Sha256File((*judge)->model_path());
-    if (!msha.ok()) return Fail(msha.status());
-    auto model_id = st.UpsertModel((*judge)->model_path(), *msha, "{}");
-    if (!model_id.ok()) return Fail(model_id.status());
-    auto judge_id = st.UpsertContestant(o->judge, "local", *model_id, ContestantConfig((*judge)->model_path(), *msha, o->gen).dump());
+    if (o->model.empty() == o->endpoint.empty()) return Fail(Status::InvalidArgument("give either --model or --endpoint for the judge"));
+    std::unique_ptr<eval::Answerer> judge;
+    Result<int64_t> judge_id = Status::Internal("unset");
+    if (!o->model.empty()) {
+      auto local = LocalAnswerer::Create(o->model, o->gen);
+      if (!local.ok()) return Fail(local.status());
+      auto msha = Sha256File((*local)->model_path());
+      if (!msha.ok()) return Fail(msha.status());
+      auto model_id = st.UpsertModel((*local)->model_path(), *msha, "{}");
+      if (!model_id.ok()) return Fail(model_id.status());
+      judge_id = st.UpsertContestant(o->judge, "local", *model_id, ContestantConfig((*local)->model_path(), *msha, o->gen).dump());
+      judge = std::move(*local);
+    } else {
+      EndpointOptions eo;
+      eo.base_url = o->endpoint;
+      eo.model = o->endpoint_model;
+      eo.api_key_env = o->api_key_env;
+      eo.temperature = o->gen.sampling.temperature;
+      eo.max_tokens = o->gen.n_predict;
+      auto remote = EndpointAnswerer::Create(eo);
+      if (!remote.ok()) return Fail(remote.status());
+      judge_id = st.UpsertContestant(o->judge, "endpoint", std::nullopt, (*remote)->Config().dump());
+      judge = std::move(*remote);
+    }
     if (!judge_id.ok()) return Fail(judge_id.status());
     nlohmann::json run_config = {{"judge", o->judge}, {"contestants", o->contestants}, {"questions", *qsha}, {"mode", o->mode},
                                  {"baseline", o->baseline}, {"multi_turn", o->multi_turn}, {"prompts", prompt_file}, {"limit", o->limit}};
@@ -100,7 +121,7 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
     if (!run.ok()) return Fail(run.status());
     if (run->resumed) LogInfo(fmt::format("resuming run {}", run->id));
     const auto t0 = std::chrono::steady_clock::now();
-    auto stats = eval::RunJudgeJob(st, run->id, *judge_id, ids, *questions, *rows, *prompts, **judge, jo,
+    auto stats = eval::RunJudgeJob(st, run->id, *judge_id, ids, *questions, *rows, *prompts, *judge, jo,
                                    [](const std::string& s) { LogInfo(s); });
     if (!stats.ok()) {
       (void)st.FinishRun(run->id, "failed");
