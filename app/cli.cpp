@@ -70,6 +70,12 @@ int RunCli(int argc, char** argv) {
   add(AddBenchCommand(cli));
   add(AddTrainCommand(cli));
   add(AddPlanCommand(cli));
+  add(AddLeaderboardCommand(cli));
+  add(AddAgreementCommand(cli));
+  add(AddDbCommand(cli));
+  add(AddAnswerCommand(cli));
+  add(AddJudgeCommand(cli));
+  add(AddArenaCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,7 @@
 
 #include "core/backend/backend.h"
 #include "core/model/model.h"
+#include "core/store/store.h"
 
 namespace lms::app {
 
@@ -24,6 +25,12 @@ CommandFn AddQuantizeCommand(CLI::App& cli);
 CommandFn AddBenchCommand(CLI::App& cli);
 CommandFn AddTrainCommand(CLI::App& cli);
 CommandFn AddPlanCommand(CLI::App& cli);
+CommandFn AddLeaderboardCommand(CLI::App& cli);
+CommandFn AddAgreementCommand(CLI::App& cli);
+CommandFn AddDbCommand(CLI::App& cli);
+CommandFn AddAnswerCommand(CLI::App& cli);
+CommandFn AddJudgeCommand(CLI::App& cli);
+CommandFn AddArenaCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {
@@ -31,6 +38,9 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
 };
 Result<LoadedModel> LoadModel(const std::string& name_or_path, int threads);
+
+// The results database at `db_flag`, or the default path when it is empty.
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& db_flag);
 
 // Prints "error: <message>" to stderr and returns exit code 1.
 int Fail(const Status& status);

@@ -1,0 +1,157 @@
+// lmstation arena --questions FILE --contestants A,B,… — anonymous battles on recorded answers.
+// A person votes in the terminal (a / b / t for tie / x for both bad; names are shown after the
+// vote), or a judge model votes (--judge NAME --model MODEL, both orders as in `judge`). Votes
+// are recorded at once; rerunning continues the same arena run.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "app/commands.h"
+#include "app/local_answerer.h"
+#include "core/eval/arena.h"
+#include "core/eval/jobs.h"
+#include "core/util/log.h"
+#include "core/util/sha256.h"
+
+#ifndef LMS_ASSETS_DIR
+#define LMS_ASSETS_DIR "assets"
+#endif
+
+namespace lms::app {
+
+CommandFn AddArenaCommand(CLI::App& cli) {
+  struct Opts {
+    std::string questions, db, judge, model, sampling = "uniform", voter = "human";
+    std::vector<std::string> contestants;
+    int votes = 10;
+    uint64_t seed = 0;
+    GenerationOptions gen;
+  };
+  auto o = std::make_shared<Opts>();
+  o->gen.n_predict = 256;
+  o->gen.sampling.temperature = 0;
+  auto* sub = cli.add_subcommand("arena", "Anonymous pairwise battles on recorded answers, voted by a person or a judge; resumable");
+  sub->add_option("--questions", o->questions, "Question file the contestants answered")->required();
+  sub->add_option("--contestants", o->contestants, "Contestant names (comma-separated, at least two)")->delimiter(',')->required();
+  sub->add_option("--votes", o->votes, "Battles to hold in this session");
+  sub->add_option("--sampling", o->sampling, "uniform or uncertain (pairs whose order is least settled)")->check(CLI::IsMember({"uniform", "uncertain"}));
+  sub->add_option("--arena-seed", o->seed, "Seed for pairs, questions and sides");
+  sub->add_option("--voter", o->voter, "Name recorded for the human voter");
+  sub->add_option("--judge", o->judge, "Let this judge contestant vote instead of a person (with --model)");
+  sub->add_option("--model", o->model, "Judge GGUF file or known model name");
+  sub->add_option("--db", o->db, "Database file (default $XDG_DATA_HOME/lmstation/lmstation.db)");
+  o->gen.AddSamplingFlags(sub);
+  o->gen.AddRuntimeFlags(sub);
+  return [o]() {
+    if (o->contestants.size() < 2) return Fail(Status::InvalidArgument("an arena needs at least two contestants"));
+    if (o->judge.empty() != o->model.empty()) return Fail(Status::InvalidArgument("--judge and --model go together"));
+    auto questions = eval::LoadQuestions(o->questions);
+    if (!questions.ok()) return Fail(questions.status());
+    auto qsha = Sha256File(o->questions);
+    if (!qsha.ok()) return Fail(qsha.status());
+    auto db = OpenStore(o->db);
+    if (!db.ok()) return Fail(db.status());
+    store::Store& st = **db;
+    const std::string set_name = std::filesystem::path(o->questions).parent_path().filename().string() + "/" +
+                                 std::filesystem::path(o->questions).filename().string() + "@" + qsha->substr(0, 12);
+    auto rows = eval::RecordQuestions(st, set_name, o->questions, *qsha, *questions);
+    if (!rows.ok()) return Fail(rows.status());
+    std::vector<int64_t> ids;
+    for (const auto& name : o->contestants) {
+      auto id = st.FindContestant(name);
+      if (!id.ok()) return Fail(id.status());
+      if (!*id) return Fail(Status::NotFound(fmt::format("contestant '{}' has no answers recorded (run lmstation answer first)", name)));
+      ids.push_back(**id);
+    }
+    nlohmann::json config = {{"contestants", o->contestants}, {"questions", *qsha}, {"sampling", o->sampling}, {"seed", o->seed},
+                             {"voter", o->judge.empty() ? o->voter : o->judge}};
+    auto run = st.StartRun("arena", fmt::format("arena {}", fmt::join(o->contestants, ",")), config.dump());
+    if (!run.ok()) return Fail(run.status());
+    std::unique_ptr<LocalAnswerer> judge;
+    int64_t judge_id = 0;
+    std::vector<eval::JudgePrompt> prompts;
+    if (!o->judge.empty()) {
+      auto j = LocalAnswerer::Create(o->model, o->gen);
+      if (!j.ok()) return Fail(j.status());
+      judge = std::move(*j);
+      auto sha = Sha256File(judge->model_path());
+      if (!sha.ok()) return Fail(sha.status());
+      auto mid = st.UpsertModel(judge->model_path(), *sha, "{}");
+      if (!mid.ok()) return Fail(mid.status());
+      auto jid = st.UpsertContestant(o->judge, "local", *mid, ContestantConfig(judge->model_path(), *sha, o->gen).dump());
+      if (!jid.ok()) return Fail(jid.status());
+      judge_id = *jid;
+      auto p = eval::LoadJudgePrompts(std::string(LMS_ASSETS_DIR) + "/eval/judge_prompts.jsonl");
+      if (!p.ok()) return Fail(p.status());
+      prompts = std::move(*p);
+    }
+    // Votes already in this run: this session numbers its votes after them and draws from its
+    // own random stream, so resuming never repeats or overwrites a recorded vote.
+    auto done = st.db().Query(fmt::format("SELECT COUNT(*) FROM battles WHERE run_id = {}", run->id));
+    if (!done.ok()) return Fail(done.status());
+    const int64_t start = std::get<int64_t>(done->rows[0][0]);
+    eval::Rng rng(o->seed * 1000003 + static_cast<uint64_t>(start));
+    const auto mode = o->sampling == "uncertain" ? eval::PairSampling::kUncertain : eval::PairSampling::kUniform;
+    int64_t held = 0;
+    for (int64_t round = 0; held < o->votes; ++round) {
+      auto history = st.LoadBattles(std::nullopt);
+      if (!history.ok()) return Fail(history.status());
+      auto [ia, ib] = eval::ChoosePair(o->contestants, *history, mode, rng);
+      const size_t qi = rng.Below(questions->size());
+      auto ta = st.FindAnswer(ids[ia], (*rows)[qi], 1);
+      auto tb = st.FindAnswer(ids[ib], (*rows)[qi], 1);
+      if (!ta.ok() || !tb.ok()) return Fail(!ta.ok() ? ta.status() : tb.status());
+      if (!*ta || !*tb) {
+        if (round > 1000 && held == 0) return Fail(Status::NotFound("the contestants share no answered question"));
+        continue;
+      }
+      const eval::Question& q = (*questions)[qi];
+      if (judge) {
+        eval::JudgeJobOptions jo;
+        jo.judge_name = o->judge;
+        auto stats = eval::RunJudgeJob(st, run->id, judge_id, {ids[ia], ids[ib]}, {q}, {(*rows)[qi]}, prompts, *judge, jo);
+        if (!stats.ok()) return Fail(stats.status());
+        std::printf("question %s: %s vs %s judged (%lld battle)\n", q.id.c_str(), o->contestants[ia].c_str(), o->contestants[ib].c_str(),
+                    static_cast<long long>(stats->battles));
+        ++held;
+        continue;
+      }
+      std::printf("\n=== battle %lld, question %s (%s)\n%s\n\n--- Model A ---\n%s\n\n--- Model B ---\n%s\n\n", static_cast<long long>(start + held + 1),
+                  q.id.c_str(), q.category.c_str(), q.turns[0].c_str(), (*ta)->c_str(), (*tb)->c_str());
+      std::optional<eval::Winner> w;
+      std::string line;
+      while (!w) {
+        std::printf("Your vote: [a] A is better, [b] B is better, [t] tie, [x] both bad, [q] quit > ");
+        std::fflush(stdout);
+        if (!std::getline(std::cin, line) || line == "q") {
+          (void)st.FinishRun(run->id, "paused");
+          std::printf("\n%lld votes recorded this session\n", static_cast<long long>(held));
+          return 0;
+        }
+        if (line == "a") w = eval::Winner::kLeft;
+        else if (line == "b") w = eval::Winner::kRight;
+        else if (line == "t") w = eval::Winner::kTie;
+        else if (line == "x") w = eval::Winner::kBothBad;
+      }
+      store::Store::BattleRow row;
+      row.run_id = run->id;
+      row.question_row = (*rows)[qi];
+      row.contestant_a = ids[ia];
+      row.contestant_b = ids[ib];
+      row.winner = *w;
+      row.source = "human";
+      row.voter = o->voter;
+      row.dedup_key = fmt::format("arena:{}:{}", run->id, start + held);
+      auto b = st.InsertBattle(row);
+      if (!b.ok()) return Fail(b.status());
+      std::printf("A was %s, B was %s\n", o->contestants[ia].c_str(), o->contestants[ib].c_str());
+      ++held;
+    }
+    (void)st.FinishRun(run->id, "done");
+    return 0;
+  };
+}
+
+}  // namespace lms::app

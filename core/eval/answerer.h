@@ -1,0 +1,32 @@
+// What answers a conversation: a local model, an OpenAI-compatible endpoint, or (later) the
+// serving engine. Jobs (answer, judge, arena) see only this interface, so a batched engine can
+// replace the one-request-at-a-time local runner without touching them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/util/status.h"
+
+namespace lms::eval {
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+struct AnswerText {
+  std::string text;
+  int64_t tokens = 0;     // generated tokens (0 when the backend does not say)
+  double latency_ms = 0;  // wall time of the request
+};
+
+class Answerer {
+ public:
+  virtual ~Answerer() = default;
+  // The reply to `conversation` (ending with a user message). Deterministic for a fixed seed
+  // when the backend allows it.
+  virtual Result<AnswerText> Reply(const std::vector<ChatMessage>& conversation) = 0;
+};
+
+}  // namespace lms::eval
