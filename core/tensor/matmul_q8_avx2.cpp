@@ -371,6 +371,7 @@ void PrepackedTile(const uint8_t* gp, const uint8_t* act, const ActLayout& L, in
           const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
           const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
           sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
+          Pin(sum[c]);
         }
       }
     } else {
@@ -383,6 +384,7 @@ void PrepackedTile(const uint8_t* gp, const uint8_t* act, const ActLayout& L, in
           const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Broadcast32(a[c].q + b * kQK + 4 * g)),
                                              _mm256_maddubs_epi16(hi, Broadcast32(a[c].q + b * kQK + 16 + 4 * g)));
           sum[c] = g == 0 ? p : _mm256_add_epi16(sum[c], p);
+          Pin(sum[c]);
         }
       }
       LMS_UNROLL for (int c = 0; c < C; ++c) sum[c] = _mm256_madd_epi16(sum[c], ones);
