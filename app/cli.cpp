@@ -68,6 +68,7 @@ int RunCli(int argc, char** argv) {
   add(AddPerplexityCommand(cli));
   add(AddQuantizeCommand(cli));
   add(AddBenchCommand(cli));
+  add(AddServeCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,6 +22,7 @@ CommandFn AddChatCommand(CLI::App& cli);
 CommandFn AddPerplexityCommand(CLI::App& cli);
 CommandFn AddQuantizeCommand(CLI::App& cli);
 CommandFn AddBenchCommand(CLI::App& cli);
+CommandFn AddServeCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {
