@@ -194,7 +194,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
       const bool usage = ar.include_usage;
       res.set_chunked_content_provider(
           "text/event-stream",
-          [channel, builder, usage](size_t, httplib::DataSink& sink) {
+          [channel, builder, usage, idle = 0](size_t, httplib::DataSink& sink) mutable {
             if (!sink.is_writable()) {
               channel->Cancel();
               return false;
@@ -202,9 +202,14 @@ CommandFn AddServeCommand(CLI::App& cli) {
             std::string out;
             serve::StreamEvent e;
             if (channel->Next(e, std::chrono::milliseconds(200))) {
+              idle = 0;
               do {
                 for (const auto& payload : builder->OnStreamEvent(e)) out += "data: " + payload + "\n\n";
               } while (channel->Next(e, std::chrono::milliseconds(0)));
+            } else if (++idle % 5 == 0) {
+              // An SSE comment about once a second while queued: writing is how a client that
+              // went away is noticed (and its request cancelled) before it produces tokens.
+              out = ": waiting\n\n";
             }
             const bool done = channel->done();
             if (done) {

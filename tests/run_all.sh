@@ -15,10 +15,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import llama_cpp, numpy, jinja2" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import llama_cpp, numpy, jinja2, openai" 2>/dev/null; then
   echo "run_all: building llama-cpp-python into $VENV (once; about 10 minutes on 2 cores)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "llama-cpp-python==0.3.36" numpy jinja2
+    "llama-cpp-python==0.3.36" numpy jinja2 openai
 fi
 
 bash packaging/build.sh -DLMS_TESTS=ON -DLMS_REFERENCE_PYTHON="$VENV/bin/python"

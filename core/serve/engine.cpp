@@ -342,7 +342,6 @@ Result<std::shared_ptr<RequestChannel>> Engine::Submit(Request r) {
       return Status::ResourceExhausted(fmt::format("the request queue is full ({} waiting)", max_waiting_));
     }
     pending_.emplace_back(std::move(r), ch);
-    snapshot_.waiting++;  // counted until the next snapshot replaces it
   }
   cv_.notify_all();
   return ch;
@@ -350,7 +349,9 @@ Result<std::shared_ptr<RequestChannel>> Engine::Submit(Request r) {
 
 EngineMetrics Engine::Metrics() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return snapshot_;
+  EngineMetrics m = snapshot_;
+  m.waiting += static_cast<int64_t>(pending_.size());
+  return m;
 }
 
 void Engine::Loop() {
@@ -361,6 +362,7 @@ void Engine::Loop() {
       cv_.wait(lock, [&] { return stop_ || !pending_.empty() || core_->HasWork(); });
       if (stop_) break;
       incoming.swap(pending_);
+      snapshot_.waiting += static_cast<int64_t>(incoming.size());  // now queued in the core
     }
     for (auto& [req, ch] : incoming) {
       const int32_t n = req.params.n;
@@ -379,8 +381,7 @@ void Engine::Loop() {
     (void)st;  // failed requests were told through their channels
     EngineMetrics m = core_->Metrics();
     std::lock_guard<std::mutex> lock(mu_);
-    snapshot_ = std::move(m);
-    snapshot_.waiting += static_cast<int64_t>(pending_.size());
+    snapshot_ = std::move(m);  // waiting: the core's queue; pending_ is counted apart
   }
   core_->CancelAll();
   std::lock_guard<std::mutex> lock(mu_);
