@@ -8,7 +8,6 @@
 // from any thread.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -137,7 +136,6 @@ class Engine {
   std::condition_variable cv_;
   std::vector<std::pair<Request, std::shared_ptr<RequestChannel>>> pending_;  // GUARDED_BY(mu_)
   EngineMetrics snapshot_;                                                    // GUARDED_BY(mu_)
-  std::atomic<int64_t> queued_{0};  // pending + waiting, for the queue limit
   bool stop_ = false;               // GUARDED_BY(mu_)
   std::thread thread_;
 };

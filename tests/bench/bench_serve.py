@@ -140,7 +140,7 @@ def run_load(port: int, prompts: list[str], concurrency: int, max_tokens: int, r
         return {"mean": statistics.fmean(xs), "median": statistics.median(xs), "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))]}
 
     tokens = sum(r["tokens"] for r in ok)
-    return {"requests": len(results), "failed": len(results) - len(ok), "wall_s": wall,
+    return {"requests": len(results), "failed": len(results) - len(ok), "wall_s": wall, "tokens": tokens,
             "req_per_s": len(ok) / wall, "output_tok_per_s": tokens / wall,
             "ttft": stats([r["ttft"] for r in ok]), "tpot": stats([r["tpot"] for r in ok]),
             "itl": stats([x for r in ok for x in r["itl"]]), "e2e": stats([r["e2e"] for r in ok])}
@@ -165,7 +165,7 @@ def start_llamacpp(python: str, model: str, threads: int, args) -> tuple[subproc
 
 
 def fmt_row(name: str, c: int, r: dict) -> str:
-    return (f"{name:10s} c={c:3d} req={r['requests']:4d} fail={r['failed']:3d} req/s={r['req_per_s']:6.2f} "
+    return (f"{name:10s} c={c:3d} req={r['requests']:4d} fail={r['failed']:3d} tokens={r['tokens']:5d} req/s={r['req_per_s']:6.2f} "
             f"out tok/s={r['output_tok_per_s']:7.1f} TTFT mean/med/p99={r['ttft']['mean']:.3f}/{r['ttft']['median']:.3f}/{r['ttft']['p99']:.3f}s "
             f"TPOT med={r['tpot']['median'] * 1000:.1f}ms ITL med/p99={r['itl']['median'] * 1000:.1f}/{r['itl']['p99'] * 1000:.1f}ms "
             f"e2e med/p99={r['e2e']['median']:.2f}/{r['e2e']['p99']:.2f}s")
@@ -187,14 +187,16 @@ def main() -> None:
     ap.add_argument("--max-running", type=int, default=64)
     ap.add_argument("--token-budget", type=int, default=256)
     ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--eos-ids", default="0,2", help="end-of-generation token ids the peer is kept from sampling")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     servers = [("lmstation", lambda: start_lmstation(args.lmstation_bin, args.model, args.threads, args), {"ignore_eos": True})]
     if args.peer == "llamacpp":
-        # llama_cpp.server has no ignore_eos; long prompts of word lists rarely end early, and
-        # tokens are counted as they arrive, so throughput stays honest either way.
-        servers.append(("llama.cpp", lambda: start_llamacpp(args.python, args.model, args.threads, args), {}))
+        # llama_cpp.server has no ignore_eos: a -100 logit bias on the end-of-generation tokens
+        # makes both servers produce the full output length.
+        bias = {str(t): -100 for t in args.eos_ids.split(",")}
+        servers.append(("llama.cpp", lambda: start_llamacpp(args.python, args.model, args.threads, args), {"logit_bias": bias}))
     all_results: dict = {}
     for name, start, extra in servers:
         proc, port = start()
