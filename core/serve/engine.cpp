@@ -153,6 +153,7 @@ void EngineCore::Finish(Seq& seq, StreamEvent e) {
   e.cached_prompt_tokens = std::max(0, g.cached_prompt_tokens);
   e.completion_tokens = seq.generated;
   const bool abandoned = e.finish_reason == "cancelled" || e.finish_reason == "error";
+  if (e.finish_reason == "cancelled") g.cancelled = true;
   if (seq.generated > 1) metrics_.tpot_s.Observe((now - seq.first_token_s) / (seq.generated - 1));
   g.channel->Push(e);
   // Choices not forked yet still owe the caller their final event.
@@ -170,7 +171,7 @@ void EngineCore::Finish(Seq& seq, StreamEvent e) {
   seqs_.erase(seq.id);  // `seq` is gone from here on
   if (g.seq_ids.empty()) {
     metrics_.requests_finished++;
-    if (g.channel->cancelled()) metrics_.requests_cancelled++;
+    if (g.cancelled) metrics_.requests_cancelled++;  // not channel->cancelled(): a client may go away after its last event
     groups_.erase(g.order);
   }
 }

@@ -84,6 +84,7 @@ class EngineCore {
     double arrival_s = 0;
     bool first_token_seen = false;
     int32_t cached_prompt_tokens = -1;
+    bool cancelled = false;  // some choice ended "cancelled"
   };
 
   EngineCore(const Model& m, Backend& b) : model_(m), backend_(b) {}
