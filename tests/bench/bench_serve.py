@@ -158,7 +158,9 @@ def start_lmstation(binary: str, model: str, threads: int, args) -> tuple[subpro
 def start_llamacpp(python: str, model: str, threads: int, args) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [python, "-m", "llama_cpp.server", "--model", model, "--port", str(port), "--n_threads", str(threads),
-           "--n_threads_batch", str(threads), "--n_ctx", str(args.ctx), "--verbose", "False"]
+           "--n_threads_batch", str(threads), "--n_ctx", str(args.ctx), "--verbose", "False",
+           # By default a new request interrupts the running one; serve them all instead.
+           "--interrupt_requests", "False"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, "/v1/models", p)
     return p, port
