@@ -146,6 +146,22 @@ def run_load(port: int, prompts: list[str], concurrency: int, max_tokens: int, r
             "itl": stats([x for r in ok for x in r["itl"]]), "e2e": stats([r["e2e"] for r in ok])}
 
 
+def prefix_ttft(port: int, words: int, reps: int, extra: dict) -> dict:
+    """Cold vs warm time to first token with a long shared system prefix: for each rep a fresh
+    prefix (so the first request computes it), then a second request with the same prefix and
+    another question (which the prefix cache can serve)."""
+    cold, warm = [], []
+    for i in range(reps):
+        rng = random.Random(1000 + i)
+        prefix = f"System {i}: " + " ".join(rng.choice(WORDS) for _ in range(words))
+        a = one_request(port, prefix + "\nQuestion: name a color.", 2, extra)
+        b = one_request(port, prefix + "\nQuestion: name a number.", 2, extra)
+        cold.append(a["ttft"])
+        warm.append(b["ttft"])
+    return {"cold_median_s": statistics.median(cold), "warm_median_s": statistics.median(warm),
+            "ratio": statistics.median(cold) / statistics.median(warm)}
+
+
 def start_lmstation(binary: str, model: str, threads: int, args) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [binary, "-q", "serve", model, "--port", str(port), "-t", str(threads), "--max-running", str(args.max_running),
@@ -190,6 +206,8 @@ def main() -> None:
     ap.add_argument("--token-budget", type=int, default=256)
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--eos-ids", default="0,2", help="end-of-generation token ids the peer is kept from sampling")
+    ap.add_argument("--prefix-words", type=int, default=0,
+                    help="also measure cold vs warm TTFT with a shared prefix of this many words (e.g. 900)")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
@@ -209,6 +227,11 @@ def main() -> None:
                 r = run_load(port, prompts, c, args.output_len, args.request_rate, extra)
                 all_results.setdefault(name, {})[c] = r
                 print(fmt_row(name, c, r), flush=True)
+            if args.prefix_words > 0:
+                pr = prefix_ttft(port, args.prefix_words, 3, extra)
+                all_results.setdefault(name, {})["prefix"] = pr
+                print(f"{name:10s} shared prefix of {args.prefix_words} words: cold TTFT {pr['cold_median_s']:.3f}s, "
+                      f"warm {pr['warm_median_s']:.3f}s, cold/warm x{pr['ratio']:.1f}", flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
