@@ -76,6 +76,7 @@ int RunCli(int argc, char** argv) {
   add(AddAnswerCommand(cli));
   add(AddJudgeCommand(cli));
   add(AddArenaCommand(cli));
+  add(AddServeCommand(cli));
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -31,6 +31,7 @@ CommandFn AddDbCommand(CLI::App& cli);
 CommandFn AddAnswerCommand(CLI::App& cli);
 CommandFn AddJudgeCommand(CLI::App& cli);
 CommandFn AddArenaCommand(CLI::App& cli);
+CommandFn AddServeCommand(CLI::App& cli);
 
 // A backend and a model loaded on it, for the commands that compute.
 struct LoadedModel {

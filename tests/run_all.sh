@@ -15,10 +15,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import llama_cpp, numpy, jinja2, autograd" 2>/dev/null; then
-  echo "run_all: building llama-cpp-python into $VENV (once; about 10 minutes on 2 cores)" >&2
+if ! "$VENV/bin/python" -c "import llama_cpp, numpy, jinja2, autograd, openai" 2>/dev/null; then
+  echo "run_all: installing the Python peers into $VENV (llama-cpp-python is built once; about 10 minutes on 2 cores)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "llama-cpp-python==0.3.36" numpy jinja2 "autograd==1.9.1"
+    "llama-cpp-python==0.3.36" numpy jinja2 "autograd==1.9.1" "openai==3.57.0"
 fi
 
 bash packaging/build.sh -DLMS_TESTS=ON -DLMS_REFERENCE_PYTHON="$VENV/bin/python"

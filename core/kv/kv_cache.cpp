@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cassert>
+#include <cstring>
 
 namespace lms {
 
@@ -61,6 +62,16 @@ Status KvCache::Reserve(KvSequence& seq, int32_t n_tokens) {
     seq.blocks.push_back(b);
   }
   return Status::Ok();
+}
+
+void KvCache::CopyBlock(int32_t src, int32_t dst) {
+  for (size_t l = 0; l < k_.size(); ++l) {
+    for (const TensorView* t : {&k_[l], &v_[l]}) {
+      // A block's rows are contiguous: block_size rows of row_stride bytes.
+      const size_t bytes = static_cast<size_t>(block_size_) * t->row_stride;
+      std::memcpy(t->row(int64_t{dst} * block_size_), t->row(int64_t{src} * block_size_), bytes);
+    }
+  }
 }
 
 void KvCache::Truncate(KvSequence& seq, int32_t n_tokens) {

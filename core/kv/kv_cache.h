@@ -58,6 +58,10 @@ class KvCache {
   // Drops positions >= n_tokens, returning whole blocks no longer needed.
   void Truncate(KvSequence& seq, int32_t n_tokens);
   void Release(KvSequence& seq) { Truncate(seq, 0); }
+  // Copies every layer's K and V rows of block `src` into block `dst` (copy-on-write when a
+  // forked sequence writes into a shared block). The cache must be in host memory (the CPU
+  // backend); a device backend needs a copy op of its own.
+  void CopyBlock(int32_t src, int32_t dst);
   int32_t Slot(const KvSequence& seq, int32_t pos) const {
     return seq.blocks[pos / block_size_] * block_size_ + pos % block_size_;
   }

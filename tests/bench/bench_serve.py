@@ -110,7 +110,8 @@ class Server:
 def stream_completion(port, prompt, max_tokens, model_name):
     """One streamed /v1/completions request. Returns timings and token count."""
     body = json.dumps({"model": model_name, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-                       "stream": True, "stream_options": {"include_usage": True}})
+                       "stream": True, "stream_options": {"include_usage": True},
+                       "ignore_eos": True})  # both servers accept it: every request runs full length
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t0 = time.perf_counter()
     conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
