@@ -174,6 +174,23 @@ inline void StoreLanes(float* y, __m256 v, int valid) {
   }
 }
 
+// The 8 int32 block sums (one per lane, i.e. weight row) of one Q8_0 block of 8 interleaved
+// rows (8 chunks of 4 elements per row) with C activation rows.
+template <int C>
+inline void Q8BlockSums(const __m256i* q, const ActRow* a, int64_t b, __m256i* sum) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  LMS_UNROLL for (int g = 0; g < 8; ++g) {
+    const __m256i wv = _mm256_loadu_si256(q + g);
+    const __m256i wu = _mm256_abs_epi8(wv);
+    LMS_UNROLL for (int c = 0; c < C; ++c) {
+      const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
+      sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
+      Pin(sum[c]);
+    }
+  }
+}
+
 // ---- direct kernel: 8 weight rows in place x C activation rows --------------------------------
 
 // `next` (may be null): the first row of the group that comes after this one, to prefetch.
@@ -270,16 +287,7 @@ void PackedTile(const uint8_t* pk, const float* dwv, const float* mwv, const uin
     const __m256i* pb = reinterpret_cast<const __m256i*>(pk + b * kPackedBlockBytes);
     __m256i sum[C];
     if constexpr (T == Q8W::kQ8_0) {
-      LMS_UNROLL for (int g = 0; g < 8; ++g) {
-        const __m256i wv = _mm256_loadu_si256(pb + g);
-        const __m256i wu = _mm256_abs_epi8(wv);
-        LMS_UNROLL for (int c = 0; c < C; ++c) {
-          const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
-          sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
-          Pin(sum[c]);
-        }
-      }
+      Q8BlockSums<C>(pb, a, b, sum);
     } else {
       LMS_UNROLL for (int g = 0; g < 8; ++g) {
         const __m256i wv = _mm256_loadu_si256(pb + g);
@@ -364,16 +372,7 @@ void PrepackedTile(const uint8_t* gp, const uint8_t* act, const ActLayout& L, in
     const __m256i* q = reinterpret_cast<const __m256i*>(pb + kScaleBytes);
     __m256i sum[C];
     if constexpr (T == Q8W::kQ8_0) {
-      LMS_UNROLL for (int g = 0; g < 8; ++g) {
-        const __m256i wv = _mm256_loadu_si256(q + g);
-        const __m256i wu = _mm256_abs_epi8(wv);
-        LMS_UNROLL for (int c = 0; c < C; ++c) {
-          const __m256i av = Broadcast32(a[c].q + b * kQK + 4 * g);
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(av, wv)), ones);
-          sum[c] = g == 0 ? p : _mm256_add_epi32(sum[c], p);
-          Pin(sum[c]);
-        }
-      }
+      Q8BlockSums<C>(q, a, b, sum);
     } else {
       // int16 sums of a whole block cannot overflow: 8 * 2 * 15 * 127 < 2^15.
       LMS_UNROLL for (int g = 0; g < 4; ++g) {
