@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "core/tensor/quant.h"
 
@@ -93,7 +94,9 @@ std::vector<uint8_t> MakeTinyModel(const TinySpec& s) {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   for (int i = 0; i < s.n_vocab - 3; ++i) {
-    tokens.push_back(std::string(1, static_cast<char>('!' + i % 90)) + (i >= 90 ? std::to_string(i) : ""));
+    std::string token(1, static_cast<char>('!' + i % 90));
+    if (i >= 90) token += std::to_string(i);
+    tokens.push_back(std::move(token));
     types.push_back(1);
   }
   tokens.push_back("ab");  // the one merge: "a" + "b"
