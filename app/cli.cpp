@@ -3,10 +3,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <vector>
 
+#include "app/batch_runner.h"
 #include "app/commands.h"
 #include "app/model_cache.h"
 #include "core/util/log.h"
@@ -46,19 +46,20 @@ static void InstallLogging(int verbosity) {
   });
 }
 
-int RunCli(int argc, char** argv) {
-  CLI::App cli{"lmstation: train, serve and evaluate language models on one workstation"};
-  cli.require_subcommand(1);
+std::unique_ptr<CliParser> BuildCliParser() {
+  auto p = std::make_unique<CliParser>();
+  CLI::App& cli = p->app;
+  cli.require_subcommand(0, 1);
   cli.set_version_flag("--version", "lmstation 0.1.0");
-  bool verbose = false, quiet = false;
-  cli.add_flag("-v,--verbose", verbose, "Log debug messages to stderr");
-  cli.add_flag("-q,--quiet", quiet, "Log only warnings and errors");
-  std::vector<std::pair<CLI::App*, CommandFn>> commands;
+  cli.add_flag("-v,--verbose", p->verbose, "Log debug messages to stderr");
+  cli.add_flag("-q,--quiet", p->quiet, "Log only warnings and errors");
+  cli.add_option("--batch", p->batch, "Run the steps of a job file (TOML) headless; JSON summary on stdout");
+  cli.add_flag("--dry-run", p->dry_run, "With --batch: check the job file and print the steps without running them");
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {
     CLI::App* newest = nullptr;
     for (CLI::App* sub : cli.get_subcommands([](CLI::App*) { return true; })) newest = sub;
-    commands.emplace_back(newest, std::move(fn));
+    p->commands.emplace_back(newest, std::move(fn));
   };
   add(AddPullCommand(cli));
   add(AddInfoCommand(cli));
@@ -77,16 +78,37 @@ int RunCli(int argc, char** argv) {
   add(AddJudgeCommand(cli));
   add(AddArenaCommand(cli));
   add(AddServeCommand(cli));
+  return p;
+}
+
+int RunCli(int argc, char** argv) {
+  auto p = BuildCliParser();
   try {
-    cli.parse(argc, argv);
+    p->app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    return p->app.exit(e);
   }
-  InstallLogging(verbose ? 1 : (quiet ? -1 : 0));
-  for (auto& [sub, fn] : commands) {
+  InstallLogging(p->verbose ? 1 : (p->quiet ? -1 : 0));
+  if (!p->batch.empty()) {
+    for (auto& [sub, fn] : p->commands) {
+      if (sub->parsed()) {
+        std::fprintf(stderr, "error: --batch runs a job file; do not also name a subcommand (%s)\n", sub->get_name().c_str());
+        return 2;
+      }
+    }
+    return RunBatch(p->batch, p->dry_run, p->verbose ? 1 : (p->quiet ? -1 : 0));
+  }
+  if (p->dry_run) {
+    std::fprintf(stderr, "error: --dry-run goes with --batch JOB.toml\n");
+    return 2;
+  }
+  for (auto& [sub, fn] : p->commands) {
     if (sub->parsed()) return fn();
   }
-  return 0;
+  // No subcommand: the desktop app belongs here once it exists.
+  std::fprintf(stderr, "%s\n", p->app.help().c_str());
+  std::fprintf(stderr, "error: name a subcommand (above) or --batch JOB.toml\n");
+  return 1;
 }
 
 }  // namespace lms::app

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "app/commands.h"
+#include "app/model_cache.h"
 #include "app/train_config.h"
 #include "app/train_plan.h"
 #include "app/train_setup.h"
@@ -87,7 +88,9 @@ CommandFn AddPlanCommand(CLI::App& cli) {
     TrainRunConfig& c = *cfg;
     train::ModelShape shape = c.shape;
     if (!c.base.empty()) {
-      auto m = train::ImportGguf(c.base, c.shape.seq_len);
+      auto base = ResolveModel(c.base);
+      if (!base.ok()) return Fail(base.status());
+      auto m = train::ImportGguf(*base, c.shape.seq_len);
       if (!m.ok()) return Fail(m.status());
       shape = m->shape;
     } else if (c.tokenizer == "byte") {

@@ -240,6 +240,9 @@ CommandFn AddServeCommand(CLI::App& cli) {
     std::thread signals([&svr, sigs] {
       int sig = 0;
       sigwait(&sigs, &sig);
+      // A signal that comes before the server has started listening must still stop it:
+      // stop() only acts on a running server, so wait for it to run.
+      while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       svr.stop();
     });
     signals.detach();

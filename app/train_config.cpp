@@ -1,7 +1,10 @@
 #include "app/train_config.h"
 
+#include "app/model_cache.h"
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <toml++/toml.h>
 
@@ -106,7 +109,10 @@ Result<TrainRunConfig> LoadTrainConfig(const std::string& path) {
     }
   }
   for (auto& f : c.text) f = Resolve(dir, f);
-  c.base = Resolve(dir, c.base);
+  // A known model's name ("smollm2") stays a name; a path is relative to this file.
+  const bool known_name = std::any_of(KnownModels().begin(), KnownModels().end(),
+                                      [&](const KnownModel& k) { return k.name == c.base; });
+  if (!known_name) c.base = Resolve(dir, c.base);
   if (c.tokenizer != "byte") c.tokenizer = Resolve(dir, c.tokenizer);
   if (!c.base.empty() && !t.at_path("data.tokenizer").node()) c.tokenizer = "";
   if (!(c.val_fraction > 0.0 && c.val_fraction < 1.0)) return ctx(Status::InvalidArgument("[data] val_fraction must be in (0, 1)"));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "app/model_cache.h"
 #include "app/train_plan.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/train/data.h"
@@ -28,8 +29,13 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
   TrainingSetup s;
   train::ModelShape shape = c.shape;
   std::unique_ptr<Tokenizer> tok;
+  // The base model: a GGUF path, or a known model's name (its cached file).
+  std::string base;
   if (!c.base.empty()) {
-    LMS_ASSIGN_OR_RETURN(train::ImportedModel m, train::ImportGguf(c.base, c.shape.seq_len));
+    LMS_ASSIGN_OR_RETURN(base, ResolveModel(c.base));
+  }
+  if (!base.empty()) {
+    LMS_ASSIGN_OR_RETURN(train::ImportedModel m, train::ImportGguf(base, c.shape.seq_len));
     shape = m.shape;
     s.initial_params = std::move(m.params);
     s.tokenizer_kv = std::move(m.tokenizer_kv);
@@ -40,7 +46,7 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
     LMS_ASSIGN_OR_RETURN(tok, Tokenizer::FromVocab(v));
     s.tokenizer_kv = train::VocabMetadata(v, c.chat_template.empty() ? kByteLevelChatTemplate : c.chat_template);
   } else {
-    const std::string src = c.tokenizer.empty() ? c.base : c.tokenizer;
+    const std::string src = c.tokenizer.empty() ? base : c.tokenizer;
     LMS_ASSIGN_OR_RETURN(auto file, gguf::GgufFile::Open(src));
     LMS_ASSIGN_OR_RETURN(tok, Tokenizer::FromGguf(*file));
     if (c.tokenizer.empty() == false) {
