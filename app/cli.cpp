@@ -55,6 +55,11 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_flag("-q,--quiet", p->quiet, "Log only warnings and errors");
   cli.add_option("--batch", p->batch, "Run the steps of a job file (TOML) headless; JSON summary on stdout");
   cli.add_flag("--dry-run", p->dry_run, "With --batch: check the job file and print the steps without running them");
+  cli.add_option("--db", p->desktop.db, "Desktop app: the results database (default $XDG_DATA_HOME/lmstation/lmstation.db)");
+  cli.add_option("--panel", p->desktop.panel, "Desktop app: the panel to open (models, chat, history, log)");
+  cli.add_option("--screenshot", p->desktop.screenshot, "Desktop app: save the window as PNG after --frames frames and exit");
+  cli.add_option("--chat-prompt", p->desktop.chat_prompt, "Desktop app: send this message in the Chat panel at start (greedy)");
+  cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {
     CLI::App* newest = nullptr;
@@ -105,9 +110,12 @@ int RunCli(int argc, char** argv) {
   for (auto& [sub, fn] : p->commands) {
     if (sub->parsed()) return fn();
   }
-  // No subcommand: the desktop app belongs here once it exists.
+  // No subcommand: the desktop app.
+  if (DesktopFn desktop = GetDesktopApp()) return desktop(p->desktop);
   std::fprintf(stderr, "%s\n", p->app.help().c_str());
-  std::fprintf(stderr, "error: name a subcommand (above) or --batch JOB.toml\n");
+  std::fprintf(stderr,
+               "error: this lmstation was built without the desktop app (it needs libimgui-dev and "
+               "libglfw3-dev at build time); name a subcommand (above) or --batch JOB.toml\n");
   return 1;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/desktop_hook.h"
 
 namespace lms::app {
 
@@ -17,6 +18,7 @@ struct CliParser {
   bool verbose = false, quiet = false;
   std::string batch;     // --batch JOB.toml
   bool dry_run = false;  // --dry-run (with --batch)
+  DesktopOptions desktop;  // with no subcommand
 };
 std::unique_ptr<CliParser> BuildCliParser();
 

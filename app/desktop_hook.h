@@ -1,0 +1,21 @@
+// The desktop app lives in ui/ (which depends on app, not the other way round): the program's
+// main() registers it here when the GUI was built, and `lmstation` with no subcommand runs it.
+#pragma once
+
+#include <string>
+
+namespace lms::app {
+
+struct DesktopOptions {
+  std::string db;          // results database (empty: the default)
+  std::string panel;       // panel to show first (models, chat, history, log, …)
+  std::string screenshot;  // test hook: save the window as PNG after `frames` frames, then exit
+  int frames = 30;
+  std::string chat_prompt;  // test hook: the Chat panel sends this at start (greedy)
+};
+
+using DesktopFn = int (*)(const DesktopOptions&);
+void SetDesktopApp(DesktopFn fn);
+DesktopFn GetDesktopApp();
+
+}  // namespace lms::app

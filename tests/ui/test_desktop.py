@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""The desktop app as a person sees it, under Xvfb (Mesa's software OpenGL).
+
+Starts `lmstation --screenshot FILE --panel P` for each panel, and checks the saved picture
+(the window's size, a rendered image rather than a blank one, panels that differ) and what the
+panel reports it shows (the FILE.json companion): the Models panel lists the model and its
+layer count as `lmstation info --json` gives it; the History panel lists the runs of a
+database made by a batch job; the Chat panel answers a message through the serving engine with
+the same greedy text `lmstation run --chat` produces; the Log panel shows the engine's lines.
+Also: without a display, `lmstation` says why it cannot open a window.
+
+Screenshots are kept in $LMS_SCREENSHOT_DIR (default: build/tests/ui/screenshots).
+Exit 77 (skipped) when xvfb-run, the model, or a GUI build is missing.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+SKIP = 77
+
+
+def skip(why):
+    print(f"SKIPPED: {why}")
+    sys.exit(SKIP)
+
+
+def read_png(path):
+    """Width, height and RGBA rows of an unfiltered 8-bit RGBA PNG (as the app writes them)."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    w = h = 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour == 6, "expected 8-bit RGBA"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * 4 + 1
+    rows = []
+    for y in range(h):
+        line = raw[y * stride:(y + 1) * stride]
+        assert line[0] == 0, "expected unfiltered rows"
+        rows.append(line[1:])
+    return w, h, rows
+
+
+def colours(rows, step=3):
+    seen = set()
+    for row in rows[::step]:
+        for x in range(0, len(row), 4):
+            seen.add(bytes(row[x:x + 3]))
+    return seen
+
+
+def main():
+    binary = os.environ.get("LMSTATION_BIN") or str(Path(__file__).resolve().parents[2] / "build/app/lmstation")
+    if not Path(binary).is_file():
+        skip(f"no lmstation binary at {binary}")
+    if not shutil.which("xvfb-run"):
+        skip("xvfb-run is not installed (apt-get install xvfb xauth)")
+    helptext = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+    if "--screenshot" not in helptext:
+        skip("this lmstation was built without the desktop app")
+    model = os.environ.get("LMS_TEST_MODEL") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lmstation/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not Path(model).is_file():
+        skip(f"model not found: {model} (lmstation pull smollm2)")
+
+    shots = Path(os.environ.get("LMS_SCREENSHOT_DIR") or Path(binary).resolve().parents[1] / "tests/ui/screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="lms-ui-"))
+    models_dir = work / "models"
+    models_dir.mkdir()
+    os.symlink(model, models_dir / Path(model).name)
+    env = dict(os.environ, LMS_MODEL_DIR=str(models_dir), XDG_CONFIG_HOME=str(work / "config"))
+
+    # Without a display the app explains itself.
+    bare = {k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([binary], env=bare, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "cannot open the desktop window" in r.stderr and "no display" in r.stderr, r.stderr
+
+    # A database with runs in it, made by a batch job.
+    job = work / "job.toml"
+    job.write_text(f'name = "ui-history"\ndb = "{work}/rec.db"\n[[step]]\nrun = "info"\nargs = ["{model}"]\n'
+                   f'[[step]]\nname = "tokens"\nrun = "tokenize"\nargs = ["{model}", "hello"]\n')
+    r = subprocess.run([binary, "--batch", str(job)], env=env, capture_output=True, text=True, cwd=work, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+    def shot(panel, *extra):
+        png = shots / f"{panel}.png"
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", binary, "--screenshot", str(png), "--panel", panel,
+               "--frames", "6", "--db", str(work / "rec.db"), *extra]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+        assert r.returncode == 0, f"{panel}: exit {r.returncode}\n{r.stderr}"
+        w, h, rows = read_png(png)
+        assert (w, h) == (1280, 800), (w, h)
+        c = colours(rows)
+        assert len(c) >= 12, f"{panel}: the picture has {len(c)} colours: nothing was drawn"
+        report = json.loads(Path(str(png) + ".json").read_text())
+        assert report["panel"] == panel, report
+        print(f"{panel}: {png} ({len(c)} colours sampled)")
+        return rows, report["report"]
+
+    info = json.loads(subprocess.run([binary, "info", model, "--json"], capture_output=True, text=True, check=True).stdout)
+    rows_models, rep = shot("models")
+    assert rep["models"] == [Path(model).name], rep
+    hp = info["hparams"]
+    assert rep["details"]["layers"] == str(hp["n_layers"]), (rep["details"], hp)
+    assert rep["details"]["heads (kv)"] == f"{hp['n_heads']} ({hp['n_kv_heads']})", (rep["details"], hp)
+    assert rep["details"]["architecture"] == "llama", rep
+
+    rows_history, rep = shot("history")
+    names = [x["name"] for x in rep["runs"]]
+    assert names == ["ui-history"], rep
+    assert rep["runs"][0]["kind"] == "batch" and rep["runs"][0]["status"] == "done", rep
+    assert rows_history != rows_models, "the History panel looks like the Models panel"
+
+    prompt = "What is the capital of France? Answer in one sentence."
+    rows_chat, rep = shot("chat", "--chat-prompt", prompt)
+    assert rep["loaded"], rep
+    turns = rep["turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant"], turns
+    ref = subprocess.run([binary, "run", model, "--chat", "--system", "You are a helpful assistant.", "-p", prompt,
+                          "--temp", "0", "-n", "256", "--json"], capture_output=True, text=True, check=True)
+    expected = json.loads(ref.stdout)["text"]
+    assert turns[1]["content"] == expected, f"chat panel said {turns[1]['content']!r}, run --chat said {expected!r}"
+    assert rep["tokens"] > 0 and rep["kv_blocks_total"] > 0, rep
+
+    _, rep = shot("log")
+    assert any("desktop started" in line for line in rep), rep
+    print("desktop panels: ok")
+
+
+if __name__ == "__main__":
+    main()
