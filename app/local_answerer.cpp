@@ -23,7 +23,10 @@ Result<eval::AnswerText> LocalAnswerer::Reply(const std::vector<eval::ChatMessag
   for (const auto& m : conversation) messages.push_back({{"role", m.role}, {"content", m.content}});
   LMS_ASSIGN_OR_RETURN(std::string text, RenderChat(*lm_.model, gen_.chat_template_file, messages, true));
   std::vector<int32_t> prompt = lm_.model->tokenizer().Encode(text, /*add_special=*/false, /*parse_special=*/true);
-  LMS_ASSIGN_OR_RETURN(auto session, Session::Create(*lm_.model, *lm_.backend, gen_.session()));
+  if (!session_) {
+    LMS_ASSIGN_OR_RETURN(session_, Session::Create(*lm_.model, *lm_.backend, gen_.session()));
+  }
+  Session* session = session_.get();
   // The context is the requested one clamped to the model's. Long conversations (multi-turn,
   // judge prompts) are cut from the front so that the reply fits.
   const int32_t ctx = session->n_ctx();

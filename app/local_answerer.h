@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "app/generation_options.h"
 #include "core/eval/answerer.h"
+#include "core/model/session.h"
 
 namespace lms::app {
 
@@ -22,6 +23,9 @@ class LocalAnswerer : public eval::Answerer {
   LoadedModel lm_;
   GenerationOptions gen_;
   std::string path_;
+  // One session (one KV cache) for every reply: the backend keeps an allocation until it is
+  // destroyed, so a session per reply would grow memory by a full KV cache each time.
+  std::unique_ptr<Session> session_;
 };
 
 // Contestant settings as stored in the record (model file, its SHA-256 and the sampling).
