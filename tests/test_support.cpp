@@ -1,5 +1,9 @@
 #include "tests/test_support.h"
 
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -63,6 +67,18 @@ std::string TempDir() {
   fs::create_directories(d);
   g_dirs.push_back(d);
   return d.string();
+}
+
+ShellResult RunShell(const std::string& command_line) {
+  ShellResult r;
+  FILE* p = popen(command_line.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
 }
 
 }  // namespace lms::test

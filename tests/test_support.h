@@ -14,6 +14,13 @@ std::optional<std::string> DefaultModelPath();
 // A fresh temporary directory, removed at process exit.
 std::string TempDir();
 
+// Runs a shell command line; its exit code and standard output (-1 when it could not start).
+struct ShellResult {
+  int exit_code = -1;
+  std::string out;
+};
+ShellResult RunShell(const std::string& command_line);
+
 }  // namespace lms::test
 
 // Skip the current test case, printing why (Catch2 v2 has no SKIP).

@@ -3,9 +3,7 @@
 // stops a serve step on time.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,21 +37,8 @@ std::string ErrorOf(const std::string& toml) {
   return job.status().message();
 }
 
-struct Ran {
-  int exit_code;
-  std::string out;
-};
-
-Ran Lmstation(const std::string& args, const std::string& cwd) {
-  const std::string cmd = "cd '" + cwd + "' && " + std::string(LMSTATION_BIN) + " " + args + " 2>stderr.txt";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+test::ShellResult Lmstation(const std::string& args, const std::string& cwd) {
+  return test::RunShell("cd '" + cwd + "' && " + std::string(LMSTATION_BIN) + " " + args + " 2>stderr.txt");
 }
 
 std::string TinyModelFile(const std::string& dir) {
@@ -178,7 +163,7 @@ args = ["${workdir}/tiny-q8.gguf"]
 port = 0
 seconds = 1
 )");
-  Ran ok = Lmstation("--batch ok.toml", dir);
+  auto ok = Lmstation("--batch ok.toml", dir);
   INFO(ok.out);
   REQUIRE(ok.exit_code == 0);
   auto summary = nlohmann::json::parse(ok.out);
@@ -219,7 +204,7 @@ p = "x"
 run = "info"
 args = [")" + model + R"("]
 )");
-  Ran bad = Lmstation("--batch bad.toml", dir);
+  auto bad = Lmstation("--batch bad.toml", dir);
   REQUIRE(bad.exit_code == 1);
   auto s2 = nlohmann::json::parse(bad.out);
   CHECK(s2["status"] == "failed");
@@ -239,7 +224,7 @@ args = [")" + model + R"("]
 
   // A bad job file runs nothing and exits 2.
   WriteFile(dir, "typo.toml", "[[step]]\nrun = \"info\"\nargs = [\"" + model + "\"]\n[[step]]\nrun = \"run\"\nargs = [\"m\"]\np = \"x\"\nbogus = 1\n");
-  Ran typo = Lmstation("--batch typo.toml", dir);
+  auto typo = Lmstation("--batch typo.toml", dir);
   CHECK(typo.exit_code == 2);
   CHECK_FALSE(fs::exists(dir + "/lmstation-typo"));
 }

@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <array>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -14,21 +13,12 @@
 namespace lms {
 namespace {
 
-struct CommandResult {
-  int exit_code;
-  std::string out;  // stdout and stderr together when merge_stderr
-};
+using CommandResult = test::ShellResult;  // out: stdout and stderr together when merge_stderr
 
 CommandResult RunLmstation(const std::string& args, bool merge_stderr = false) {
-  std::string cmd = std::string(LMSTATION_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  auto r = test::RunShell(std::string(LMSTATION_BIN) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"));
+  REQUIRE(r.exit_code >= 0);
+  return r;
 }
 
 std::string TinyModelFile(TensorType type = TensorType::kF32) {
