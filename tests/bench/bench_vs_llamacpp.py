@@ -21,6 +21,10 @@ What is measured, for every model and thread count:
              n_threads = n_threads_batch = T, flash attention and KV types at llama.cpp's
              defaults), one untimed warm-up, memory cleared before every test; only the
              llama_decode (+ llama_synchronize) calls are timed.
+  Roofline: where the membw probe is built (build/tests/bench/membw), the memory read bandwidth
+  is measured at each thread count and each tg row also shows its ceiling, bandwidth / weight
+  bytes per token (every generated token streams all the model's tensors), and how close each
+  peer comes to it.
   The peers ALTERNATE rep by rep (and swap who goes first every rep), so slow drifts in machine
   load hit both. Reported: median tokens/s, min-max spread, and the ratio lmstation/llama.cpp of
   the medians (> 1: lmstation is faster). --out writes every sample as JSON.
@@ -115,6 +119,29 @@ class LlamaPeer:
         self.ref.close()
 
 
+def measure_bandwidth(binary: Path, threads):
+    """GB/s per thread count from the membw probe beside the build, or {} without it."""
+    probe = binary.resolve().parents[1] / "tests" / "bench" / "membw"
+    if not probe.is_file():
+        print(f"(no roofline: {probe} is not built)")
+        return {}
+    out = {}
+    for t in threads:
+        r = subprocess.run([str(probe), "--threads", str(t)], capture_output=True, text=True, timeout=300)
+        out[t] = json.loads(r.stdout)["gb_per_s"]
+        print(f"  memory read bandwidth, {t} thread(s): {out[t]:.1f} GB/s", flush=True)
+    return out
+
+
+def tensor_bytes(binary: Path, model: Path) -> int:
+    """Bytes of all tensors in the model (what one generated token reads at least once)."""
+    out = rc.run_cli(binary, ["info", model, "--json"], timeout=120)
+    info = rc.parse_json_output(out)
+    types = info.get("tensor_types") or {}
+    total = sum(int(v.get("bytes", 0)) for v in types.values()) if isinstance(types, dict) else 0
+    return total or int(info["file_bytes"])
+
+
 def summary(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "samples": xs}
 
@@ -150,6 +177,7 @@ def main() -> int:
             rc.skip(f"model file not found: {m}")
     threads = [int(x) for x in a.threads.split(",") if x]
 
+    bandwidth = measure_bandwidth(binary, threads)
     rows = []
     for model in models:
         for t in threads:
@@ -166,7 +194,7 @@ def main() -> int:
             for test in ref:
                 if test not in lms:
                     raise RuntimeError(f"lmstation bench printed no {test} result")
-                row = {"model": model.name, "threads": t, "test": test,
+                row = {"model": model.name, "path": str(model), "threads": t, "test": test,
                        "lmstation": summary(lms[test]), "llama_cpp": summary(ref[test])}
                 row["ratio"] = row["lmstation"]["median"] / row["llama_cpp"]["median"]
                 rows.append(row)
@@ -181,6 +209,18 @@ def main() -> int:
         fmt = lambda s: f"{s['median']:8.1f} ({s['min']:.1f}-{s['max']:.1f})"  # noqa: E731
         print(f"| {r['model'][:38]:<38} | {r['threads']:>3} | {r['test']:<6} | {fmt(r['lmstation']):>22} | "
               f"{fmt(r['llama_cpp']):>22} | {r['ratio']:5.2f} |")
+    if bandwidth:
+        print("\ngeneration roofline: memory read bandwidth (membw, median) / tensor bytes per token\n")
+        print("| model                                  | thr | GB/s  | MB/token | ceiling t/s | lmstation | llama.cpp |")
+        print("|----------------------------------------|-----|-------|----------|-------------|-----------|-----------|")
+        for r in rows:
+            if not r["test"].startswith("tg") or r["threads"] not in bandwidth:
+                continue
+            per_token = tensor_bytes(binary, Path(r["path"]))
+            ceiling = bandwidth[r["threads"]] * 1e9 / per_token
+            r["roofline"] = {"gb_per_s": bandwidth[r["threads"]], "bytes_per_token": per_token, "ceiling": ceiling}
+            print(f"| {r['model'][:38]:<38} | {r['threads']:>3} | {bandwidth[r['threads']]:5.1f} | {per_token / 1e6:8.1f} | "
+                  f"{ceiling:11.1f} | {100 * r['lmstation']['median'] / ceiling:8.0f}% | {100 * r['llama_cpp']['median'] / ceiling:8.0f}% |")
     if a.out:
         a.out.write_text(json.dumps({"reps": a.reps, "pp": a.pp, "tg": a.tg, "rows": rows,
                                      "llama_cpp_version": getattr(rc.import_llama_cpp(), "__version__", "?"),
