@@ -323,7 +323,7 @@ nlohmann::ordered_json BatchRunner::Run() {
     }
     state.status = "running";
     SetStep(step.index, state);
-    if (!options_.progress_bar) std::fprintf(stderr, "[%d/%zu %s] lmstation %s\n", step.index, job_.steps.size(), step.name.c_str(), Shell(StepArgv(step)).substr(StepArgv(step)[0].size() + 1).c_str());
+    if (options_.echo_logs && !options_.progress_bar) std::fprintf(stderr, "[%d/%zu %s] lmstation %s\n", step.index, job_.steps.size(), step.name.c_str(), Shell(StepArgv(step)).substr(StepArgv(step)[0].size() + 1).c_str());
     const int code = RunStep(step, state, js);
     state.exit_code = code;
     if (cancel_.load()) {

@@ -59,6 +59,7 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--panel", p->desktop.panel, "Desktop app: the panel to open (models, chat, history, log)");
   cli.add_option("--screenshot", p->desktop.screenshot, "Desktop app: save the window as PNG after --frames frames and exit");
   cli.add_option("--chat-prompt", p->desktop.chat_prompt, "Desktop app: send this message in the Chat panel at start (greedy)");
+  cli.add_flag("--evaluate-now", p->desktop.evaluate_now, "Desktop app: the Evaluate panel runs a one-question evaluation at start");
   cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {

@@ -12,6 +12,7 @@ struct DesktopOptions {
   std::string screenshot;  // test hook: save the window as PNG after `frames` frames, then exit
   int frames = 30;
   std::string chat_prompt;  // test hook: the Chat panel sends this at start (greedy)
+  bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
 };
 
 using DesktopFn = int (*)(const DesktopOptions&);

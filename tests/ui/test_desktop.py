@@ -138,6 +138,14 @@ def main():
     assert turns[1]["content"] == expected, f"chat panel said {turns[1]['content']!r}, run --chat said {expected!r}"
     assert rep["tokens"] > 0 and rep["kv_blocks_total"] > 0, rep
 
+    # Evaluate: answer (two contestants) -> judge -> leaderboard on one question, as child steps.
+    _, rep = shot("evaluate", "--evaluate-now")
+    steps = {st["name"]: st["status"] for st in rep["summary"]["steps"]}
+    assert steps["answer greedy"] == "done" and steps["answer hot"] == "done" and steps["judge"] == "done", rep
+    ev_runs = json.loads(subprocess.run([binary, "db", "--db", str(work / "rec.db"), "runs", "--json"], env=env,
+                                        capture_output=True, text=True, check=True).stdout)
+    assert any(r["kind"] == "batch" and r["name"] == "evaluate" for r in ev_runs), ev_runs
+
     _, rep = shot("log")
     assert any("desktop started" in line for line in rep), rep
     print("desktop panels: ok")
