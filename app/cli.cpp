@@ -59,6 +59,9 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--panel", p->desktop.panel, "Desktop app: the panel to open (models, chat, history, log)");
   cli.add_option("--screenshot", p->desktop.screenshot, "Desktop app: save the window as PNG after --frames frames and exit");
   cli.add_option("--chat-prompt", p->desktop.chat_prompt, "Desktop app: send this message in the Chat panel at start (greedy)");
+  cli.add_option("--arena-prompt", p->desktop.arena_prompt, "Desktop app: the Arena panel holds a battle on this prompt at start");
+  cli.add_option("--arena-vote", p->desktop.arena_vote, "Desktop app: with --arena-prompt, the vote (a, b, tie, both_bad)")
+      ->check(CLI::IsMember({"a", "b", "tie", "both_bad"}));
   cli.add_flag("--evaluate-now", p->desktop.evaluate_now, "Desktop app: the Evaluate panel runs a one-question evaluation at start");
   cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.

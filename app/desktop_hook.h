@@ -12,6 +12,8 @@ struct DesktopOptions {
   std::string screenshot;  // test hook: save the window as PNG after `frames` frames, then exit
   int frames = 30;
   std::string chat_prompt;  // test hook: the Chat panel sends this at start (greedy)
+  std::string arena_prompt;  // test hook: the Arena panel holds a battle on this prompt…
+  std::string arena_vote = "a";  // …and votes this (a, b, tie, both_bad) when both are done
   bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
 };
 

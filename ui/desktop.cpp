@@ -20,6 +20,7 @@
 
 #include "core/util/log.h"
 #include "ui/log_ring.h"
+#include "ui/panels/arena_panel.h"
 #include "ui/panels/chat_panel.h"
 #include "ui/panels/evaluate_panel.h"
 #include "ui/panels/history_panel.h"
@@ -162,13 +163,16 @@ int RunDesktop(const app::DesktopOptions& options) {
   auto evaluate = std::make_unique<EvaluatePanel>();
   if (options.evaluate_now) evaluate->Script(1, 24);
   panels.push_back(std::move(evaluate));
+  auto arena = std::make_unique<ArenaPanel>();
+  if (!options.arena_prompt.empty()) arena->Script(options.arena_prompt, options.arena_vote);
+  panels.push_back(std::move(arena));
   panels.push_back(std::make_unique<HistoryPanel>());
   panels.push_back(std::make_unique<LogPanel>());
   bool known_panel = false;
   for (const auto& p : panels) known_panel = known_panel || Lower(p->Name()) == state.panel;
   if (!known_panel) {
     if (!options.panel.empty()) {
-      std::fprintf(stderr, "error: no panel named '%s' (models, chat, evaluate, history, log)\n", options.panel.c_str());
+      std::fprintf(stderr, "error: no panel named '%s' (models, chat, evaluate, arena, history, log)\n", options.panel.c_str());
       ImGui_ImplOpenGL3_Shutdown();
       ImGui_ImplGlfw_Shutdown();
       ImGui::DestroyContext();

@@ -146,6 +146,15 @@ def main():
                                         capture_output=True, text=True, check=True).stdout)
     assert any(r["kind"] == "batch" and r["name"] == "evaluate" for r in ev_runs), ev_runs
 
+    # Arena: two anonymous answers side by side, a vote for B, names revealed, the battle recorded.
+    _, rep = shot("arena", "--arena-prompt", "Name a colour of the sky.", "--arena-vote", "b")
+    assert rep["voted"] and rep["a"]["done"] and rep["b"]["done"] and rep["a"]["text"] and rep["b"]["text"], rep
+    assert rep["a"]["name"] != rep["b"]["name"], rep
+    assert rep["leaderboard"][0]["model"] == rep["b"]["name"], rep
+    board = json.loads(subprocess.run([binary, "leaderboard", "--from-db", "--db", str(work / "rec.db"), "--json"],
+                                      env=env, capture_output=True, text=True, check=True).stdout)
+    assert {m["model"] for m in board} == {rep["a"]["name"], rep["b"]["name"]}, board
+
     _, rep = shot("log")
     assert any("desktop started" in line for line in rep), rep
     print("desktop panels: ok")

@@ -4,17 +4,11 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
-#include "app/commands.h"
-#include "app/generation_options.h"
+#include <random>
+
 #include "core/serve/engine.h"
 
 namespace lms::ui {
-
-struct ChatRuntime {
-  app::LoadedModel lm;
-  std::unique_ptr<serve::Engine> engine;
-  std::string path;
-};
 
 struct ChatPanel::Streaming {
   std::shared_ptr<serve::RequestChannel> channel;
@@ -38,17 +32,7 @@ void ChatPanel::Script(std::string model, std::string prompt) {
 
 void ChatPanel::Load(const std::string& path) {
   error_.clear();
-  load_.Start("loading " + path + "...", [path](const auto&) -> Result<std::shared_ptr<ChatRuntime>> {
-    auto rt = std::make_shared<ChatRuntime>();
-    rt->path = path;
-    LMS_ASSIGN_OR_RETURN(rt->lm, app::LoadModel(path, 0));
-    serve::EngineOptions eo;
-    eo.kv_bytes = 128ll << 20;
-    eo.n_ctx = 4096;
-    eo.max_running = 4;
-    LMS_ASSIGN_OR_RETURN(rt->engine, serve::Engine::Start(*rt->lm.model, *rt->lm.backend, eo));
-    return rt;
-  });
+  load_.Start("loading " + path + "...", [path](const auto&) { return LoadModelRuntime(path); });
 }
 
 void ChatPanel::Send() {
@@ -58,18 +42,12 @@ void ChatPanel::Send() {
   nlohmann::json messages = nlohmann::json::array();
   if (!system_.empty()) messages.push_back({{"role", "system"}, {"content", system_}});
   for (const auto& t : turns_) messages.push_back({{"role", t.role}, {"content", t.content}});
-  const Model& model = *runtime_->lm.model;
-  auto text = app::RenderChat(model, "", messages, true);
-  if (!text.ok()) {
-    error_ = text.status().message();
-    return;
-  }
-  serve::Request req;
-  req.prompt = model.tokenizer().Encode(*text, false, true);
-  req.params.max_tokens = max_tokens_;
-  req.params.sampling.temperature = temperature_;
-  req.params.sampling.top_p = top_p_;
-  auto ch = runtime_->engine->Submit(std::move(req));
+  ChatSampling cs;
+  cs.temperature = temperature_;
+  cs.top_p = top_p_;
+  cs.max_tokens = max_tokens_;
+  cs.seed = std::random_device{}();
+  auto ch = SubmitChat(*runtime_, messages, cs);
   if (!ch.ok()) {
     error_ = ch.status().message();
     return;

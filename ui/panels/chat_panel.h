@@ -9,11 +9,10 @@
 #include <vector>
 
 #include "ui/background_job.h"
+#include "ui/model_runtime.h"
 #include "ui/panels/panel.h"
 
 namespace lms::ui {
-
-struct ChatRuntime;  // model + backend + engine, loaded off the UI thread
 
 class ChatPanel : public Panel {
  public:
@@ -36,8 +35,8 @@ class ChatPanel : public Panel {
     std::string role, content;
   };
   std::string model_path_;
-  std::shared_ptr<ChatRuntime> runtime_;
-  BackgroundJob<std::shared_ptr<ChatRuntime>> load_;
+  std::shared_ptr<ModelRuntime> runtime_;
+  BackgroundJob<std::shared_ptr<ModelRuntime>> load_;
   std::string error_;
   std::string system_ = "You are a helpful assistant.";
   std::string input_;
