@@ -159,9 +159,10 @@ void ArenaPanel::RefreshBoard(const UiShared& shared) {
 
 void ArenaPanel::Draw(UiShared& shared) {
   if (contestants_.empty() && !shared.selected_model.empty()) {
-    contestants_.push_back({"greedy", shared.selected_model, 0.0f});
-    contestants_.push_back({"warm", shared.selected_model, 0.8f});
-    contestants_.push_back({"hot", shared.selected_model, 1.3f});
+    // Named apart from the Evaluate panel's contestants: the record keeps one definition per name.
+    contestants_.push_back({"arena-greedy", shared.selected_model, 0.0f});
+    contestants_.push_back({"arena-warm", shared.selected_model, 0.8f});
+    contestants_.push_back({"arena-hot", shared.selected_model, 1.3f});
   }
   if (auto r = load_.Take()) {
     if (r->ok()) {
@@ -206,7 +207,7 @@ void ArenaPanel::Draw(UiShared& shared) {
       ImGui::PopID();
     }
     if (remove >= 0) contestants_.erase(contestants_.begin() + remove);
-    if (ImGui::Button("Add contestant")) contestants_.push_back({fmt::format("model-{}", contestants_.size() + 1), shared.selected_model, 0.7f});
+    if (ImGui::Button("Add contestant")) contestants_.push_back({fmt::format("arena-{}", contestants_.size() + 1), shared.selected_model, 0.7f});
   }
   const bool fighting = !both_done || load_.Running();
   ImGui::SetNextItemWidth(-160);
