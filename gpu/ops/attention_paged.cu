@@ -75,7 +75,9 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
   float* s_max = shared;
   float* s_sum = s_max + kWarps * group;
   float* s_acc = s_sum + kWarps * group;
-  for (int g = 0; g < group; ++g) {
+#pragma unroll
+  for (int g = 0; g < kMaxAttentionGroup; ++g) {  // constant indices keep acc in registers
+    if (g >= group) break;
     if (lane == 0) {
       s_max[warp * group + g] = mx[g];
       s_sum[warp * group + g] = sum[g];
