@@ -7,7 +7,9 @@
 #   On the GPU machine, from the repository root:
 #     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
-# (the GPU test suite) and bench_cuda.txt (speed against the bandwidth roofline).
+# (the GPU test suite), bench_cuda.txt (speed against the bandwidth roofline) and bench_torch.txt
+# (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
+# adds torch.compile).
 # LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model);
 # LMS_BENCH_ARGS passes options to bench_cuda.
 set -uo pipefail
@@ -40,6 +42,14 @@ case "${1:-}" in
     # shellcheck disable=SC2086
     timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
     cat "$out/bench_cuda.txt"
+    # The PyTorch + transformers peer on the same shapes, where python3 has them.
+    if python3 -c "import torch, transformers" 2>/dev/null; then
+      # shellcheck disable=SC2086
+      PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_cuda_torch.py ${LMS_TORCH_ARGS:-} >"$out/bench_torch.txt" 2>&1 || rc=1
+      cat "$out/bench_torch.txt"
+    else
+      echo "no torch/transformers here: the PyTorch peer was not run" | tee "$out/bench_torch.txt"
+    fi
     exit $rc
     ;;
   *)
