@@ -37,6 +37,11 @@ struct DeviceMatrix {
 // True for the types the kernels dequantize: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K.
 bool KernelSupportsType(TensorType t);
 
+// dequant_host.cu: the kernels' dequantization (DequantChunk32 chunk by chunk, LoadElement
+// element by element) run on the host, for tests. False for an unsupported type or length.
+bool DequantizeRowHostChunks(TensorType t, const void* row, int64_t n, float* out);
+bool DequantizeRowHostElements(TensorType t, const void* row, int64_t n, float* out);
+
 // embed.cu: out[t][:] = dequant(table[tokens[t]]).  out is (n_tokens, table.cols).
 cudaError_t LaunchEmbed(const DeviceMatrix& table, const DeviceBatch& b, float* out, int64_t ld_out, cudaStream_t s);
 
