@@ -43,7 +43,9 @@ class CudaBackend final : public Backend {
     LMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("cuda:{} ({}, {} MiB, sm_{}{})", device_, prop.name, prop.totalGlobalMem >> 20, prop.major,
                         prop.minor);
-    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // A blocking stream: it waits for the legacy default stream, where the arena's cudaMemset
+    // and the weight uploads' cudaMemcpy (which may return before the DMA ends) were issued.
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream_));
     LMS_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasCreate(&cublas_));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_));
