@@ -113,27 +113,19 @@ TEST_CASE("gpu model: tiny random models' logits on CUDA match the CPU's", "[gpu
   }
 }
 
-TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same batched and alone", "[gpu][model][engine]") {
-  if (auto why = NoGpuReason()) LMS_SKIP(*why);
-  auto path = DefaultModelPath();
-  if (!path) LMS_SKIP("the default model has not been pulled");
-  auto gpu = Cuda();
-  auto model = Model::Load(*path, *gpu);
-  REQUIRE(model.ok());
-  const Tokenizer& tok = (*model)->tokenizer();
-  const std::vector<std::string> texts = {"The capital of France is", "Write a haiku about the sea.\n",
-                                          "def fibonacci(n):",
-                                          "Once upon a time, in a small village by the mountains, there lived"};
+// Greedy tokens of each prompt served together by the engine (chunked prompts beside other
+// requests' decodes) equal single-sequence generation on the same backend.
+void CheckEngineInvariance(const Model& model, Backend& backend, const std::vector<std::vector<int32_t>>& prompts) {
   serve::EngineOptions o;
-  o.token_budget = 24;  // prompts arrive in chunks beside other requests' decodes
+  o.token_budget = 24;
   o.max_running = 4;
   o.n_ctx = 512;
-  auto core = serve::EngineCore::Create(**model, *gpu, o);
+  auto core = serve::EngineCore::Create(model, backend, o);
   REQUIRE(core.ok());
   std::vector<std::shared_ptr<serve::RequestChannel>> chans;
-  for (const auto& t : texts) {
+  for (const auto& p : prompts) {
     serve::Request r;
-    r.prompt = tok.Encode(t, true, false);
+    r.prompt = p;
     r.params.sampling.temperature = 0;
     r.params.max_tokens = 16;
     r.params.ignore_eos = true;
@@ -141,8 +133,8 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
     REQUIRE((*core)->Add(r, chans.back()).ok());
   }
   for (int i = 0; i < 10000 && (*core)->HasWork(); ++i) REQUIRE((*core)->Step().ok());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    CAPTURE(texts[i]);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    CAPTURE(i);
     std::vector<int32_t> batched;
     serve::StreamEvent e;
     while (chans[i]->Next(e, std::chrono::milliseconds(0))) {
@@ -150,7 +142,7 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
     }
     SessionOptions so;
     so.n_ctx = 512;
-    auto s = Session::Create(**model, *gpu, so);
+    auto s = Session::Create(model, backend, so);
     REQUIRE(s.ok());
     SamplingParams sp;
     sp.temperature = 0;
@@ -158,10 +150,53 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
     GenerateOptions go;
     go.max_tokens = 16;
     go.ignore_eos = true;
-    auto r = Generate(**s, sampler, tok.Encode(texts[i], true, false), go);
+    auto r = Generate(**s, sampler, prompts[i], go);
     REQUIRE(r.ok());
+    CHECK(batched.size() == 16);
     CHECK(batched == r->tokens);
   }
+}
+
+TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same batched and alone (SmolLM2)",
+          "[gpu][model][engine]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  auto path = DefaultModelPath();
+  if (!path) LMS_SKIP("the default model has not been pulled");
+  auto gpu = Cuda();
+  auto model = Model::Load(*path, *gpu);
+  REQUIRE(model.ok());
+  const Tokenizer& tok = (*model)->tokenizer();
+  std::vector<std::vector<int32_t>> prompts;
+  for (const char* t : {"The capital of France is", "Write a haiku about the sea.\n", "def fibonacci(n):",
+                        "Once upon a time, in a small village by the mountains, there lived"}) {
+    prompts.push_back(tok.Encode(t, true, false));
+  }
+  CheckEngineInvariance(**model, *gpu, prompts);
+}
+
+TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same batched and alone (random model)",
+          "[gpu][model][engine]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  TinySpec spec;
+  spec.matrix_type = TensorType::kQ8_0;
+  spec.d_model = 256;
+  spec.d_ff = 512;
+  spec.n_heads = 8;
+  spec.n_kv_heads = 2;
+  spec.n_vocab = 300;
+  auto bytes = MakeTinyModel(spec);
+  const std::string path = TempDir() + "/gpu-engine-tiny.gguf";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  auto gpu = Cuda();
+  auto model = Model::Load(path, *gpu);
+  REQUIRE(model.ok());
+  std::vector<std::vector<int32_t>> prompts;
+  for (int len : {5, 40, 17, 64}) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < len; ++i) p.push_back((len * 31 + i * 7 + i * i) % 290);
+    prompts.push_back(p);
+  }
+  CheckEngineInvariance(**model, *gpu, prompts);
 }
 
 }  // namespace
