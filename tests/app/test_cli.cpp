@@ -135,7 +135,7 @@ TEST_CASE("perplexity and bench run end to end", "[cli]") {
 
 namespace lms {
 
-TEST_CASE("info --devices lists the CPU; --device cuda fails plainly without a usable GPU", "[cli][device]") {
+TEST_CASE("info --devices lists the CPU, --device cuda fails plainly without a usable GPU", "[cli][device]") {
   auto r = RunLmstation("info --devices", true);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("cpu") == 0);

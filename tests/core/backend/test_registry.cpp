@@ -25,7 +25,7 @@ TEST_CASE("registry: device strings parse or are refused naming the problem", "[
   }
 }
 
-TEST_CASE("registry: the CPU is always there; unknown kinds are refused", "[backend][registry]") {
+TEST_CASE("registry: the CPU is always there, unknown kinds are refused", "[backend][registry]") {
   const auto devices = ListDevices();
   REQUIRE_FALSE(devices.empty());
   CHECK(devices[0].kind == "cpu");
