@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 
 #include "gpu/cuda_check.h"
 #include "gpu/device_arena.h"
@@ -26,10 +28,12 @@ DeviceMatrix Matrix(const TensorView& t) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {}
+  CudaBackend(int device, const CudaBackendOptions& o) : device_(device), graphs_(o.graphs) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
+    (void)FinishCapture();
+    for (auto& [n, exec] : graph_execs_) cudaGraphExecDestroy(exec);
     if (stream_) cudaStreamSynchronize(stream_);
     if (cublas_) cublasDestroy(cublas_);
     if (upload_done_) cudaEventDestroy(upload_done_);
@@ -43,12 +47,15 @@ class CudaBackend final : public Backend {
     LMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("cuda:{} ({}, {} MiB, sm_{}{})", device_, prop.name, prop.totalGlobalMem >> 20, prop.major,
                         prop.minor);
-    // A blocking stream: it waits for the legacy default stream, where the arena's cudaMemset
-    // and the weight uploads' cudaMemcpy (which may return before the DMA ends) were issued.
-    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream_));
+    // Non-blocking (graph capture wants a stream that does not sync with the legacy default
+    // stream); Allocate and AdoptWeight wait for their default-stream memsets and copies instead.
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     LMS_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasCreate(&cublas_));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_));
+    // A workspace of our own, so cuBLAS allocates nothing while a graph is being captured.
+    LMS_ASSIGN_OR_RETURN(void* ws, arena_.Allocate(kCublasWorkspace));
+    LMS_CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, ws, kCublasWorkspace));
     return Status::Ok();
   }
 
@@ -60,12 +67,14 @@ class CudaBackend final : public Backend {
       return Status::InvalidArgument(fmt::format("cannot allocate a {} tensor of {} x {}", ti.name, rows, cols));
     }
     LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    LMS_RETURN_IF_ERROR(FinishCapture());
     TensorView t;
     t.type = type;
     t.rows = rows;
     t.cols = cols;
     t.row_stride = RowBytes(type, cols);
     LMS_ASSIGN_OR_RETURN(t.data, arena_.Allocate(t.row_stride * static_cast<size_t>(rows)));
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // the zeroing is done before any op reads it
     return t;
   }
 
@@ -82,22 +91,26 @@ class CudaBackend final : public Backend {
       LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy2D(t.data, t.row_stride, host.data, host.row_stride, t.row_stride, host.rows,
                                             cudaMemcpyHostToDevice));
     }
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // the copy may return before its DMA ends
     return t;
   }
 
   Status CopyToHost(const TensorView& src, void* dst, size_t bytes) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
 
   Status CopyFromHost(const void* src, const TensorView& dst, size_t bytes) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
 
   Status CopyRows(const TensorView& t, int64_t src_row, int64_t dst_row, int64_t n) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.row(dst_row), t.row(src_row), static_cast<size_t>(n) * t.row_stride,
                                              cudaMemcpyDeviceToDevice, stream_));
     return Status::Ok();
@@ -185,8 +198,21 @@ class CudaBackend final : public Backend {
  private:
   static Status Launched(cudaError_t e, const char* op) { return CudaStatus(e, op); }
   Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out);
+  // Ends a capture in progress and runs what it recorded (graph update or instantiation, then
+  // launch). A no-op when nothing is being captured.
+  Status FinishCapture();
+  // Waits for the stream (ending a capture first: a capture cannot wait).
+  Status SyncStream() {
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    return CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
 
+  static constexpr size_t kCublasWorkspace = size_t{32} << 20;
   int device_;
+  bool graphs_ = false;
+  bool capturing_ = false;
+  int32_t capture_tokens_ = 0;
+  std::unordered_map<int32_t, cudaGraphExec_t> graph_execs_;  // by batch size
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t upload_done_ = nullptr;
@@ -202,8 +228,33 @@ class CudaBackend final : public Backend {
   DeviceScratch x16_, w16_;
 };
 
+Status CudaBackend::FinishCapture() {
+  if (!capturing_) return Status::Ok();
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  LMS_CUDA_RETURN_IF_ERROR(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t& exec = graph_execs_[capture_tokens_];
+  if (exec != nullptr) {
+    cudaGraphExecUpdateResultInfo info{};
+    if (cudaGraphExecUpdate(exec, graph, &info) != cudaSuccess) {
+      cudaGetLastError();  // the shape changed: instantiate afresh
+      cudaGraphExecDestroy(exec);
+      exec = nullptr;
+    }
+  }
+  cudaError_t e = cudaSuccess;
+  if (exec == nullptr) e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) {
+    exec = nullptr;
+    return CudaStatus(e, "cudaGraphInstantiate");
+  }
+  return CudaStatus(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+}
+
 Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  LMS_RETURN_IF_ERROR(FinishCapture());  // a forward that ended without reading logits
   batch_ = &batch;
   const int32_t n = batch.n_tokens();
   if (static_cast<int32_t>(batch.positions.size()) != n || static_cast<int32_t>(batch.seq_of_token.size()) != n ||
@@ -255,6 +306,12 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   dev_.n_logit_rows = static_cast<int32_t>(n_logits);
   dev_.block_tables = d + 4 * n + n_logits;
   dev_.bt_stride = static_cast<int32_t>(bt_stride);
+  if (graphs_ && n <= kGraphMaxTokens) {
+    // The ops of this batch are recorded, not run, until the logits are read (FinishCapture).
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    capture_tokens_ = n;
+  }
   return Status::Ok();
 }
 
@@ -289,14 +346,14 @@ Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const Te
   int64_t lda = static_cast<int64_t>(w.row_stride / 2);
   if (w.type != TensorType::kF16 && w.type != TensorType::kBF16) {
     const size_t bytes = static_cast<size_t>(n) * k * 2;
-    if (!w16_.Fits(bytes)) LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // in use until then
+    if (!w16_.Fits(bytes)) LMS_RETURN_IF_ERROR(SyncStream());  // in use until then
     LMS_ASSIGN_OR_RETURN(void* w16, w16_.Get(bytes));
     LMS_RETURN_IF_ERROR(Launched(LaunchDequantizeTo16(Matrix(w), bf16, w16, stream_), "dequantize"));
     a = w16;
     lda = k;
   }
   const size_t x_bytes = static_cast<size_t>(m) * k * 2;
-  if (!x16_.Fits(x_bytes)) LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  if (!x16_.Fits(x_bytes)) LMS_RETURN_IF_ERROR(SyncStream());
   LMS_ASSIGN_OR_RETURN(void* x16, x16_.Get(x_bytes));
   LMS_RETURN_IF_ERROR(Launched(LaunchConvertTo16(x.f32(), Ld(x), m, k, bf16, x16, stream_), "convert"));
   const float alpha = 1.0f, beta = 0.0f;
@@ -331,7 +388,7 @@ std::vector<DeviceInfo> ListCudaDevices() {
   return out;
 }
 
-Result<std::unique_ptr<Backend>> MakeCudaBackend(int index) {
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int index, const CudaBackendOptions& options) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
@@ -341,7 +398,7 @@ Result<std::unique_ptr<Backend>> MakeCudaBackend(int index) {
   if (index < 0 || index >= count) {
     return Status::NotFound(fmt::format("no CUDA device {} ({} present)", index, count));
   }
-  auto b = std::make_unique<CudaBackend>(index);
+  auto b = std::make_unique<CudaBackend>(index, options);
   LMS_RETURN_IF_ERROR(b->Init());
   return std::unique_ptr<Backend>(std::move(b));
 }
@@ -350,7 +407,12 @@ void RegisterCudaBackend() {
   BackendProvider p;
   p.kind = "cuda";
   p.list_devices = [] { return ListCudaDevices(); };
-  p.create = [](int index) { return MakeCudaBackend(index); };
+  p.create = [](int index) {
+    CudaBackendOptions o;
+    const char* env = std::getenv("LMS_CUDA_GRAPHS");
+    o.graphs = env != nullptr && std::string(env) == "1";
+    return MakeCudaBackend(index, o);
+  };
   RegisterBackendProvider(std::move(p));
 }
 

@@ -1,5 +1,5 @@
 // Decode and prefill speed of the CUDA backend against the memory-bandwidth roofline.
-//   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...]
+//   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs]
 // Models: smollm2-q4_1, smollm2-q8_0 (from the model cache; $LMS_SMOLLM2_Q4_1 / $LMS_SMOLLM2_Q8_0
 // override; where absent, random weights in SmolLM2-135M's shapes), llama1b-bf16, llama1b-q8_0 (a Llama-shaped model of 1.0 B parameters with random
 // weights written by our GGUF writer: d 2048, 16 layers, 32/8 heads, ff 8192, vocab 32000).
@@ -7,7 +7,8 @@
 // and 64 (each sequence 128 tokens into its context), each the median of R runs. The roofline is
 // bytes read per decode step (all weights once, plus every sequence's K/V) divided by the
 // device's bandwidth, measured here with a device-to-device copy (the peak from the memory
-// clock and bus width is printed beside it). Prints a table and one JSON line per figure.
+// clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs.
+// Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -145,13 +146,15 @@ double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vec
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-int Run(const std::string& name, int device, int reps, int steps, double bandwidth) {
+int Run(const std::string& name, int device, int reps, int steps, double bandwidth, bool graphs) {
   const std::string path = ModelPath(name);
   if (path.empty()) {
     std::fprintf(stderr, "unknown model %s\n", name.c_str());
     return 1;
   }
-  auto backend = gpu::MakeCudaBackend(device);
+  gpu::CudaBackendOptions bo;
+  bo.graphs = graphs;
+  auto backend = gpu::MakeCudaBackend(device, bo);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
     return 1;
@@ -243,11 +246,11 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     const double tps = B / step_s;
     const double bytes = wbytes + B * (kContext + steps / 2.0) * kv_row_bytes;
     const double roof = bandwidth > 0 ? B / (bytes / bandwidth) : 0;
-    std::printf("%-14s decode batch %2d  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n", name.c_str(), B,
-                tps, roof, roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
-    std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"tokens_per_s\":%.2f,\"roofline_tokens_per_s\":%.2f,"
-                "\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
-                name.c_str(), B, tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
+    std::printf("%-14s decode batch %2d%s  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n", name.c_str(), B,
+                graphs ? " (graphs)" : "", tps, roof, roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
+    std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"graphs\":%s,\"tokens_per_s\":%.2f,"
+                "\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
+                name.c_str(), B, graphs ? "true" : "false", tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
     for (auto& s : seqs) kv->Release(s);
   }
   return 0;
@@ -257,6 +260,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
 
 int main(int argc, char** argv) {
   int device = 0, reps = 5, steps = 32;
+  bool graphs = false;
   std::string models = "smollm2-q4_1,smollm2-q8_0,llama1b-bf16,llama1b-q8_0";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -271,8 +275,9 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--steps") steps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--models") models = next();
+    else if (a == "--graphs") graphs = true;
     else {
-      std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...]\n");
+      std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs]\n");
       return 2;
     }
   }
@@ -292,7 +297,7 @@ int main(int argc, char** argv) {
   while (start <= models.size()) {
     const size_t comma = models.find(',', start);
     const std::string name = models.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!name.empty()) rc |= Run(name, device, reps, steps, bw);
+    if (!name.empty()) rc |= Run(name, device, reps, steps, bw, graphs);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

@@ -7,7 +7,8 @@
 #   On the GPU machine, from the repository root:
 #     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
-# (the GPU test suite), bench_cuda.txt (speed against the bandwidth roofline) and bench_torch.txt
+# (the GPU test suite), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
+# (the same with CUDA graphs for the decode steps) and bench_torch.txt
 # (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
 # adds torch.compile).
 # LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model);
@@ -42,6 +43,9 @@ case "${1:-}" in
     # shellcheck disable=SC2086
     timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
     cat "$out/bench_cuda.txt"
+    # Decode again with CUDA graphs (off by default in the backend until checked here).
+    timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
+    cat "$out/bench_cuda_graphs.txt"
     # The PyTorch + transformers peer on the same shapes, where python3 has them.
     if python3 -c "import torch, transformers" 2>/dev/null; then
       # shellcheck disable=SC2086
