@@ -9,7 +9,11 @@
 #include "app/batch_runner.h"
 #include "app/commands.h"
 #include "app/model_cache.h"
+#include "core/backend/registry.h"
 #include "core/util/log.h"
+#if LMS_HAVE_CUDA
+#include "gpu/cuda_backend.h"
+#endif
 
 namespace lms::app {
 
@@ -18,12 +22,14 @@ int Fail(const Status& status) {
   return 1;
 }
 
-Result<LoadedModel> LoadModel(const std::string& name_or_path, int threads) {
+Result<LoadedModel> LoadModel(const std::string& name_or_path, int threads, const std::string& device) {
+  LMS_ASSIGN_OR_RETURN(DeviceSpec spec, ParseDeviceSpec(device));
   LMS_ASSIGN_OR_RETURN(std::string path, ResolveModel(name_or_path));
   LoadedModel lm;
   CpuBackendOptions o;
   o.threads = threads;
-  lm.backend = MakeCpuBackend(o);
+  LMS_ASSIGN_OR_RETURN(lm.backend, MakeBackend(spec, o));
+  if (spec.kind != "cpu") LogInfo("computing on " + lm.backend->Name());
   LMS_ASSIGN_OR_RETURN(lm.model, Model::Load(path, *lm.backend));
   LogDebug("loaded " + path + ": " + lm.model->config().Summary());
   return lm;
@@ -91,6 +97,9 @@ std::unique_ptr<CliParser> BuildCliParser() {
 }
 
 int RunCli(int argc, char** argv) {
+#if LMS_HAVE_CUDA
+  gpu::RegisterCudaBackend();
+#endif
   auto p = BuildCliParser();
   try {
     p->app.parse(argc, argv);

@@ -42,6 +42,7 @@ CommandFn AddBenchCommand(CLI::App& cli) {
   struct Opts {
     std::string model;
     int pp = 512, tg = 128, reps = 5, threads = 0, batch = 512;
+    std::string device = "cpu";
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -51,11 +52,12 @@ CommandFn AddBenchCommand(CLI::App& cli) {
   sub->add_option("-n,--n-gen", o->tg, "Generated tokens (0: skip)")->capture_default_str();
   sub->add_option("-r,--repetitions", o->reps, "Repetitions")->capture_default_str();
   sub->add_option("-t,--threads", o->threads, "Threads (default: the cores available)");
+  sub->add_option("--device", o->device, kDeviceFlagHelp)->capture_default_str();
   sub->add_option("-b,--batch", o->batch, "Prompt tokens per forward pass")->capture_default_str();
   sub->add_flag("--json", o->json, "Print JSON");
   return [o]() {
     if (o->reps < 1) return Fail(Status::InvalidArgument("--repetitions must be at least 1"));
-    auto lm = LoadModel(o->model, o->threads);
+    auto lm = LoadModel(o->model, o->threads, o->device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
     SessionOptions so;

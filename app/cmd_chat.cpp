@@ -28,7 +28,7 @@ CommandFn AddChatCommand(CLI::App& cli) {
   o->gen.AddRuntimeFlags(sub);
   return [o]() {
     if (Status s = o->gen.sampling.Validate(); !s.ok()) return Fail(s);
-    auto lm = LoadModel(o->model, o->gen.threads);
+    auto lm = LoadModel(o->model, o->gen.threads, o->gen.device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
     auto session = Session::Create(model, *lm->backend, o->gen.session());

@@ -1,29 +1,73 @@
 // lmstation info MODEL — architecture, hyper-parameters, tensor types, tokenizer and template.
+// lmstation info --devices — the compute devices this build can use.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <algorithm>
 #include <map>
 
 #include "app/commands.h"
 #include "app/model_cache.h"
+#include "core/backend/registry.h"
 #include "core/model/gguf.h"
 #include "core/model/model_config.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace lms::app {
+namespace {
+
+int PrintDevices(bool json) {
+  const std::vector<DeviceInfo> devices = ListDevices();
+  const std::vector<std::string> kinds = RegisteredDeviceKinds();
+  const bool cuda_built = std::find(kinds.begin(), kinds.end(), "cuda") != kinds.end();
+  if (json) {
+    nlohmann::json j;
+    j["cuda_built"] = cuda_built;
+    j["devices"] = nlohmann::json::array();
+    for (const auto& d : devices) {
+      nlohmann::json e{{"device", d.kind == "cpu" ? "cpu" : fmt::format("{}:{}", d.kind, d.index)}, {"name", d.name}};
+      if (d.memory_bytes) e["memory_bytes"] = d.memory_bytes;
+      if (d.kind == "cuda") e["compute_capability"] = fmt::format("{}.{}", d.cc_major, d.cc_minor);
+      j["devices"].push_back(e);
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  int gpus = 0;
+  for (const auto& d : devices) {
+    if (d.kind == "cpu") {
+      std::printf("cpu      %s\n", d.name.c_str());
+    } else {
+      ++gpus;
+      std::printf("%s:%-3d %s, %.1f GiB, compute capability %d.%d\n", d.kind.c_str(), d.index, d.name.c_str(),
+                  d.memory_bytes / 1073741824.0, d.cc_major, d.cc_minor);
+    }
+  }
+  if (!cuda_built) {
+    std::printf("no CUDA devices: this lmstation was built without CUDA (configure with -DLMS_CUDA=ON)\n");
+  } else if (gpus == 0) {
+    std::printf("no CUDA devices found (no NVIDIA driver, or no GPU visible)\n");
+  }
+  return 0;
+}
+
+}  // namespace
 
 CommandFn AddInfoCommand(CLI::App& cli) {
   struct Opts {
     std::string model;
-    bool json = false, metadata = false;
+    bool json = false, metadata = false, devices = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* sub = cli.add_subcommand("info", "Describe a GGUF model");
-  sub->add_option("model", o->model, "GGUF file or known model name")->required();
+  auto* sub = cli.add_subcommand("info", "Describe a GGUF model, or list the compute devices");
+  sub->add_option("model", o->model, "GGUF file or known model name");
+  sub->add_flag("--devices", o->devices, "List the compute devices (CPU, CUDA GPUs) instead");
   sub->add_flag("--json", o->json, "Print JSON");
   sub->add_flag("--metadata", o->metadata, "Also list every metadata key");
   return [o]() {
+    if (o->devices) return PrintDevices(o->json);
+    if (o->model.empty()) return Fail(Status::InvalidArgument("info needs a MODEL (or --devices)"));
     auto path = ResolveModel(o->model);
     if (!path.ok()) return Fail(path.status());
     auto file = gguf::GgufFile::Open(*path);

@@ -35,7 +35,7 @@ CommandFn AddPerplexityCommand(CLI::App& cli) {
     std::ifstream in(o->file, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
-    auto lm = LoadModel(o->model, o->gen.threads);
+    auto lm = LoadModel(o->model, o->gen.threads, o->gen.device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
     const Tokenizer& tok = model.tokenizer();

@@ -30,7 +30,7 @@ CommandFn AddRunCommand(CLI::App& cli) {
   o->gen.AddRuntimeFlags(sub);
   return [o]() {
     if (Status s = o->gen.sampling.Validate(); !s.ok()) return Fail(s);
-    auto lm = LoadModel(o->model, o->gen.threads);
+    auto lm = LoadModel(o->model, o->gen.threads, o->gen.device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
     std::string text = o->prompt;

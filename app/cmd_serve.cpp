@@ -75,6 +75,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
     std::string model, host = "127.0.0.1", api_key, chat_template, served_name;
     int port = 8080, threads = 0, kv_block = 16, max_running = 16, token_budget = 256, ctx = 4096;
     int max_waiting = 256, http_threads = 128;
+    std::string device = "cpu";
     double kv_mem_mib = 0;
     size_t max_body = 8u << 20;
     bool no_prefix_cache = false;
@@ -92,6 +93,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
   sub->add_option("--max-waiting", o->max_waiting, "Queued sequences before answering 503")->capture_default_str();
   sub->add_option("-c,--ctx", o->ctx, "Tokens per sequence (prompt + output), at most")->capture_default_str();
   sub->add_option("-t,--threads", o->threads, "Compute threads (default: the cores available)");
+  sub->add_option("--device", o->device, kDeviceFlagHelp)->capture_default_str();
   sub->add_option("--http-threads", o->http_threads, "HTTP handler threads (one per open request)")->capture_default_str();
   sub->add_option("--max-body", o->max_body, "Request body limit in bytes")->capture_default_str();
   sub->add_flag("--no-prefix-cache", o->no_prefix_cache, "Do not reuse KV blocks of earlier prompts");
@@ -105,7 +107,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-    auto lm = LoadModel(o->model, o->threads);
+    auto lm = LoadModel(o->model, o->threads, o->device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
     auto tmpl = LoadTemplate(model, o->chat_template);

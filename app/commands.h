@@ -38,7 +38,10 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
 };
-Result<LoadedModel> LoadModel(const std::string& name_or_path, int threads);
+// `device`: "cpu" (the default), "cuda" or "cuda:N" (see core/backend/registry.h).
+Result<LoadedModel> LoadModel(const std::string& name_or_path, int threads, const std::string& device = "cpu");
+// Help text of the --device flag.
+inline constexpr const char* kDeviceFlagHelp = "Compute device: cpu, cuda or cuda:N (see 'info --devices')";
 
 // The results database at `db_flag`, or the default path when it is empty.
 Result<std::unique_ptr<store::Store>> OpenStore(const std::string& db_flag);

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/commands.h"
 #include "core/model/chat_template.h"
 
 namespace lms::app {
@@ -23,6 +24,7 @@ void GenerationOptions::AddSamplingFlags(CLI::App* sub) {
 
 void GenerationOptions::AddRuntimeFlags(CLI::App* sub) {
   sub->add_option("-t,--threads", threads, "Threads (default: the cores available)");
+  sub->add_option("--device", device, kDeviceFlagHelp)->capture_default_str();
   sub->add_option("-c,--ctx", ctx, "Context size in tokens")->capture_default_str();
   sub->add_option("-b,--batch", batch, "Tokens per forward pass when reading a prompt")->capture_default_str();
 }

@@ -14,6 +14,7 @@ namespace lms::app {
 
 struct GenerationOptions {
   int threads = 0;
+  std::string device = "cpu";
   int ctx = 4096;
   int batch = 512;
   int n_predict = 128;

@@ -12,7 +12,7 @@ Result<std::unique_ptr<LocalAnswerer>> LocalAnswerer::Create(const std::string& 
   LMS_RETURN_IF_ERROR(gen.sampling.Validate());
   std::unique_ptr<LocalAnswerer> a(new LocalAnswerer());
   LMS_ASSIGN_OR_RETURN(a->path_, ResolveModel(model));
-  LMS_ASSIGN_OR_RETURN(a->lm_, LoadModel(a->path_, gen.threads));
+  LMS_ASSIGN_OR_RETURN(a->lm_, LoadModel(a->path_, gen.threads, gen.device));
   a->gen_ = gen;
   return a;
 }

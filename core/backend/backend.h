@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,17 @@ class Backend {
   // Makes a weight usable by this backend (the CPU backend uses host memory in place).
   virtual Result<TensorView> AdoptWeight(const TensorView& host) = 0;
   virtual Status CopyToHost(const TensorView& src, void* dst, size_t bytes) = 0;
+  // Writes `bytes` bytes of host memory into a tensor this backend allocated (tests, staging).
+  virtual Status CopyFromHost(const void* src, const TensorView& dst, size_t bytes) {
+    std::memcpy(dst.data, src, bytes);
+    return Status::Ok();
+  }
+  // Copies rows [src_row, src_row + n) of t over rows [dst_row, dst_row + n) (KV-cache
+  // copy-on-write). REQUIRES: the ranges lie inside t and do not overlap.
+  virtual Status CopyRows(const TensorView& t, int64_t src_row, int64_t dst_row, int64_t n) {
+    std::memcpy(t.row(dst_row), t.row(src_row), static_cast<size_t>(n) * t.row_stride);
+    return Status::Ok();
+  }
 
   // Called once per forward with the batch about to run (a GPU backend uploads it here).
   virtual Status BeginBatch(const BatchLayout& batch) = 0;

@@ -5,6 +5,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "core/util/log.h"
+
 namespace lms {
 
 BlockPool::BlockPool(int64_t n_blocks) : n_total_(n_blocks) {
@@ -33,7 +35,7 @@ Result<KvCache> KvCache::Create(Backend& backend, const ModelConfig& c, const Kv
   }
   int64_t n_blocks = o.n_blocks > 0 ? o.n_blocks : (o.context_tokens + o.block_size - 1) / o.block_size;
   if (n_blocks <= 0) return Status::InvalidArgument("KV cache must hold at least one block");
-  KvCache cache(o.block_size, n_blocks);
+  KvCache cache(backend, o.block_size, n_blocks);
   const int64_t rows = n_blocks * o.block_size, cols = int64_t{c.n_kv_heads} * c.head_dim;
   for (int l = 0; l < c.n_layers; ++l) {
     LMS_ASSIGN_OR_RETURN(TensorView k, backend.Allocate(o.type, rows, cols));
@@ -67,9 +69,9 @@ Status KvCache::Reserve(KvSequence& seq, int32_t n_tokens) {
 void KvCache::CopyBlock(int32_t src, int32_t dst) {
   for (size_t l = 0; l < k_.size(); ++l) {
     for (const TensorView* t : {&k_[l], &v_[l]}) {
-      // A block's rows are contiguous: block_size rows of row_stride bytes.
-      const size_t bytes = static_cast<size_t>(block_size_) * t->row_stride;
-      std::memcpy(t->row(int64_t{dst} * block_size_), t->row(int64_t{src} * block_size_), bytes);
+      const Status s = backend_->CopyRows(*t, int64_t{src} * block_size_, int64_t{dst} * block_size_, block_size_);
+      if (!s.ok()) LogError("KV block copy failed: " + s.message());
+      assert(s.ok());
     }
   }
 }

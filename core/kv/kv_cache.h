@@ -59,15 +59,16 @@ class KvCache {
   void Truncate(KvSequence& seq, int32_t n_tokens);
   void Release(KvSequence& seq) { Truncate(seq, 0); }
   // Copies every layer's K and V rows of block `src` into block `dst` (copy-on-write when a
-  // forked sequence writes into a shared block). The cache must be in host memory (the CPU
-  // backend); a device backend needs a copy op of its own.
+  // forked sequence writes into a shared block), through the backend that holds the cache.
   void CopyBlock(int32_t src, int32_t dst);
   int32_t Slot(const KvSequence& seq, int32_t pos) const {
     return seq.blocks[pos / block_size_] * block_size_ + pos % block_size_;
   }
 
  private:
-  KvCache(int32_t block_size, int64_t n_blocks) : block_size_(block_size), pool_(n_blocks) {}
+  KvCache(Backend& backend, int32_t block_size, int64_t n_blocks)
+      : backend_(&backend), block_size_(block_size), pool_(n_blocks) {}
+  Backend* backend_;
   int32_t block_size_;
   BlockPool pool_;
   std::vector<TensorView> k_, v_;  // per layer: rows = n_blocks*block_size, cols = n_kv*head_dim

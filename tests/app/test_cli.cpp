@@ -122,3 +122,24 @@ TEST_CASE("perplexity and bench run end to end", "[cli]") {
 }
 
 }  // namespace lms
+
+namespace lms {
+
+TEST_CASE("info --devices lists the CPU, --device cuda fails plainly without a usable GPU", "[cli][device]") {
+  auto r = RunLmstation("info --devices", true);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("cpu") == 0);
+  auto j = nlohmann::json::parse(RunLmstation("info --devices --json").out);
+  CHECK(j["devices"][0]["device"] == "cpu");
+  const bool has_gpu = j["devices"].size() > 1;
+  const std::string model = TinyModelFile();
+  auto bad = RunLmstation("run " + model + " -p abc -n 2 --device gpu7", true);
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.out.find("gpu7") != std::string::npos);
+  if (has_gpu) return;  // the CUDA run itself is checked by lms_gpu_tests on a GPU machine
+  auto cuda = RunLmstation("run " + model + " -p abc -n 2 --device cuda", true);
+  CHECK(cuda.exit_code == 1);
+  CHECK((cuda.out.find("built without CUDA") != std::string::npos || cuda.out.find("CUDA device") != std::string::npos));
+}
+
+}  // namespace lms

@@ -1,0 +1,429 @@
+// The CUDA backend. Tensors live in device memory from a DeviceArena; every op enqueues kernels
+// on one stream, and only CopyToHost waits for them. BeginBatch uploads the batch layout (token
+// ids, positions, slots, block tables) in one copy from pinned memory.
+#include "gpu/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+
+#include "gpu/cuda_check.h"
+#include "gpu/device_arena.h"
+#include "gpu/ops/ops.h"
+
+namespace lms::gpu {
+namespace {
+
+int64_t Ld(const TensorView& t) { return static_cast<int64_t>(t.row_stride / sizeof(float)); }
+
+DeviceMatrix Matrix(const TensorView& t) {
+  return DeviceMatrix{t.data, t.type, t.rows, t.cols, t.row_stride};
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, const CudaBackendOptions& o) : device_(device), graphs_(o.graphs) {}
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    (void)FinishCapture();
+    for (auto& [n, exec] : graph_execs_) cudaGraphExecDestroy(exec);
+    if (stream_) cudaStreamSynchronize(stream_);
+    if (cublas_) cublasDestroy(cublas_);
+    if (upload_done_) cudaEventDestroy(upload_done_);
+    if (pinned_) cudaFreeHost(pinned_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status Init() {
+    LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    LMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
+    name_ = fmt::format("cuda:{} ({}, {} MiB, sm_{}{})", device_, prop.name, prop.totalGlobalMem >> 20, prop.major,
+                        prop.minor);
+    // Non-blocking (graph capture wants a stream that does not sync with the legacy default
+    // stream); Allocate and AdoptWeight wait for their default-stream memsets and copies instead.
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    LMS_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming));
+    LMS_CUBLAS_RETURN_IF_ERROR(cublasCreate(&cublas_));
+    LMS_CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_));
+    // A workspace of our own, so cuBLAS allocates nothing while a graph is being captured.
+    LMS_ASSIGN_OR_RETURN(void* ws, arena_.Allocate(kCublasWorkspace));
+    LMS_CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, ws, kCublasWorkspace));
+    return Status::Ok();
+  }
+
+  std::string Name() const override { return name_; }
+
+  Result<TensorView> Allocate(TensorType type, int64_t rows, int64_t cols) override {
+    const auto& ti = TypeInfo(type);
+    if (rows <= 0 || cols <= 0 || cols % ti.block_elems != 0) {
+      return Status::InvalidArgument(fmt::format("cannot allocate a {} tensor of {} x {}", ti.name, rows, cols));
+    }
+    LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    TensorView t;
+    t.type = type;
+    t.rows = rows;
+    t.cols = cols;
+    t.row_stride = RowBytes(type, cols);
+    LMS_ASSIGN_OR_RETURN(t.data, arena_.Allocate(t.row_stride * static_cast<size_t>(rows)));
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // the zeroing is done before any op reads it
+    return t;
+  }
+
+  // Weights are copied to the device as they are stored: quantized stays quantized.
+  Result<TensorView> AdoptWeight(const TensorView& host) override {
+    if (!KernelSupportsType(host.type)) {
+      return Status::Unsupported(fmt::format("the CUDA backend cannot compute with {} weights",
+                                             TensorTypeName(host.type)));
+    }
+    LMS_ASSIGN_OR_RETURN(TensorView t, Allocate(host.type, host.rows, host.cols));
+    if (host.row_stride == t.row_stride) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(t.data, host.data, t.row_stride * host.rows, cudaMemcpyHostToDevice));
+    } else {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy2D(t.data, t.row_stride, host.data, host.row_stride, t.row_stride, host.rows,
+                                            cudaMemcpyHostToDevice));
+    }
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // the copy may return before its DMA ends
+    return t;
+  }
+
+  Status CopyToHost(const TensorView& src, void* dst, size_t bytes) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  Status CopyFromHost(const void* src, const TensorView& dst, size_t bytes) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  Status CopyRows(const TensorView& t, int64_t src_row, int64_t dst_row, int64_t n) override {
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.row(dst_row), t.row(src_row), static_cast<size_t>(n) * t.row_stride,
+                                             cudaMemcpyDeviceToDevice, stream_));
+    return Status::Ok();
+  }
+
+  Status BeginBatch(const BatchLayout& batch) override;
+
+  Status Embed(const TensorView& table, const TensorView& out) override {
+    for (int32_t id : batch_->tokens) {
+      if (id < 0 || id >= table.rows) {
+        return Status::InvalidArgument(fmt::format("token id {} is outside the vocabulary (0..{})", id, table.rows - 1));
+      }
+    }
+    return Launched(LaunchEmbed(Matrix(table), dev_, out.f32(), Ld(out), stream_), "embed");
+  }
+
+  Status RmsNorm(const TensorView& x, const TensorView& w, float eps, const TensorView& out) override {
+    return Launched(LaunchRmsNorm(x.f32(), Ld(x), w.f32(), eps, out.f32(), Ld(out), x.rows, static_cast<int>(x.cols),
+                                  stream_), "rms_norm");
+  }
+
+  Status Linear(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> biases,
+                std::span<const TensorView> outs) override;
+
+  Status Rope(const TensorView& q, const TensorView& k, int32_t head_dim, const RopeParams& p) override {
+    RopeArgs a;
+    a.head_dim = head_dim;
+    a.n_dims = p.n_dims;
+    a.theta_scale = std::pow(p.theta_base, -2.0f / p.n_dims);  // the CPU's expression, in float
+    a.freq_scale = p.freq_scale;
+    a.neox = p.neox;
+    LMS_RETURN_IF_ERROR(Launched(LaunchRope(q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), a, dev_, stream_), "rope"));
+    return Launched(LaunchRope(k.f32(), Ld(k), static_cast<int32_t>(k.cols / head_dim), a, dev_, stream_), "rope");
+  }
+
+  Status StoreKv(const TensorView& k, const TensorView& v, const TensorView& k_cache,
+                 const TensorView& v_cache) override {
+    for (int32_t slot : batch_->slots) {
+      if (slot < 0 || slot >= k_cache.rows) {
+        return Status::Internal(fmt::format("KV slot {} outside the cache ({} rows)", slot, k_cache.rows));
+      }
+    }
+    const bool f16 = k_cache.type == TensorType::kF16;
+    const int64_t ld_cache = f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
+    LMS_RETURN_IF_ERROR(Launched(LaunchStoreKv(k.f32(), Ld(k), k_cache.data, f16, ld_cache, k.cols, dev_, stream_), "store_kv"));
+    return Launched(LaunchStoreKv(v.f32(), Ld(v), v_cache.data, f16, ld_cache, v.cols, dev_, stream_), "store_kv");
+  }
+
+  Status Attention(const TensorView& q, const TensorView& k_cache, const TensorView& v_cache,
+                   const AttentionParams& p, const TensorView& out) override {
+    const int group = p.n_heads / p.n_kv_heads;
+    if (!AttentionSupports(p.head_dim, group)) {
+      return Status::Unsupported(fmt::format("CUDA attention: head_dim {} with {} query heads per KV head "
+                                             "(head_dim 32/64/128/256, at most {} per KV head)",
+                                             p.head_dim, group, kMaxAttentionGroup));
+    }
+    AttentionArgs a;
+    a.n_heads = p.n_heads;
+    a.n_kv_heads = p.n_kv_heads;
+    a.head_dim = p.head_dim;
+    a.block_size = p.block_size;
+    a.scale = p.scale;
+    a.f16 = k_cache.type == TensorType::kF16;
+    a.ld_cache = static_cast<int64_t>(k_cache.row_stride / (a.f16 ? 2 : 4));
+    return Launched(LaunchAttentionPaged(q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(), Ld(out), stream_),
+                    "attention");
+  }
+
+  Status SwiGlu(const TensorView& gate, const TensorView& up, const TensorView& out) override {
+    return Launched(LaunchSwiGlu(gate.f32(), Ld(gate), up.f32(), Ld(up), out.f32(), Ld(out), gate.rows, gate.cols, stream_),
+                    "swiglu");
+  }
+
+  Status AddInPlace(const TensorView& x, const TensorView& y) override {
+    return Launched(LaunchAdd(x.f32(), Ld(x), y.f32(), Ld(y), x.rows, x.cols, stream_), "add");
+  }
+
+  Status GatherLogitRows(const TensorView& x, const TensorView& out) override {
+    for (int32_t r : batch_->logit_rows) {
+      if (r < 0 || r >= x.rows) return Status::Internal("logit row outside the batch");
+    }
+    return Launched(LaunchGatherRows(x.f32(), Ld(x), out.f32(), Ld(out), x.cols, dev_, stream_), "gather");
+  }
+
+ private:
+  static Status Launched(cudaError_t e, const char* op) { return CudaStatus(e, op); }
+  Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out);
+  // Ends a capture in progress and runs what it recorded (graph update or instantiation, then
+  // launch). A no-op when nothing is being captured.
+  Status FinishCapture();
+  // Waits for the stream (ending a capture first: a capture cannot wait).
+  Status SyncStream() {
+    LMS_RETURN_IF_ERROR(FinishCapture());
+    return CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+
+  static constexpr size_t kCublasWorkspace = size_t{32} << 20;
+  int device_;
+  bool graphs_ = false;
+  bool capturing_ = false;
+  int32_t capture_tokens_ = 0;
+  std::unordered_map<int32_t, cudaGraphExec_t> graph_execs_;  // by batch size
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t upload_done_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceArena arena_;
+  // The batch: host copy for checks, pinned staging, device copy.
+  const BatchLayout* batch_ = nullptr;
+  int32_t* pinned_ = nullptr;
+  size_t pinned_ints_ = 0;
+  DeviceScratch batch_buf_;
+  DeviceBatch dev_;
+  // Linear scratch: activations and dequantized weights in 16-bit floats.
+  DeviceScratch x16_, w16_;
+};
+
+Status CudaBackend::FinishCapture() {
+  if (!capturing_) return Status::Ok();
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  LMS_CUDA_RETURN_IF_ERROR(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t& exec = graph_execs_[capture_tokens_];
+  if (exec != nullptr) {
+    cudaGraphExecUpdateResultInfo info{};
+    if (cudaGraphExecUpdate(exec, graph, &info) != cudaSuccess) {
+      cudaGetLastError();  // the shape changed: instantiate afresh
+      cudaGraphExecDestroy(exec);
+      exec = nullptr;
+    }
+  }
+  cudaError_t e = cudaSuccess;
+  if (exec == nullptr) e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) {
+    exec = nullptr;
+    return CudaStatus(e, "cudaGraphInstantiate");
+  }
+  return CudaStatus(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+}
+
+Status CudaBackend::BeginBatch(const BatchLayout& batch) {
+  LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  LMS_RETURN_IF_ERROR(FinishCapture());  // a forward that ended without reading logits
+  batch_ = &batch;
+  const int32_t n = batch.n_tokens();
+  if (static_cast<int32_t>(batch.positions.size()) != n || static_cast<int32_t>(batch.seq_of_token.size()) != n ||
+      static_cast<int32_t>(batch.slots.size()) != n) {
+    return Status::Internal("batch layout arrays differ in length");
+  }
+  size_t bt_stride = 1;
+  for (const auto& t : batch.block_tables) bt_stride = std::max(bt_stride, t.size());
+  for (int32_t s : batch.seq_of_token) {
+    if (s < 0 || s >= static_cast<int32_t>(batch.block_tables.size())) return Status::Internal("token of no sequence");
+  }
+  const size_t n_logits = batch.logit_rows.size();
+  const size_t ints = 4 * static_cast<size_t>(n) + n_logits + batch.block_tables.size() * bt_stride;
+  // The previous upload must be done before the staging buffer is rewritten or regrown.
+  LMS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(upload_done_));
+  if (ints > pinned_ints_) {
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // kernels may still read the device copy
+    if (pinned_) cudaFreeHost(pinned_);
+    pinned_ = nullptr;
+    pinned_ints_ = ints + ints / 2;
+    LMS_CUDA_RETURN_IF_ERROR(cudaMallocHost(&pinned_, pinned_ints_ * sizeof(int32_t)));
+    LMS_RETURN_IF_ERROR(batch_buf_.Get(pinned_ints_ * sizeof(int32_t)).status());
+  }
+  int32_t* h = pinned_;
+  auto put = [&](const std::vector<int32_t>& v) {
+    std::memcpy(h, v.data(), v.size() * sizeof(int32_t));
+    h += v.size();
+  };
+  put(batch.tokens);
+  put(batch.positions);
+  put(batch.seq_of_token);
+  put(batch.slots);
+  put(batch.logit_rows);
+  for (const auto& t : batch.block_tables) {
+    std::memcpy(h, t.data(), t.size() * sizeof(int32_t));
+    std::fill(h + t.size(), h + bt_stride, -1);
+    h += bt_stride;
+  }
+  LMS_ASSIGN_OR_RETURN(void* dbuf, batch_buf_.Get(ints * sizeof(int32_t)));
+  int32_t* d = static_cast<int32_t*>(dbuf);
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d, pinned_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  LMS_CUDA_RETURN_IF_ERROR(cudaEventRecord(upload_done_, stream_));
+  dev_.n_tokens = n;
+  dev_.tokens = d;
+  dev_.positions = d + n;
+  dev_.seq_of_token = d + 2 * n;
+  dev_.slots = d + 3 * n;
+  dev_.logit_rows = d + 4 * n;
+  dev_.n_logit_rows = static_cast<int32_t>(n_logits);
+  dev_.block_tables = d + 4 * n + n_logits;
+  dev_.bt_stride = static_cast<int32_t>(bt_stride);
+  if (graphs_ && n <= kGraphMaxTokens) {
+    // The ops of this batch are recorded, not run, until the logits are read (FinishCapture).
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    capture_tokens_ = n;
+  }
+  return Status::Ok();
+}
+
+Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> biases,
+                           std::span<const TensorView> outs) {
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i].cols != x.cols || outs[i].cols != weights[i].rows || outs[i].rows != x.rows) {
+      return Status::Internal(fmt::format("linear shapes: x {}x{}, w {}x{}, out {}x{}", x.rows, x.cols, weights[i].rows,
+                                          weights[i].cols, outs[i].rows, outs[i].cols));
+    }
+    LMS_RETURN_IF_ERROR(LinearOne(x, weights[i], outs[i]));
+  }
+  for (size_t i = 0; i < biases.size(); ++i) {
+    if (!biases[i].data) continue;
+    LMS_RETURN_IF_ERROR(Launched(LaunchAddBias(outs[i].f32(), Ld(outs[i]), biases[i].f32(), outs[i].rows, outs[i].cols,
+                                               stream_), "bias"));
+  }
+  return Status::Ok();
+}
+
+Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const TensorView& out) {
+  const int64_t m = x.rows, k = x.cols, n = w.rows;
+  const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+  if (m <= kMatVecMaxRows && k % 32 == 0 && aligned) {
+    return Launched(LaunchMatVec(Matrix(w), x.f32(), Ld(x), m, out.f32(), Ld(out), stream_), "matvec");
+  }
+  // GEMM: out (m x n, row-major) is column-major n x m = W (n x k) * x^T, i.e. op(A) = A^T with
+  // A = W read column-major as k x n, and B = x read column-major as k x m.
+  const bool bf16 = w.type == TensorType::kBF16;
+  const cudaDataType dt = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+  const void* a = w.data;
+  int64_t lda = static_cast<int64_t>(w.row_stride / 2);
+  if (w.type != TensorType::kF16 && w.type != TensorType::kBF16) {
+    const size_t bytes = static_cast<size_t>(n) * k * 2;
+    if (!w16_.Fits(bytes)) LMS_RETURN_IF_ERROR(SyncStream());  // in use until then
+    LMS_ASSIGN_OR_RETURN(void* w16, w16_.Get(bytes));
+    LMS_RETURN_IF_ERROR(Launched(LaunchDequantizeTo16(Matrix(w), bf16, w16, stream_), "dequantize"));
+    a = w16;
+    lda = k;
+  }
+  const size_t x_bytes = static_cast<size_t>(m) * k * 2;
+  if (!x16_.Fits(x_bytes)) LMS_RETURN_IF_ERROR(SyncStream());
+  LMS_ASSIGN_OR_RETURN(void* x16, x16_.Get(x_bytes));
+  LMS_RETURN_IF_ERROR(Launched(LaunchConvertTo16(x.f32(), Ld(x), m, k, bf16, x16, stream_), "convert"));
+  const float alpha = 1.0f, beta = 0.0f;
+  LMS_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                                          static_cast<int>(k), &alpha, a, dt, static_cast<int>(lda), x16, dt,
+                                          static_cast<int>(k), &beta, out.f32(), CUDA_R_32F,
+                                          static_cast<int>(Ld(out)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<DeviceInfo> ListCudaDevices() {
+  std::vector<DeviceInfo> out;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return out;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    DeviceInfo d;
+    d.kind = "cuda";
+    d.index = i;
+    d.name = prop.name;
+    d.memory_bytes = prop.totalGlobalMem;
+    d.cc_major = prop.major;
+    d.cc_minor = prop.minor;
+    out.push_back(d);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int index, const CudaBackendOptions& options) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return Status::NotFound(fmt::format("no CUDA device is usable: {}", cudaGetErrorString(e)));
+  }
+  if (index < 0 || index >= count) {
+    return Status::NotFound(fmt::format("no CUDA device {} ({} present)", index, count));
+  }
+  auto b = std::make_unique<CudaBackend>(index, options);
+  LMS_RETURN_IF_ERROR(b->Init());
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+void RegisterCudaBackend() {
+  BackendProvider p;
+  p.kind = "cuda";
+  p.list_devices = [] { return ListCudaDevices(); };
+  p.create = [](int index) {
+    CudaBackendOptions o;
+    const char* env = std::getenv("LMS_CUDA_GRAPHS");
+    o.graphs = env != nullptr && std::string(env) == "1";
+    return MakeCudaBackend(index, o);
+  };
+  RegisterBackendProvider(std::move(p));
+}
+
+double PeakMemoryBandwidth(int index) {
+  int clock_khz = 0, bus_bits = 0;
+  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, index) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, index) != cudaSuccess) {
+    cudaGetLastError();
+    return 0.0;
+  }
+  return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0);  // double data rate
+}
+
+}  // namespace lms::gpu

@@ -1,0 +1,34 @@
+// Writes the batch's K or V rows into the paged cache at their slots (f32 -> f16 rounds to
+// nearest even, as the CPU's conversion does).
+#include <cuda_fp16.h>
+
+#include "gpu/ops/ops.h"
+
+namespace lms::gpu {
+namespace {
+
+__global__ void StoreKvKernel(const float* src, int64_t ld_src, void* cache, bool f16, int64_t ld_cache, int64_t n,
+                              const int32_t* slots) {
+  const int t = blockIdx.y;
+  const int64_t slot = slots[t];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const float v = src[t * ld_src + i];
+    if (f16) {
+      static_cast<__half*>(cache)[slot * ld_cache + i] = __float2half_rn(v);
+    } else {
+      static_cast<float*>(cache)[slot * ld_cache + i] = v;
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchStoreKv(const float* src, int64_t ld_src, void* cache, bool f16, int64_t ld_cache, int64_t n,
+                          const DeviceBatch& b, cudaStream_t s) {
+  const int threads = 256;
+  const dim3 grid(static_cast<unsigned>((n + threads - 1) / threads), static_cast<unsigned>(b.n_tokens));
+  StoreKvKernel<<<grid, threads, 0, s>>>(src, ld_src, cache, f16, ld_cache, n, b.slots);
+  return cudaGetLastError();
+}
+
+}  // namespace lms::gpu

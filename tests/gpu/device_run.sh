@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU checks, from prebuilt executables, for a machine with an NVIDIA GPU and the CUDA 13
+# libraries but none of our build dependencies (nothing is compiled there).
+#   On the build machine (a build configured with -DLMS_CUDA=ON):
+#     tests/gpu/device_run.sh pack [BUILD_DIR]   copies lms_gpu_tests, bench_cuda, the shared
+#                                                libraries they need and this script into .dev/
+#   On the GPU machine, from the repository root:
+#     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
+# `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
+# (the GPU test suite), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
+# (the same with CUDA graphs for the decode steps) and bench_torch.txt
+# (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
+# adds torch.compile).
+# LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model);
+# LMS_BENCH_ARGS passes options to bench_cuda.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+case "${1:-}" in
+  pack)
+    build=${2:-build-cuda}
+    pack=${LMS_PACK_SCRIPT:-../shared/device/pack.sh}
+    rm -rf .dev
+    bash "$pack" .dev "$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda" || exit 1
+    echo "packed into .dev/ ($(du -sh .dev | cut -f1)); run there: tests/gpu/device_run.sh run"
+    ;;
+  run)
+    out=${2:-${OUT:-gpu-results}}
+    mkdir -p "$out"
+    [ -x .dev/bin/lms_gpu_tests ] || { echo "no .dev/bin/lms_gpu_tests: run 'tests/gpu/device_run.sh pack' on the build machine" >&2; exit 2; }
+    {
+      echo "== nvidia-smi -L"; nvidia-smi -L
+      nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
+      echo "== CUDA libraries"; ls /usr/local/cuda/lib64 2>/dev/null | grep -E 'cudart|cublas'
+      for exe in .dev/bin/*; do echo "== ldd $exe"; LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64 ldd "$exe"; done
+    } >"$out/machine.txt" 2>&1
+    cat "$out/machine.txt"
+    export LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+    rc=0
+    .dev/bin/lms_gpu_tests --durations yes >"$out/gpu_tests.txt" 2>&1 || rc=1
+    echo "== lms_gpu_tests: exit ${rc}" | tee -a "$out/gpu_tests.txt"
+    tail -n 60 "$out/gpu_tests.txt"
+    # shellcheck disable=SC2086
+    timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
+    cat "$out/bench_cuda.txt"
+    # Decode again with CUDA graphs (off by default in the backend until checked here).
+    timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
+    cat "$out/bench_cuda_graphs.txt"
+    # The PyTorch + transformers peer on the same shapes, where python3 has them.
+    if python3 -c "import torch, transformers" 2>/dev/null; then
+      # shellcheck disable=SC2086
+      PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_cuda_torch.py ${LMS_TORCH_ARGS:-} >"$out/bench_torch.txt" 2>&1 || rc=1
+      cat "$out/bench_torch.txt"
+    else
+      echo "no torch/transformers here: the PyTorch peer was not run" | tee "$out/bench_torch.txt"
+    fi
+    exit $rc
+    ;;
+  *)
+    echo "usage: tests/gpu/device_run.sh pack [BUILD_DIR] | run [RESULTS_DIR]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,97 @@
+#include "tests/gpu/gpu_test_support.h"
+
+#include <catch2/catch.hpp>
+
+#include "core/tensor/quant.h"
+#include "gpu/cuda_backend.h"
+
+namespace lms::test {
+
+std::optional<std::string> NoGpuReason() {
+  if (gpu::ListCudaDevices().empty()) return "no CUDA device (or no NVIDIA driver) on this machine";
+  return std::nullopt;
+}
+
+double Nmse(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(a[i]) * a[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<uint8_t> Encode(TensorType type, const std::vector<float>& values, int64_t rows, int64_t cols) {
+  const size_t rb = RowBytes(type, cols);
+  std::vector<uint8_t> out(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    REQUIRE(QuantizeRow(type, values.data() + r * cols, out.data() + r * rb, cols).ok());
+  }
+  return out;
+}
+
+BackendPair::BackendPair() {
+  cpu_ = MakeCpuBackend({2});
+  auto g = gpu::MakeCudaBackend(0);
+  REQUIRE(g.ok());
+  gpu_ = std::move(g).value();
+}
+
+Twin BackendPair::Tensor(TensorType type, int64_t rows, int64_t cols, const void* host) {
+  Twin t;
+  for (auto [b, dst] : {std::pair{cpu_.get(), &t.cpu}, std::pair{gpu_.get(), &t.gpu}}) {
+    auto a = b->Allocate(type, rows, cols);
+    REQUIRE(a.ok());
+    *dst = *a;
+    if (host) REQUIRE(b->CopyFromHost(host, *dst, dst->row_stride * rows).ok());
+  }
+  return t;
+}
+
+Twin BackendPair::Weight(TensorType type, int64_t rows, int64_t cols, std::vector<uint8_t> bytes) {
+  host_weights_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(bytes)));
+  TensorView host;
+  host.data = host_weights_.back()->data();
+  host.type = type;
+  host.rows = rows;
+  host.cols = cols;
+  host.row_stride = RowBytes(type, cols);
+  Twin t;
+  auto c = cpu_->AdoptWeight(host);
+  REQUIRE(c.ok());
+  auto g = gpu_->AdoptWeight(host);
+  REQUIRE(g.ok());
+  t.cpu = *c;
+  t.gpu = *g;
+  return t;
+}
+
+std::vector<float> BackendPair::ReadCpu(const TensorView& t) {
+  std::vector<float> v(static_cast<size_t>(t.rows * t.cols));
+  REQUIRE(cpu_->CopyToHost(t, v.data(), v.size() * sizeof(float)).ok());
+  return v;
+}
+
+std::vector<float> BackendPair::ReadGpu(const TensorView& t) {
+  std::vector<float> v(static_cast<size_t>(t.rows * t.cols));
+  REQUIRE(gpu_->CopyToHost(t, v.data(), v.size() * sizeof(float)).ok());
+  return v;
+}
+
+std::vector<uint8_t> BackendPair::ReadBytes(Backend& b, const TensorView& t) {
+  std::vector<uint8_t> v(t.row_stride * t.rows);
+  REQUIRE(b.CopyToHost(t, v.data(), v.size()).ok());
+  return v;
+}
+
+}  // namespace lms::test

@@ -1,0 +1,55 @@
+// Helpers of the GPU tests: a CPU and a CUDA backend side by side, the same data on both, and
+// the normalized mean squared error llama.cpp's test-backend-ops compares them with.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/backend/backend.h"
+
+namespace lms::test {
+
+// Why the GPU tests cannot run here (no CUDA device), or nullopt when they can.
+std::optional<std::string> NoGpuReason();
+
+// sum((a - b)^2) / sum(a^2); a is the reference.
+double Nmse(const std::vector<float>& a, const std::vector<float>& b);
+
+std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale = 1.0f);
+
+// Host rows of `type` holding `values` (rows x cols) quantized with core's QuantizeRow.
+std::vector<uint8_t> Encode(TensorType type, const std::vector<float>& values, int64_t rows, int64_t cols);
+
+// A tensor with the same contents on two backends.
+struct Twin {
+  TensorView cpu, gpu;
+};
+
+class BackendPair {
+ public:
+  BackendPair();  // REQUIRES: NoGpuReason() is nullopt
+  Backend& cpu() { return *cpu_; }
+  Backend& gpu() { return *gpu_; }
+
+  // An activation-like tensor (Allocate + CopyFromHost) on both.
+  Twin Tensor(TensorType type, int64_t rows, int64_t cols, const void* host);
+  Twin F32(int64_t rows, int64_t cols, const std::vector<float>& values) {
+    return Tensor(TensorType::kF32, rows, cols, values.data());
+  }
+  // A weight (AdoptWeight) on both; the host bytes are kept alive by the pair.
+  Twin Weight(TensorType type, int64_t rows, int64_t cols, std::vector<uint8_t> bytes);
+
+  std::vector<float> ReadCpu(const TensorView& t);
+  std::vector<float> ReadGpu(const TensorView& t);
+  // Raw bytes (caches in f16).
+  std::vector<uint8_t> ReadBytes(Backend& b, const TensorView& t);
+
+ private:
+  std::unique_ptr<Backend> cpu_, gpu_;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> host_weights_;
+};
+
+}  // namespace lms::test

@@ -1,0 +1,233 @@
+// Every backend op on the CPU and the CUDA backend with the same inputs, compared by normalized
+// mean squared error (llama.cpp's test-backend-ops method). Shapes: SmolLM2's (d 576, ff 1536,
+// 9 query / 3 KV heads of 64, vocab 49152) and awkward ones (odd token counts, KV block
+// boundaries, block tables with holes). Tolerances: 1e-7 for the element-wise ops (same float
+// formula; only the order of a sum or a libm ulp differs), 1e-5 for attention (exp and sum
+// order), 5e-4 for matrix products (the CPU rounds activations to 8 bits for quantized weights,
+// the GPU to f16 on its cuBLAS path; test-backend-ops uses the same 5e-4).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/tensor/fp16.h"
+#include "tests/gpu/gpu_test_support.h"
+#include "tests/test_support.h"
+
+namespace lms::test {
+namespace {
+
+constexpr double kElementwiseTol = 1e-7;
+constexpr double kAttentionTol = 1e-5;
+constexpr double kMatmulTol = 5e-4;
+
+const TensorType kWeightTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16, TensorType::kQ8_0,
+                                   TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ4_K, TensorType::kQ6_K};
+
+// A batch of `seqs` sequences: seq s has `new_tokens[s]` tokens at positions
+// [start[s], start[s] + new_tokens[s]), its blocks taken from `tables[s]`.
+BatchLayout MakeBatch(const std::vector<int>& start, const std::vector<int>& new_tokens,
+                      const std::vector<std::vector<int32_t>>& tables, int block_size, int vocab) {
+  BatchLayout b;
+  b.block_tables = tables;
+  int t = 0;
+  for (size_t s = 0; s < start.size(); ++s) {
+    for (int i = 0; i < new_tokens[s]; ++i, ++t) {
+      const int pos = start[s] + i;
+      b.tokens.push_back((t * 7919 + 13) % vocab);
+      b.positions.push_back(pos);
+      b.seq_of_token.push_back(static_cast<int32_t>(s));
+      b.slots.push_back(tables[s][pos / block_size] * block_size + pos % block_size);
+    }
+  }
+  return b;
+}
+
+TEST_CASE("gpu ops: embedding rows of every weight type", "[gpu][ops]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const int vocab = 1000, d = 576;
+  BatchLayout batch = MakeBatch({0}, {37}, {{0, 1, 2}}, 16, vocab);
+  batch.tokens[0] = 0;
+  batch.tokens[36] = vocab - 1;
+  for (TensorType type : kWeightTypes) {
+    CAPTURE(TensorTypeName(type));
+    Twin table = p.Weight(type, vocab, d, Encode(type, RandomFloats(size_t{vocab} * d, 1), vocab, d));
+    Twin out = p.F32(37, d, std::vector<float>(37 * d));
+    REQUIRE(p.cpu().BeginBatch(batch).ok());
+    REQUIRE(p.gpu().BeginBatch(batch).ok());
+    REQUIRE(p.cpu().Embed(table.cpu, out.cpu).ok());
+    REQUIRE(p.gpu().Embed(table.gpu, out.gpu).ok());
+    CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) == 0.0);  // dequantization is exact on both
+  }
+  batch.tokens[3] = vocab;
+  REQUIRE(p.gpu().BeginBatch(batch).ok());
+  Twin table = p.Weight(TensorType::kF32, vocab, d, Encode(TensorType::kF32, RandomFloats(size_t{vocab} * d, 2), vocab, d));
+  Twin out = p.F32(37, d, std::vector<float>(37 * d));
+  CHECK_FALSE(p.gpu().Embed(table.gpu, out.gpu).ok());  // out-of-vocabulary ids are refused
+}
+
+TEST_CASE("gpu ops: RMSNorm, SwiGLU, add, gather", "[gpu][ops]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  for (int rows : {1, 7, 64}) {
+    for (int n : {576, 1536, 33}) {
+      CAPTURE(rows, n);
+      const auto xv = RandomFloats(size_t(rows) * n, 3, 2.0f), yv = RandomFloats(size_t(rows) * n, 4);
+      Twin x = p.F32(rows, n, xv), y = p.F32(rows, n, yv), out = p.F32(rows, n, std::vector<float>(rows * n));
+      std::vector<float> wv = RandomFloats(n, 5);
+      Twin w = p.Weight(TensorType::kF32, 1, n, Encode(TensorType::kF32, wv, 1, n));
+      REQUIRE(p.cpu().RmsNorm(x.cpu, w.cpu, 1e-5f, out.cpu).ok());
+      REQUIRE(p.gpu().RmsNorm(x.gpu, w.gpu, 1e-5f, out.gpu).ok());
+      CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) < kElementwiseTol);
+
+      REQUIRE(p.cpu().SwiGlu(x.cpu, y.cpu, out.cpu).ok());
+      REQUIRE(p.gpu().SwiGlu(x.gpu, y.gpu, out.gpu).ok());
+      CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) < kElementwiseTol);
+
+      REQUIRE(p.cpu().AddInPlace(x.cpu, y.cpu).ok());
+      REQUIRE(p.gpu().AddInPlace(x.gpu, y.gpu).ok());
+      CHECK(Nmse(p.ReadCpu(x.cpu), p.ReadGpu(x.gpu)) == 0.0);
+    }
+  }
+  BatchLayout batch = MakeBatch({0}, {9}, {{0}}, 16, 100);
+  batch.logit_rows = {8, 0, 4};
+  const int n = 576;
+  Twin x = p.F32(9, n, RandomFloats(9 * n, 6)), out = p.F32(3, n, std::vector<float>(3 * n));
+  REQUIRE(p.cpu().BeginBatch(batch).ok());
+  REQUIRE(p.gpu().BeginBatch(batch).ok());
+  REQUIRE(p.cpu().GatherLogitRows(x.cpu, out.cpu).ok());
+  REQUIRE(p.gpu().GatherLogitRows(x.gpu, out.gpu).ok());
+  CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) == 0.0);
+}
+
+TEST_CASE("gpu ops: RoPE, normal and NeoX, partial rotation", "[gpu][ops]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  // Positions up to 4100: angles large enough that the float recurrence matters.
+  BatchLayout batch = MakeBatch({0, 4090, 15}, {5, 10, 2}, {{0}, std::vector<int32_t>(300, 1), {2, 3}}, 16, 100);
+  for (bool neox : {false, true}) {
+    for (int n_dims : {64, 32}) {
+      CAPTURE(neox, n_dims);
+      RopeParams rp{n_dims, 100000.0f, 1.0f, neox};
+      const int T = batch.n_tokens();
+      Twin q = p.F32(T, 9 * 64, RandomFloats(T * 9 * 64, 7)), k = p.F32(T, 3 * 64, RandomFloats(T * 3 * 64, 8));
+      REQUIRE(p.cpu().BeginBatch(batch).ok());
+      REQUIRE(p.gpu().BeginBatch(batch).ok());
+      REQUIRE(p.cpu().Rope(q.cpu, k.cpu, 64, rp).ok());
+      REQUIRE(p.gpu().Rope(q.gpu, k.gpu, 64, rp).ok());
+      CHECK(Nmse(p.ReadCpu(q.cpu), p.ReadGpu(q.gpu)) < kElementwiseTol);
+      CHECK(Nmse(p.ReadCpu(k.cpu), p.ReadGpu(k.gpu)) < kElementwiseTol);
+    }
+  }
+}
+
+struct AttnShape {
+  int n_heads, n_kv_heads, head_dim;
+};
+
+TEST_CASE("gpu ops: StoreKv and paged attention over block tables with holes", "[gpu][ops][attention]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const int bs = 16, n_blocks = 24;
+  // seq 0: a 37-token prompt chunk from 0 (crosses two block boundaries), blocks scattered;
+  // seq 1: one decode token at position 50 over earlier cache contents; seq 2: decode at 15
+  // (last slot of a block); seq 3: decode at 16 (first slot of the next); seq 4: a 5-token
+  // chunk continuing at 29.
+  const std::vector<std::vector<int32_t>> tables = {{7, 2, 19}, {3, 11, 0, 22}, {5}, {9, 13}, {21, 4, 17}};
+  BatchLayout batch = MakeBatch({0, 50, 15, 16, 29}, {37, 1, 1, 1, 5}, tables, bs, 100);
+  const int T = batch.n_tokens();
+  for (AttnShape s : {AttnShape{9, 3, 64}, AttnShape{32, 8, 64}, AttnShape{16, 2, 128}, AttnShape{4, 4, 32}}) {
+    for (TensorType kv_type : {TensorType::kF16, TensorType::kF32}) {
+      CAPTURE(s.n_heads, s.n_kv_heads, s.head_dim, TensorTypeName(kv_type));
+      const int qd = s.n_heads * s.head_dim, kvd = s.n_kv_heads * s.head_dim;
+      // The whole cache starts with the same random contents on both (earlier tokens).
+      const auto fill = RandomFloats(size_t(n_blocks) * bs * kvd, 9);
+      std::vector<uint8_t> fill_bytes = Encode(kv_type, fill, n_blocks * bs, kvd);
+      Twin kc = p.Tensor(kv_type, n_blocks * bs, kvd, fill_bytes.data());
+      Twin vc = p.Tensor(kv_type, n_blocks * bs, kvd, Encode(kv_type, RandomFloats(fill.size(), 10), n_blocks * bs, kvd).data());
+      Twin q = p.F32(T, qd, RandomFloats(size_t(T) * qd, 11)), k = p.F32(T, kvd, RandomFloats(size_t(T) * kvd, 12));
+      Twin v = p.F32(T, kvd, RandomFloats(size_t(T) * kvd, 13)), out = p.F32(T, qd, std::vector<float>(size_t(T) * qd));
+      AttentionParams ap{s.n_heads, s.n_kv_heads, s.head_dim, bs, 1.0f / std::sqrt(float(s.head_dim))};
+      REQUIRE(p.cpu().BeginBatch(batch).ok());
+      REQUIRE(p.gpu().BeginBatch(batch).ok());
+      REQUIRE(p.cpu().StoreKv(k.cpu, v.cpu, kc.cpu, vc.cpu).ok());
+      REQUIRE(p.gpu().StoreKv(k.gpu, v.gpu, kc.gpu, vc.gpu).ok());
+      CHECK(p.ReadBytes(p.cpu(), kc.cpu) == p.ReadBytes(p.gpu(), kc.gpu));
+      CHECK(p.ReadBytes(p.cpu(), vc.cpu) == p.ReadBytes(p.gpu(), vc.gpu));
+      REQUIRE(p.cpu().Attention(q.cpu, kc.cpu, vc.cpu, ap, out.cpu).ok());
+      REQUIRE(p.gpu().Attention(q.gpu, kc.gpu, vc.gpu, ap, out.gpu).ok());
+      CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) < kAttentionTol);
+    }
+  }
+}
+
+TEST_CASE("gpu ops: CopyRows copies KV blocks on the device", "[gpu][ops]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const auto vals = RandomFloats(64 * 192, 14);
+  Twin t = p.F32(64, 192, vals);
+  REQUIRE(p.gpu().CopyRows(t.gpu, 16, 48, 16).ok());
+  std::vector<float> want = vals;
+  std::memcpy(&want[48 * 192], &vals[16 * 192], 16 * 192 * sizeof(float));
+  CHECK(p.ReadGpu(t.gpu) == want);
+}
+
+TEST_CASE("gpu ops: linear layers of every weight type, mat-vec and GEMM paths", "[gpu][ops][linear]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  struct Shape {
+    int k, n;
+  };
+  for (TensorType type : kWeightTypes) {
+    for (Shape sh : {Shape{576, 576}, Shape{576, 1536}, Shape{1536, 576}, Shape{576, 192}, Shape{768, 100}}) {
+      if (sh.k % TypeInfo(type).block_elems != 0) continue;
+      Twin w = p.Weight(type, sh.n, sh.k, Encode(type, RandomFloats(size_t(sh.n) * sh.k, 15, 0.05f), sh.n, sh.k));
+      // 1..8 rows take the mat-vec kernel, more the cuBLAS path.
+      for (int m : {1, 3, 8, 9, 17, 64}) {
+        CAPTURE(TensorTypeName(type), sh.k, sh.n, m);
+        Twin x = p.F32(m, sh.k, RandomFloats(size_t(m) * sh.k, 16));
+        Twin y = p.F32(m, sh.n, std::vector<float>(size_t(m) * sh.n));
+        const TensorView cw[] = {w.cpu}, gw[] = {w.gpu}, cy[] = {y.cpu}, gy[] = {y.gpu};
+        REQUIRE(p.cpu().Linear(x.cpu, cw, {}, cy).ok());
+        REQUIRE(p.gpu().Linear(x.gpu, gw, {}, gy).ok());
+        CHECK(Nmse(p.ReadCpu(y.cpu), p.ReadGpu(y.gpu)) < kMatmulTol);
+      }
+    }
+  }
+}
+
+TEST_CASE("gpu ops: fused q/k/v linear with biases, and SmolLM2's output head", "[gpu][ops][linear]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const int d = 576;
+  for (int m : {1, 5, 33}) {
+    CAPTURE(m);
+    Twin x = p.F32(m, d, RandomFloats(size_t(m) * d, 17));
+    Twin wq = p.Weight(TensorType::kQ4_1, 576, d, Encode(TensorType::kQ4_1, RandomFloats(576 * d, 18, 0.05f), 576, d));
+    Twin wk = p.Weight(TensorType::kQ4_1, 192, d, Encode(TensorType::kQ4_1, RandomFloats(192 * d, 19, 0.05f), 192, d));
+    Twin bq = p.Weight(TensorType::kF32, 1, 576, Encode(TensorType::kF32, RandomFloats(576, 20), 1, 576));
+    Twin bk = p.Weight(TensorType::kF32, 1, 192, Encode(TensorType::kF32, RandomFloats(192, 21), 1, 192));
+    Twin yq = p.F32(m, 576, std::vector<float>(size_t(m) * 576)), yk = p.F32(m, 192, std::vector<float>(size_t(m) * 192));
+    const TensorView cw[] = {wq.cpu, wk.cpu}, gw[] = {wq.gpu, wk.gpu}, cb[] = {bq.cpu, bk.cpu}, gb[] = {bq.gpu, bk.gpu};
+    const TensorView cy[] = {yq.cpu, yk.cpu}, gy[] = {yq.gpu, yk.gpu};
+    REQUIRE(p.cpu().Linear(x.cpu, cw, cb, cy).ok());
+    REQUIRE(p.gpu().Linear(x.gpu, gw, gb, gy).ok());
+    CHECK(Nmse(p.ReadCpu(yq.cpu), p.ReadGpu(yq.gpu)) < kMatmulTol);
+    CHECK(Nmse(p.ReadCpu(yk.cpu), p.ReadGpu(yk.gpu)) < kMatmulTol);
+  }
+  const int vocab = 49152;
+  Twin head = p.Weight(TensorType::kQ8_0, vocab, d, Encode(TensorType::kQ8_0, RandomFloats(size_t(vocab) * d, 22, 0.05f), vocab, d));
+  for (int m : {1, 4, 16}) {
+    CAPTURE(m);
+    Twin x = p.F32(m, d, RandomFloats(size_t(m) * d, 23));
+    Twin y = p.F32(m, vocab, std::vector<float>(size_t(m) * vocab));
+    const TensorView cw[] = {head.cpu}, gw[] = {head.gpu}, cy[] = {y.cpu}, gy[] = {y.gpu};
+    REQUIRE(p.cpu().Linear(x.cpu, cw, {}, cy).ok());
+    REQUIRE(p.gpu().Linear(x.gpu, gw, {}, gy).ok());
+    CHECK(Nmse(p.ReadCpu(y.cpu), p.ReadGpu(y.gpu)) < kMatmulTol);
+  }
+}
+
+}  // namespace
+}  // namespace lms::test
