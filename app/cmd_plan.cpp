@@ -130,12 +130,14 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       auto mp = MeasurePass(shape, plan->boundaries, th, plan->microbatches, c.batch_size, *sk, o->reps);
       if (!mp.ok()) return Fail(mp.status());
       j["plan"]["measured_step_s"] = *mp;
+      j["plan"]["prediction_error"] = plan->predicted_step_s / *mp - 1.0;
       if (equal.ok()) {
         std::vector<int> th_eq;
         for (int d : eq_devs) th_eq.push_back(devices[d]);
         auto me = MeasurePass(shape, equal->boundaries, th_eq, equal->microbatches, c.batch_size, *sk, o->reps);
         if (!me.ok()) return Fail(me.status());
         j["equal"]["measured_step_s"] = *me;
+        j["equal"]["prediction_error"] = equal->predicted_step_s / *me - 1.0;
       }
     }
     if (o->json) {
@@ -146,10 +148,16 @@ CommandFn AddPlanCommand(CLI::App& cli) {
                 o->cluster.empty() ? " (profiled here)" : (" (" + o->cluster + ")").c_str(), plan_s,
                 static_cast<long long>(plan->tmax_evaluated));
     PrintTable("plan", *pr, *plan, sim);
-    if (j["plan"].contains("measured_step_s")) std::printf("  measured %.4f s/pass\n", j["plan"]["measured_step_s"].get<double>());
+    auto measured = [](const nlohmann::json& p) {
+      if (p.contains("measured_step_s")) {
+        std::printf("  measured %.4f s/pass (prediction %+.1f%%)\n", p["measured_step_s"].get<double>(),
+                    100.0 * p["prediction_error"].get<double>());
+      }
+    };
+    measured(j["plan"]);
     if (equal.ok()) {
       PrintTable("equal split", *pr, *equal, sim_eq);
-      if (j["equal"].contains("measured_step_s")) std::printf("  measured %.4f s/pass\n", j["equal"]["measured_step_s"].get<double>());
+      measured(j["equal"]);
     } else {
       std::printf("equal split: %s\n", equal.status().message().c_str());
     }

@@ -1,7 +1,8 @@
 // lmstation train CONFIG.toml — train (or fine-tune) a Llama-style model with pipeline stages.
 // Writes into --out: token shards, checkpoint.bin (atomic, every checkpoint_every steps and at
 // the end), log.csv (one row per step), timeline.json (the last step's per-stage events) and
-// model.gguf (the exported model, loadable by `lmstation run`).
+// model.gguf (the exported model, loadable by `lmstation run`). Metrics also go to the SQLite
+// record (--db, or the default record when it exists): see app/train_record.h.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -11,10 +12,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "app/commands.h"
 #include "app/train_config.h"
+#include "app/train_record.h"
 #include "app/train_setup.h"
 #include "core/train/checkpoint.h"
 #include "core/train/fileio.h"
@@ -61,7 +64,7 @@ nlohmann::json TimelineJson(const train::StepReport& rep, int stages, int microb
 
 CommandFn AddTrainCommand(CLI::App& cli) {
   struct Opts {
-    std::string config, out, schedule, plan;
+    std::string config, out, schedule, plan, db;
     int stages = 0, microbatches = 0, steps = 0, threads = 0;
     bool json = false, resume = false;
   };
@@ -75,6 +78,7 @@ CommandFn AddTrainCommand(CLI::App& cli) {
   sub->add_option("--out", o->out, "Output directory (overrides the file)");
   sub->add_option("--plan", o->plan, "Stage split: equal or auto (the planner; overrides the file)");
   sub->add_option("-t,--threads", o->threads, "Worker threads per stage (overrides the file)");
+  sub->add_option("--db", o->db, "Record metrics in this database (default: $XDG_DATA_HOME/lmstation/lmstation.db when it exists)");
   sub->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.bin when it exists");
   sub->add_flag("--json", o->json, "Print a final JSON object (loss, val_loss, tokens_per_s, bubble)");
   return [o]() {
@@ -110,6 +114,15 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     } else {
       std::ofstream(log_path, std::ios::trunc) << "step,loss,lr,grad_norm,tokens_per_s,bubble,val_loss\n";
     }
+    auto record = TrainRecord::Open(o->db, c.out, o->config, tr.step());
+    if (!record.ok()) return Fail(record.status());
+    std::unique_ptr<TrainRecord> rec = std::move(*record);
+    // Errors from here on also mark the recorded run failed.
+    auto fail = [&rec](const Status& s) {
+      if (rec) (void)rec->Finish("failed");
+      return Fail(s);
+    };
+    if (rec) std::fprintf(stderr, "recording metrics in %s (run %lld)\n", rec->path().c_str(), static_cast<long long>(rec->run_id()));
     std::fprintf(stderr, "model: %s, %lld parameters; %d stage(s) %s, layers [%s], %d micro-batch(es); %s\n",
                  S.trainer.shape.Summary().c_str(), static_cast<long long>(tr.layout().total), tr.pipeline().stages(),
                  train::ScheduleName(S.trainer.pipeline.schedule),
@@ -125,24 +138,29 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     const int64_t first_step = tr.step();
     while (tr.step() < c.steps) {
       auto st = tr.Step();
-      if (!st.ok()) return Fail(st.status());
+      if (!st.ok()) return fail(st.status());
       last = std::move(*st);
       tok_total += static_cast<double>(last.tokens);
       sec_total += last.seconds;
       bubble_sum += last.bubble;
       ++measured;
       std::string val_field;
+      std::optional<double> step_val;
       if (c.eval_every > 0 && last.step % c.eval_every == 0 && last.step < c.steps) {
         auto v = tr.ValidationLoss();
-        if (!v.ok()) return Fail(v.status());
+        if (!v.ok()) return fail(v.status());
         val_loss = *v;
+        step_val = *v;
         val_field = fmt::format("{:.9g}", *v);
+      }
+      if (rec) {
+        if (Status s = rec->AddStep(last, step_val); !s.ok()) return fail(s);
       }
       std::ofstream(log_path, std::ios::app)
           << fmt::format("{},{:.17g},{:.9g},{:.9g},{:.1f},{:.4f},{}\n", last.step, last.loss, last.lr, last.grad_norm,
                          last.tokens / last.seconds, last.bubble, val_field);
       if (c.checkpoint_every > 0 && last.step % c.checkpoint_every == 0) {
-        if (Status s = save(); !s.ok()) return Fail(s);
+        if (Status s = save(); !s.ok()) return fail(s);
       }
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double eta = elapsed / static_cast<double>(tr.step() - first_step) * static_cast<double>(c.steps - tr.step());
@@ -150,10 +168,14 @@ CommandFn AddTrainCommand(CLI::App& cli) {
                    static_cast<long long>(last.step), c.steps, last.loss, last.lr, tok_total / sec_total, last.bubble, eta);
     }
     std::fprintf(stderr, "\n");
-    if (Status s = save(); !s.ok()) return Fail(s);
+    if (Status s = save(); !s.ok()) return fail(s);
     auto v = tr.ValidationLoss();
-    if (!v.ok()) return Fail(v.status());
+    if (!v.ok()) return fail(v.status());
     val_loss = *v;
+    if (rec && measured) {
+      if (Status s = rec->AddValue(last.step, "val_loss", val_loss); !s.ok()) return fail(s);
+      if (Status s = rec->AddTimeline(last.step, last.report); !s.ok()) return fail(s);
+    }
     {
       std::ofstream tl(fs::path(c.out) / "timeline.json");
       tl << TimelineJson(last.report, tr.pipeline().stages(), S.trainer.pipeline.microbatches).dump(1) << "\n";
@@ -162,10 +184,10 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     eo.name = c.export_name;
     eo.context_length = S.context_length;
     auto type = ParseTensorType(c.export_type);
-    if (!type) return Fail(Status::InvalidArgument("[export] type '" + c.export_type + "' is not a tensor type"));
+    if (!type) return fail(Status::InvalidArgument("[export] type '" + c.export_type + "' is not a tensor type"));
     eo.matrix_type = *type;
     const std::string gguf_path = (fs::path(c.out) / "model.gguf").string();
-    if (Status s = train::ExportGguf(gguf_path, S.trainer.shape, tr.params(), S.tokenizer_kv, eo); !s.ok()) return Fail(s);
+    if (Status s = train::ExportGguf(gguf_path, S.trainer.shape, tr.params(), S.tokenizer_kv, eo); !s.ok()) return fail(s);
     const double tps = sec_total > 0 ? tok_total / sec_total : 0.0;
     const double bubble = measured ? bubble_sum / measured : 0.0;
     std::fprintf(stderr, "val loss %.4f; exported %s\n", val_loss, gguf_path.c_str());
@@ -179,6 +201,9 @@ CommandFn AddTrainCommand(CLI::App& cli) {
                           {"boundaries", S.trainer.pipeline.boundaries}, {"model", gguf_path},
                           {"checkpoint", ckpt_path}};
       std::printf("%s\n", j.dump().c_str());
+    }
+    if (rec) {
+      if (Status s = rec->Finish("done"); !s.ok()) return Fail(s);
     }
     return 0;
   };

@@ -157,13 +157,16 @@ Plan Finish(const Ctx& c, std::vector<int> bounds, std::vector<int> devs) {
   return pl;
 }
 
-// Alpa's DP for one M. H[k][mask]: least Σ t_i over stages covering layers k..L−1 that use
+// Alpa's DP for one M. H[mask][k]: least Σ t_i over stages covering layers k..L−1 that use
 // exactly the devices counted in `mask` (a suffix of the pipeline). Indexing by the suffix makes
 // each stage know how many stages follow it, which is what its 1F1B activation memory needs.
+// Everything that does not depend on the bound t_max is tabulated once per M: each stage's time
+// for every (type, first layer, end layer), and the furthest end layer each (type, first layer,
+// stages from the end) fits in memory (memory only grows with the stage, so that is a prefix).
 class MDp {
  public:
   MDp(const PlanProblem& p, const Prefix& pre, const DeviceTypes& types, int M)
-      : p_(p), c_(MakeCtx(p, pre, M)), types_(types), L_(p.cost.layers()), NT_(static_cast<int>(types.members.size())) {
+      : c_(MakeCtx(p, pre, M)), types_(types), L_(p.cost.layers()), NT_(static_cast<int>(types.members.size())) {
     radix_.resize(NT_);
     stride_.resize(NT_);
     n_masks_ = 1;
@@ -173,17 +176,52 @@ class MDp {
       n_masks_ *= radix_[t];
     }
     used_.assign(n_masks_, 0);
-    for (int m = 0; m < n_masks_; ++m)
-      for (int t = 0; t < NT_; ++t) used_[m] += (m / stride_[t]) % radix_[t];
+    present_.assign(n_masks_, {});
+    for (int m = 0; m < n_masks_; ++m) {
+      for (int t = 0; t < NT_; ++t) {
+        const int n = (m / stride_[t]) % radix_[t];
+        used_[m] += n;
+        if (n > 0) present_[m].push_back(t);
+      }
+    }
     const int D = static_cast<int>(p.devices.size());
     s_min_ = p.stages > 0 ? p.stages : 1;
     s_max_ = p.stages > 0 ? p.stages : std::min(L_, D);
-    H_.resize(static_cast<size_t>(L_ + 1) * n_masks_);
+    const size_t row = static_cast<size_t>(L_ + 1);
+    ts_.assign(static_cast<size_t>(NT_) * L_ * row, kInf);
+    mem_end_.assign(static_cast<size_t>(NT_) * L_ * (s_max_ + 1), 0);
+    for (int t = 0; t < NT_; ++t) {
+      const int d = types.members[t][0];
+      for (int k = 0; k < L_; ++k) {
+        double* ts = &ts_[(static_cast<size_t>(t) * L_ + k) * row];
+        for (int b = k + 1; b <= L_; ++b) ts[b] = StageTime(c_, k, b, d, b == L_);
+        for (int sh = 1; sh <= s_max_; ++sh) {
+          int e = k;
+          while (e < L_ && StageMemory(c_, k, e + 1, 0, sh) <= p.devices[d].memory_bytes) ++e;
+          mem_end_[(static_cast<size_t>(t) * L_ + k) * (s_max_ + 1) + sh] = e;
+        }
+      }
+    }
+    // lb_[k]: a lower bound on Σ t_i over any stages covering layers k..L−1 (each layer on its
+    // fastest type, no transfers), slightly relaxed so rounding never cuts a feasible state.
+    lb_.assign(row, 0.0);
+    for (int l = L_ - 1; l >= 0; --l) {
+      double fastest = kInf;
+      for (int t = 0; t < NT_; ++t) {
+        const int d = types.members[t][0];
+        fastest = std::min(fastest, pre.Time(d, l, l + 1) * c_.mb_tokens + pre.Fixed(d, l, l + 1));
+      }
+      lb_[l] = lb_[l + 1] + fastest;
+    }
+    for (double& v : lb_) v *= 1.0 - 1e-9;
+    H_.resize(static_cast<size_t>(n_masks_) * row);
     choice_b_.resize(H_.size());
     choice_t_.resize(H_.size());
   }
 
   const Ctx& ctx() const { return c_; }
+  double Lb0() const { return lb_[0]; }
+  int MaxStages() const { return s_max_; }
 
   // Every stage time that could be the maximum, ascending.
   std::vector<double> Candidates() const {
@@ -198,36 +236,50 @@ class MDp {
 
   // Least Σ t_i with every t_i ≤ tmax (kInf when none); Rebuild() then gives the split.
   double Solve(double tmax) {
+    const size_t row = static_cast<size_t>(L_ + 1);
     std::fill(H_.begin(), H_.end(), kInf);
-    H_[static_cast<size_t>(L_) * n_masks_ + 0] = 0.0;
+    H_[0 * row + L_] = 0.0;
+    // n stages of at most tmax each cannot cover layers b.. when n·tmax < lb_[b]: the first b
+    // they can cover (lb_ falls with b).
+    std::vector<int> first_b(s_max_ + 1, L_);
+    for (int n = 1; n <= s_max_; ++n) {
+      int b = 0;
+      while (b < L_ && n * tmax < lb_[b]) ++b;
+      first_b[n] = b;
+    }
     for (int k = L_ - 1; k >= 0; --k) {
       for (int mask = 1; mask < n_masks_; ++mask) {
-        if (used_[mask] > s_max_) continue;
+        const int stages = used_[mask];
+        if (stages > s_max_ || stages > L_ - k) continue;  // every stage needs a layer
+        if (k < first_b[stages]) continue;                 // too much work left for them
         double best = kInf;
         int bb = -1, bt = -1;
-        for (int t = 0; t < NT_; ++t) {
-          if ((mask / stride_[t]) % radix_[t] == 0) continue;  // this stage's type is not in the mask
-          const int d = types_.members[t][0];
+        for (const int t : present_[mask]) {  // this stage's type
           const int rest_mask = mask - stride_[t];
-          const int after = used_[rest_mask];  // stages after this one
-          const int S_here = after + 1;        // this stage is S_here-th from the end
-          for (int b = k + 1; b <= L_; ++b) {
-            const double compute = c_.pre.Time(d, k, b) * c_.mb_tokens + c_.pre.Fixed(d, k, b);
-            if (compute > tmax) break;  // grows with b
-            if ((b == L_) != (after == 0)) continue;  // the last stage ends the model
-            const double rest = H_[static_cast<size_t>(b) * n_masks_ + rest_mask];
-            if (rest == kInf) continue;
-            const double ts = StageTime(c_, k, b, d, b == L_);
-            if (ts > tmax) continue;
-            if (StageMemory(c_, k, b, 0, S_here) > p_.devices[d].memory_bytes) continue;
-            if (ts + rest < best) {
-              best = ts + rest;
+          const int after = stages - 1;  // stages after this one
+          const double* ts = &ts_[(static_cast<size_t>(t) * L_ + k) * row];
+          const double* rest = &H_[static_cast<size_t>(rest_mask) * row];
+          // Memory admits ends up to mem_end; the later stages need a layer each.
+          const int end = std::min(mem_end_[(static_cast<size_t>(t) * L_ + k) * (s_max_ + 1) + stages], L_ - after);
+          if (after == 0) {  // the last stage ends the model
+            if (end == L_ && ts[L_] <= tmax && ts[L_] < best) {
+              best = ts[L_];
+              bb = L_;
+              bt = t;
+            }
+            continue;
+          }
+          for (int b = std::max(k + 1, first_b[after]); b <= end; ++b) {
+            if (ts[b] > tmax) break;  // grows with b (before the last layer)
+            const double v = ts[b] + rest[b];
+            if (v < best) {
+              best = v;
               bb = b;
               bt = t;
             }
           }
         }
-        const size_t at = static_cast<size_t>(k) * n_masks_ + mask;
+        const size_t at = static_cast<size_t>(mask) * row + k;
         H_[at] = best;
         choice_b_[at] = bb;
         choice_t_[at] = bt;
@@ -237,8 +289,9 @@ class MDp {
     double v = kInf;
     for (int mask = 1; mask < n_masks_; ++mask) {
       if (used_[mask] < s_min_ || used_[mask] > s_max_) continue;
-      if (H_[mask] < v) {
-        v = H_[mask];
+      const double h = H_[static_cast<size_t>(mask) * row];
+      if (h < v) {
+        v = h;
         best_mask_ = mask;
       }
     }
@@ -250,7 +303,7 @@ class MDp {
     std::vector<int> bounds{0}, devs, used(NT_, 0);
     int k = 0, mask = best_mask_;
     while (k < L_) {
-      const size_t at = static_cast<size_t>(k) * n_masks_ + mask;
+      const size_t at = static_cast<size_t>(mask) * (L_ + 1) + k;
       const int t = choice_t_[at];
       devs.push_back(types_.members[t][used[t]++]);
       k = choice_b_[at];
@@ -261,18 +314,24 @@ class MDp {
   }
 
  private:
-  const PlanProblem& p_;
   Ctx c_;
   const DeviceTypes& types_;
   int L_, NT_, n_masks_ = 1, s_min_ = 1, s_max_ = 1, best_mask_ = -1;
   std::vector<int> radix_, stride_, used_;
-  std::vector<double> H_;
+  std::vector<std::vector<int>> present_;  // [mask] types with at least one device in it
+  std::vector<double> ts_;    // [type][k][b] stage time of layers [k, b)
+  std::vector<int> mem_end_;  // [type][k][stages from the end] furthest end that fits memory
+  std::vector<double> lb_;    // [k] lower bound on the time of layers k..L−1
+  std::vector<double> H_;     // [mask][k]
   std::vector<int> choice_b_, choice_t_;
 };
 
 // Enumerates the bound t_max over the candidate stage times as Alpa does, but prunes with the
 // structure of H(t) (the least Σ t_i under bound t), which never increases with t:
 //  - below the smallest feasible bound nothing fits (found by binary search);
+//  - a solve at bound c returns a plan whose largest stage time m ≤ c is itself a candidate;
+//    that plan stays optimal for every bound in [m, c], so H is flat there and those
+//    candidates need no solve of their own;
 //  - on an interval [a, b] of candidates, every plan inside costs at least
 //    H(b) + (M−1)·t_{a+1}; intervals that cannot beat the best plan are skipped, and where
 //    H(a) = H(b) nothing inside can beat the plan found at a. Otherwise the interval is halved.
@@ -283,48 +342,68 @@ Plan SolveForM(const PlanProblem& p, const Prefix& pre, const DeviceTypes& types
   Plan best;
   best.predicted_step_s = kInf;
   double best_total = best_so_far;
-  const double h_inf = dp.Solve(kInf);
-  ++*evaluated;
-  if (h_inf == kInf) return best;
-  auto consider = [&](double v) {
-    if (v == kInf) return;
-    Plan pl = dp.Rebuild();
-    if (pl.predicted_step_s < best_total) {
-      best_total = pl.predicted_step_s;
-      best = std::move(pl);
-    }
-  };
   if (M == 1) {  // the objective is Σ t_i alone
-    consider(h_inf);
+    ++*evaluated;
+    if (dp.Solve(kInf) == kInf) return best;
+    Plan pl = dp.Rebuild();
+    if (pl.predicted_step_s < best_total) best = std::move(pl);
     return best;
   }
   const std::vector<double> cand = dp.Candidates();
   std::vector<double> H(cand.size(), -1.0);
-  auto eval = [&](size_t i) {
-    if (H[i] < 0) {
-      ++*evaluated;
-      H[i] = dp.Solve(cand[i]);
-      consider(H[i]);
+  // Solves at cand[i]; returns the index of the found plan's largest stage time (≤ i), where
+  // H takes the same value.
+  auto eval = [&](size_t i) -> size_t {
+    ++*evaluated;
+    H[i] = dp.Solve(cand[i]);
+    if (H[i] == kInf) return i;
+    Plan pl = dp.Rebuild();
+    const double m = *std::max_element(pl.stage_s.begin(), pl.stage_s.end());
+    size_t j = static_cast<size_t>(std::lower_bound(cand.begin(), cand.end(), m) - cand.begin());
+    if (j > i || cand[j] != m) j = i;  // not expected; fall back to the solved point alone
+    H[j] = H[i];
+    if (pl.predicted_step_s < best_total) {
+      best_total = pl.predicted_step_s;
+      best = std::move(pl);
     }
-    return H[i];
+    return j;
   };
-  size_t lo = 0, hi = cand.size() - 1;
-  while (lo < hi) {
+  // The largest candidate admits every stage: if nothing fits there, nothing fits at all.
+  const size_t top = eval(cand.size() - 1);
+  const double h_inf = H.back();
+  if (h_inf == kInf) return best;
+  // Bounds above cap cannot win: such a plan costs at least h_inf + (M−1)·t_max. Bounds below
+  // lb0 / S cannot hold S stages that cover every layer.
+  auto first_above = [&](double t) { return static_cast<size_t>(std::upper_bound(cand.begin(), cand.end(), t) - cand.begin()); };
+  const size_t n_above = first_above((best_total - h_inf) / (M - 1));
+  if (n_above == 0) return best;
+  const size_t cap = n_above - 1;
+  size_t lo = std::min(cap, static_cast<size_t>(std::lower_bound(cand.begin(), cand.end(), dp.Lb0() / dp.MaxStages()) - cand.begin()));
+  size_t hi = cap >= top ? top : eval(cap);
+  if (H[hi] == kInf) return best;
+  while (lo < hi) {  // the least feasible bound
     const size_t mid = (lo + hi) / 2;
-    if (eval(mid) < kInf) hi = mid; else lo = mid + 1;
+    const size_t j = eval(mid);
+    if (H[mid] < kInf) hi = j; else lo = mid + 1;
+    if (h_inf + (M - 1) * cand[lo] >= best_total) return best;
   }
-  eval(lo);
-  H.back() = h_inf;  // the largest candidate admits every stage
-  std::vector<std::pair<size_t, size_t>> stack{{lo, cand.size() - 1}};
+  // Intervals between neighbouring candidates in [lo, cap] where H is known (H[cap] is: it is
+  // either solved or in the flat run of the top solve).
+  if (cap >= top) H[cap] = h_inf;
+  std::vector<std::pair<size_t, size_t>> stack;
+  std::vector<size_t> known;
+  for (size_t i = lo; i <= cap; ++i)
+    if (H[i] >= 0) known.push_back(i);
+  for (size_t x = 0; x + 1 < known.size(); ++x) stack.push_back({known[x], known[x + 1]});
   while (!stack.empty()) {
     auto [a, b] = stack.back();
     stack.pop_back();
     if (b - a <= 1 || H[a] == H[b]) continue;
     if (H[b] + (M - 1) * cand[a + 1] >= best_total) continue;
     const size_t mid = (a + b) / 2;
-    eval(mid);
+    const size_t j = eval(mid);
     stack.push_back({mid, b});
-    stack.push_back({a, mid});
+    if (j > a) stack.push_back({a, j});  // [j, mid] is flat; when j <= a, so is [a, mid]
   }
   return best;
 }
@@ -356,7 +435,11 @@ Result<Plan> PlanPipeline(const PlanProblem& p) {
   Plan best;
   best.predicted_step_s = kInf;
   int64_t evaluated = 0;
-  for (int M : p.microbatch_choices) {
+  // Many micro-batches usually win (a smaller bubble); trying them first tightens the bound
+  // that prunes the rest.
+  std::vector<int> ms = p.microbatch_choices;
+  std::sort(ms.rbegin(), ms.rend());
+  for (int M : ms) {
     Plan pl = SolveForM(p, pre, types, M, best.predicted_step_s, &evaluated);
     if (pl.predicted_step_s < best.predicted_step_s) best = std::move(pl);
   }

@@ -46,6 +46,7 @@ template <int R>
 inline void DotRowBlock(float* out, int64_t ldo, const float* a, int64_t lda, const float* w,
                         int64_t n0, int64_t n1, int64_t K) {
   int64_t n = n0;
+  for (; n + 3 <= n1; n += 3) DotTile<R, 3>(out + n, ldo, a, lda, w + n * K, K);
   for (; n + 2 <= n1; n += 2) DotTile<R, 2>(out + n, ldo, a, lda, w + n * K, K);
   for (; n < n1; ++n) DotTile<R, 1>(out + n, ldo, a, lda, w + n * K, K);
 }
@@ -89,7 +90,7 @@ inline void AccumRowBlock(float* c, int64_t ldc, const float* a, int64_t a_rs, i
 void DotRows(float* out, int64_t ldo, const float* a, int64_t lda, const float* w, int64_t r0,
              int64_t r1, int64_t N, int64_t K) {
   // Blocks of w rows small enough to stay in L2 while every row of a passes over them.
-  const int64_t nb = std::max<int64_t>(8, (128 * 1024 / 4) / std::max<int64_t>(K, 1)) & ~int64_t{1};
+  const int64_t nb = std::max<int64_t>(6, (128 * 1024 / 4) / std::max<int64_t>(K, 1) / 6 * 6);
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t n1 = std::min(N, n0 + nb);
     int64_t r = r0;

@@ -8,13 +8,16 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "core/store/store.h"
 #include "core/train/checkpoint.h"
 #include "tests/test_support.h"
 
@@ -26,8 +29,15 @@ struct Ran {
   std::string out;
 };
 
+// Training records its metrics in the default record when that exists: the runs here get a
+// data directory of their own so they never write into the user's.
+const std::string& DataHome() {
+  static const std::string dir = test::TempDir() + "/xdg";
+  return dir;
+}
+
 Ran Lmstation(const std::string& args) {
-  const std::string cmd = std::string(LMSTATION_BIN) + " " + args + " 2>/dev/null";
+  const std::string cmd = "XDG_DATA_HOME='" + DataHome() + "' " + std::string(LMSTATION_BIN) + " " + args + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -134,6 +144,7 @@ TEST_CASE("train: kill -9 mid-run and resume continues the loss curve bit-identi
   if (pid == 0) {
     const std::string c = cfg, o = out;
     freopen("/dev/null", "w", stderr);
+    setenv("XDG_DATA_HOME", DataHome().c_str(), 1);
     execl(LMSTATION_BIN, LMSTATION_BIN, "train", c.c_str(), "--stages", "2", "--microbatches", "4", "-t", "1", "--out",
           o.c_str(), static_cast<char*>(nullptr));
     _exit(127);
@@ -172,6 +183,115 @@ TEST_CASE("train: kill -9 mid-run and resume continues the loss curve bit-identi
   REQUIRE(b.ok());
   CHECK(a->params == b->params);
   CHECK(a->m == b->m);
+}
+
+namespace {
+
+// metrics[step][name] of the one train run in `db` whose config names `out`.
+std::map<int64_t, std::map<std::string, double>> RecordedMetrics(const std::string& db, const std::string& out,
+                                                                 int64_t* run_id, std::string* status) {
+  auto d = store::Database::Open(db);
+  REQUIRE(d.ok());
+  auto runs = (*d)->Query("SELECT id, status, config FROM runs WHERE kind = 'train'");
+  REQUIRE(runs.ok());
+  std::map<int64_t, std::map<std::string, double>> m;
+  int found = 0;
+  for (const auto& row : runs->rows) {
+    if (nlohmann::json::parse(std::get<std::string>(row[2]))["out"] != std::filesystem::weakly_canonical(out).string()) continue;
+    ++found;
+    *run_id = std::get<int64_t>(row[0]);
+    *status = std::get<std::string>(row[1]);
+  }
+  REQUIRE(found == 1);
+  auto rows = (*d)->Query("SELECT step, name, value FROM metrics WHERE run_id = " + std::to_string(*run_id));
+  REQUIRE(rows.ok());
+  for (const auto& row : rows->rows) m[std::get<int64_t>(row[0])][std::get<std::string>(row[1])] = std::get<double>(row[2]);
+  return m;
+}
+
+// The CSV log: step → {loss, lr, grad_norm} as written (%.17g / %.9g).
+std::map<int64_t, std::array<double, 3>> LogValues(const std::string& path) {
+  std::map<int64_t, std::array<double, 3>> v;
+  for (const auto& row : LogRows(path, 4)) {
+    std::array<double, 4> f{};
+    std::istringstream in(row);
+    std::string field;
+    for (double& x : f) {
+      std::getline(in, field, ',');
+      x = std::stod(field);
+    }
+    v[static_cast<int64_t>(f[0])] = {f[1], f[2], f[3]};
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("train --db records per-step metrics and the last step's timeline; resume continues the run", "[train][cli][db]") {
+  const std::string cfg = WriteConfig(kTinyModel, "[train]\nsteps = 3\nbatch_size = 4\neval_batches = 1\n");
+  const std::string dir = test::TempDir();
+  const std::string db = dir + "/record.db", out = dir + "/out";
+  const std::string flags = " --stages 2 --microbatches 2 -t 1";
+
+  // No --db and no default record: nothing is created.
+  REQUIRE(Lmstation("train " + cfg + flags + " --out " + dir + "/plain").exit_code == 0);
+  CHECK(!std::filesystem::exists(DataHome() + "/lmstation/lmstation.db"));
+
+  REQUIRE(Lmstation("train " + cfg + flags + " --out " + out + " --db " + db).exit_code == 0);
+  int64_t run = 0;
+  std::string status;
+  auto m = RecordedMetrics(db, out, &run, &status);
+  CHECK(status == "done");
+  auto log = LogValues(out + "/log.csv");
+  REQUIRE(log.size() == 3);
+  REQUIRE(m.size() == 3);
+  for (const auto& [step, want] : log) {
+    INFO("step " << step);
+    auto& got = m[step];
+    CHECK(got["loss"] == want[0]);                                   // %.17g round-trips
+    CHECK(got["lr"] == Approx(want[1]).epsilon(1e-8));               // %.9g in the log
+    CHECK(got["grad_norm"] == Approx(want[2]).epsilon(1e-8));
+    CHECK(got["tokens_per_s"] > 0.0);
+    CHECK(got["wall_s"] > 0.0);
+    CHECK(got["stage0_busy_s"] > 0.0);
+    CHECK(got["stage1_busy_s"] > 0.0);
+    CHECK(got["stage0_busy_s"] <= got["wall_s"]);
+    CHECK((got["bubble"] >= 0.0 && got["bubble"] < 1.0));
+  }
+  CHECK(m[3].count("val_loss") == 1);
+  // The last step's timeline: 2 stages × 2 micro-batches × (F, B), each with start and end.
+  int timeline = 0;
+  for (const auto& [name, v] : m[3]) {
+    if (name.rfind("timeline.", 0) != 0) continue;
+    ++timeline;
+    CHECK(v >= 0.0);
+    CHECK(v <= m[3]["wall_s"] * 1.01 + 1e-3);
+  }
+  CHECK(timeline == 16);
+  CHECK(m[3]["timeline.s1.mb0.F.start_s"] >= m[3]["timeline.s0.mb0.F.end_s"]);  // stage 1 waits for stage 0
+  CHECK(m[2].count("timeline.s0.mb0.F.start_s") == 0);
+
+  // Resumed with more steps: the same run, steps 1..5, the new rows as the log has them.
+  REQUIRE(Lmstation("train " + cfg + flags + " --out " + out + " --db " + db + " --steps 5 --resume").exit_code == 0);
+  int64_t run2 = 0;
+  m = RecordedMetrics(db, out, &run2, &status);
+  CHECK(run2 == run);
+  CHECK(status == "done");
+  log = LogValues(out + "/log.csv");
+  REQUIRE(log.size() == 5);
+  REQUIRE(m.size() == 5);
+  for (const auto& [step, want] : log) CHECK(m[step]["loss"] == want[0]);
+  CHECK(m[5].count("timeline.s0.mb0.F.start_s") == 1);
+
+  // Once the default record exists, runs without --db go there.
+  const std::string home_db = DataHome() + "/lmstation/lmstation.db";
+  std::filesystem::create_directories(DataHome() + "/lmstation");
+  REQUIRE(store::Store::Open(home_db).ok());
+  REQUIRE(Lmstation("train " + cfg + flags + " --out " + dir + "/default").exit_code == 0);
+  int64_t run3 = 0;
+  m = RecordedMetrics(home_db, dir + "/default", &run3, &status);
+  CHECK(m.size() == 3);
+  std::filesystem::remove_all(DataHome());
 }
 
 TEST_CASE("plan prints a plan and beats or ties the equal split in prediction", "[train][cli][plan]") {

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <random>
 
@@ -46,13 +48,25 @@ PlanProblem RandomProblem(int L, int D, uint64_t seed, bool tight_memory) {
   return p;
 }
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 }  // namespace
 
 TEST_CASE("planner: the DP finds brute force's optimum on small instances", "[train][planner]") {
   int compared = 0;
-  for (uint64_t seed = 1; seed <= 30; ++seed) {
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
     const int L = 3 + static_cast<int>(seed % 5), D = 2 + static_cast<int>(seed % 3);
     PlanProblem p = RandomProblem(L, D, seed, seed % 3 == 0);
+    if (seed % 7 == 0) {  // two interchangeable devices (one device type of two in the DP)
+      p.devices[D - 1] = p.devices[0];
+      p.devices[D - 1].name = "twin";
+      for (auto* table : {&p.cost.fwd_s_per_token, &p.cost.bwd_s_per_token})
+        for (auto& row : *table) row[D - 1] = row[0];
+    }
     if (seed % 4 == 0) p.stages = std::min(L, D);
     if (seed % 5 == 0) p.schedule = ScheduleKind::kGPipe;
     if (seed % 2 == 0) {  // fixed per-micro-batch costs make small micro-batches dearer
@@ -60,6 +74,8 @@ TEST_CASE("planner: the DP finds brute force's optimum on small instances", "[tr
       p.cost.s_per_microbatch.assign(L, std::vector<double>(D));
       for (auto& row : p.cost.s_per_microbatch)
         for (auto& v : row) v = std::uniform_real_distribution<double>(0, 2e-4)(rng);
+      if (seed % 7 == 0)
+        for (auto& row : p.cost.s_per_microbatch) row[D - 1] = row[0];
     }
     auto dp = PlanPipeline(p);
     auto bf = BruteForcePlan(p);
@@ -73,12 +89,13 @@ TEST_CASE("planner: the DP finds brute force's optimum on small instances", "[tr
     CHECK(again->predicted_step_s == Approx(dp->predicted_step_s).epsilon(1e-12));
     ++compared;
   }
-  CHECK(compared >= 20);
+  CHECK(compared >= 100);
 }
 
 TEST_CASE("planner: 96 layers on 8 devices plans within a second", "[train][planner]") {
-  // Identical devices (Alpa's setting) and two kinds (4 fast + 4 slow); all-distinct devices
-  // (8 kinds, 2⁸ device subsets in the DP state) are timed and reported but not bounded.
+  // Identical devices (Alpa's setting), two kinds (4 fast + 4 slow) and all-distinct devices
+  // (8 kinds, 2⁸ device subsets in the DP state). The bound is on the planning thread's CPU
+  // time: the test machine is shared, and wall time there also counts other processes' turns.
   for (int kinds : {1, 2, 8}) {
     PlanProblem p = RandomProblem(96, 8, 7, false);
     for (auto* table : {&p.cost.fwd_s_per_token, &p.cost.bwd_s_per_token}) {
@@ -87,13 +104,15 @@ TEST_CASE("planner: 96 layers on 8 devices plans within a second", "[train][plan
       }
     }
     for (auto& d : p.devices) d.node = 0;
+    const double c0 = ThreadCpuSeconds();
     const auto t0 = std::chrono::steady_clock::now();
     auto plan = PlanPipeline(p);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = ThreadCpuSeconds() - c0;
     REQUIRE(plan.ok());
-    WARN(kinds << " device kind(s): planned in " << s << " s, " << plan->tmax_evaluated << " DP solves, "
-               << plan->devices.size() << " stages, M=" << plan->microbatches);
-    if (kinds <= 2) CHECK(s < 1.0);
+    WARN(kinds << " device kind(s): planned in " << cpu << " s CPU (" << s << " s wall), " << plan->tmax_evaluated
+               << " DP solves, " << plan->devices.size() << " stages, M=" << plan->microbatches);
+    CHECK(cpu < 1.0);
   }
 }
 
