@@ -5,11 +5,10 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "app/commands.h"
-#include "app/local_answerer.h"
+#include "app/contestant_setup.h"
 #include "core/eval/arena.h"
 #include "core/eval/jobs.h"
 #include "core/util/log.h"
@@ -23,7 +22,8 @@ namespace lms::app {
 
 CommandFn AddArenaCommand(CLI::App& cli) {
   struct Opts {
-    std::string questions, db, judge, model, sampling = "uniform", voter = "human";
+    std::string questions, db, judge, sampling = "uniform", voter = "human";
+    ContestantSource src;
     std::vector<std::string> contestants;
     int votes = 10;
     uint64_t seed = 0;
@@ -39,14 +39,16 @@ CommandFn AddArenaCommand(CLI::App& cli) {
   sub->add_option("--sampling", o->sampling, "uniform or uncertain (pairs whose order is least settled)")->check(CLI::IsMember({"uniform", "uncertain"}));
   sub->add_option("--arena-seed", o->seed, "Seed for pairs, questions and sides");
   sub->add_option("--voter", o->voter, "Name recorded for the human voter");
-  sub->add_option("--judge", o->judge, "Let this judge contestant vote instead of a person (with --model)");
-  sub->add_option("--model", o->model, "Judge GGUF file or known model name");
+  sub->add_option("--judge", o->judge, "Let this judge contestant vote instead of a person (with --model or --endpoint)");
+  AddContestantSourceFlags(sub, &o->src, "judge");
   sub->add_option("--db", o->db, "Database file (default $XDG_DATA_HOME/lmstation/lmstation.db)");
   o->gen.AddSamplingFlags(sub);
   o->gen.AddRuntimeFlags(sub);
   return [o]() {
     if (o->contestants.size() < 2) return Fail(Status::InvalidArgument("an arena needs at least two contestants"));
-    if (o->judge.empty() != o->model.empty()) return Fail(Status::InvalidArgument("--judge and --model go together"));
+    if (o->judge.empty() != (o->src.model.empty() && o->src.endpoint.empty())) {
+      return Fail(Status::InvalidArgument("--judge goes with --model or --endpoint"));
+    }
     auto questions = eval::LoadQuestions(o->questions);
     if (!questions.ok()) return Fail(questions.status());
     auto qsha = Sha256File(o->questions);
@@ -54,35 +56,24 @@ CommandFn AddArenaCommand(CLI::App& cli) {
     auto db = OpenStore(o->db);
     if (!db.ok()) return Fail(db.status());
     store::Store& st = **db;
-    const std::string set_name = std::filesystem::path(o->questions).parent_path().filename().string() + "/" +
-                                 std::filesystem::path(o->questions).filename().string() + "@" + qsha->substr(0, 12);
+    const std::string set_name = QuestionSetName(o->questions, *qsha);
     auto rows = eval::RecordQuestions(st, set_name, o->questions, *qsha, *questions);
     if (!rows.ok()) return Fail(rows.status());
-    std::vector<int64_t> ids;
-    for (const auto& name : o->contestants) {
-      auto id = st.FindContestant(name);
-      if (!id.ok()) return Fail(id.status());
-      if (!*id) return Fail(Status::NotFound(fmt::format("contestant '{}' has no answers recorded (run lmstation answer first)", name)));
-      ids.push_back(**id);
-    }
+    auto found = FindRecordedContestants(st, o->contestants);
+    if (!found.ok()) return Fail(found.status());
+    const std::vector<int64_t> ids = std::move(*found);
     nlohmann::json config = {{"contestants", o->contestants}, {"questions", *qsha}, {"sampling", o->sampling}, {"seed", o->seed},
                              {"voter", o->judge.empty() ? o->voter : o->judge}};
     auto run = st.StartRun("arena", fmt::format("arena {}", fmt::join(o->contestants, ",")), config.dump());
     if (!run.ok()) return Fail(run.status());
-    std::unique_ptr<LocalAnswerer> judge;
+    std::unique_ptr<eval::Answerer> judge;
     int64_t judge_id = 0;
     std::vector<eval::JudgePrompt> prompts;
     if (!o->judge.empty()) {
-      auto j = LocalAnswerer::Create(o->model, o->gen);
+      auto j = SetUpContestant(st, o->judge, o->src, o->gen);
       if (!j.ok()) return Fail(j.status());
-      judge = std::move(*j);
-      auto sha = Sha256File(judge->model_path());
-      if (!sha.ok()) return Fail(sha.status());
-      auto mid = st.UpsertModel(judge->model_path(), *sha, "{}");
-      if (!mid.ok()) return Fail(mid.status());
-      auto jid = st.UpsertContestant(o->judge, "local", *mid, ContestantConfig(judge->model_path(), *sha, o->gen).dump());
-      if (!jid.ok()) return Fail(jid.status());
-      judge_id = *jid;
+      judge = std::move(j->answerer);
+      judge_id = j->id;
       auto p = eval::LoadJudgePrompts(std::string(LMS_ASSETS_DIR) + "/eval/judge_prompts.jsonl");
       if (!p.ok()) return Fail(p.status());
       prompts = std::move(*p);

@@ -190,6 +190,9 @@ Status Store::Migrate() {
   }
   for (int v = have; v < want; ++v) {
     LMS_RETURN_IF_ERROR(db_->Transaction([&]() -> Status {
+      // Another process opening the same new file may have migrated it while this one waited
+      // for the write lock: the version read under the lock decides.
+      if (user_version() > v) return Status::Ok();
       LMS_RETURN_IF_ERROR(db_->Exec(Migrations()[v]));
       return db_->Exec(fmt::format("PRAGMA user_version = {}", v + 1));
     }));
