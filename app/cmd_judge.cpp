@@ -20,7 +20,7 @@ namespace lms::app {
 
 CommandFn AddJudgeCommand(CLI::App& cli) {
   struct Opts {
-    std::string questions, judge, db, prompts, references, baseline, mode = "pairwise";
+    std::string questions, judge, db, prompts, references, baseline, mode = "pairwise", verdict = "text";
     ContestantSource src;
     std::vector<std::string> contestants;
     bool multi_turn = false;
@@ -37,6 +37,10 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
   sub->add_option("--judge", o->judge, "Judge contestant name")->required();
   AddContestantSourceFlags(sub, &o->src, "judge");
   sub->add_option("--mode", o->mode, "pairwise or single")->check(CLI::IsMember({"pairwise", "single"}));
+  sub->add_option("--verdict", o->verdict,
+                  "text: parse the judge's written verdict (FastChat's way); logprob: forced choice by the probabilities of "
+                  "[[A]]/[[B]]/[[C]] (or grades 1-10), stored with each judgment (local judges)")
+      ->check(CLI::IsMember({"text", "logprob"}));
   sub->add_option("--baseline", o->baseline, "Pairwise against this contestant only");
   sub->add_flag("--multi-turn", o->multi_turn, "Also judge the second turn with the multi-turn prompts");
   sub->add_option("--prompts", o->prompts, "Judge prompts (FastChat judge_prompts.jsonl format; default: lmstation's own)");
@@ -75,16 +79,21 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
     jo.mode = o->mode;
     jo.multi_turn = o->multi_turn;
     jo.judge_name = o->judge;
+    jo.verdict = o->verdict;
     if (!o->baseline.empty()) {
       auto b = st.FindContestant(o->baseline);
       if (!b.ok() || !*b) return Fail(Status::NotFound(fmt::format("baseline '{}' is not a recorded contestant", o->baseline)));
       jo.baseline = **b;
       if (std::find(ids.begin(), ids.end(), **b) == ids.end()) ids.push_back(**b);
     }
-    auto judge = SetUpContestant(st, o->judge, o->src, o->gen);
+    // The verdict method is part of the judge's definition: one judge name, one method.
+    nlohmann::json extra = nlohmann::json::object();
+    if (o->verdict != "text") extra["verdict"] = o->verdict;
+    auto judge = SetUpContestant(st, o->judge, o->src, o->gen, extra);
     if (!judge.ok()) return Fail(judge.status());
     nlohmann::json run_config = {{"judge", o->judge}, {"contestants", o->contestants}, {"questions", *qsha}, {"mode", o->mode},
                                  {"baseline", o->baseline}, {"multi_turn", o->multi_turn}, {"prompts", prompt_file}, {"limit", o->limit}};
+    if (o->verdict != "text") run_config["verdict"] = o->verdict;
     auto run = st.StartRun("judge", fmt::format("{} judges {}", o->judge, fmt::join(o->contestants, ",")), run_config.dump());
     if (!run.ok()) return Fail(run.status());
     if (run->resumed) LogInfo(fmt::format("resuming run {}", run->id));
