@@ -237,6 +237,7 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
     std::vector<int> turns = {1};
     if (o.multi_turn && q.turns.size() > 1) turns.push_back(2);
     for (int turn : turns) {
+      if (o.only_turn && turn != o.only_turn) continue;
       const bool mt = turn == 2;
       const JudgePrompt* p = ChoosePrompt(prompts, q, pairwise, mt);
       if (!p) return Status::NotFound(fmt::format("no judge prompt for question {} ({}{})", q.id, pairwise ? "pairwise" : "single", mt ? ", multi-turn" : ""));

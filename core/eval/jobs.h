@@ -44,6 +44,7 @@ struct JudgeJobOptions {
   std::string mode = "pairwise";  // "pairwise" (all pairs, both orders) or "single" (1–10 grades)
   std::optional<int64_t> baseline;  // pairwise: every contestant against this one only
   bool multi_turn = false;          // also judge turn 2 with the multi-turn prompts
+  int only_turn = 0;                // 1 or 2: judge that turn only (arena battles); 0: all
   std::string judge_name;           // recorded as the battles' voter
   // "text": the judge writes its judgment and the verdict is parsed from it (FastChat's way).
   // "logprob": forced choice: the reply is opened with "[[" and the verdict is the option

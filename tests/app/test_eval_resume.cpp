@@ -174,9 +174,33 @@ TEST_CASE("answer and judge survive kill -9 and resume without duplicates or los
   CHECK(Count(db, "SELECT COUNT(DISTINCT run_id) FROM battles WHERE source = 'human'") == 1);
   CHECK(Count(db, "SELECT COUNT(*) FROM battles") == judge_battles + 4);
 
+  // Multi-turn battles: the voter reads both turns; a judge judges turn 2 with the multi-turn prompt.
+  {
+    const std::string shown = dir + "/arena_mt.txt";
+    const std::string cmd = std::string(LMSTATION_BIN) + " -q arena --multi-turn --questions " + questions +
+                            " --contestants a,b --votes 1 --arena-seed 5 --db " + db + " > " + shown + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "w");
+    REQUIRE(p != nullptr);
+    fputs("b\n", p);
+    CHECK(pclose(p) == 0);
+    std::ifstream f(shown);
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    CHECK(text.find("##### turn 2") != std::string::npos);
+    CHECK(text.find("second question") != std::string::npos);
+    CHECK(Count(db, "SELECT COUNT(*) FROM battles WHERE source = 'human'") == 5);
+    CHECK(Count(db, "SELECT COUNT(DISTINCT run_id) FROM battles WHERE source = 'human'") == 2);
+    const int64_t judged_before = Count(db, "SELECT COUNT(*) FROM judgments");
+    REQUIRE(WaitExit(Spawn({"-q", "arena", "--multi-turn", "--questions", questions, "--contestants", "a,b", "--votes", "2", "--arena-seed", "6",
+                            "--judge", "j2", "--model", model, "-n", "20", "-c", "512", "-t", "1", "--db", db})) == 0);
+    const int64_t new_judgments = Count(db, "SELECT COUNT(*) FROM judgments") - judged_before;
+    CHECK(new_judgments >= 2);  // both orders; two draws may pick the same question
+    CHECK(Count(db, "SELECT COUNT(*) FROM judgments j JOIN contestants c ON c.id = j.judge_id WHERE c.name = 'j2' "
+                    "AND (j.turn != 2 OR j.prompt_name NOT LIKE '%multi-turn')") == 0);
+  }
+
   // Running the finished job again changes nothing.
   REQUIRE(WaitExit(Spawn(judge)) == 0);
-  CHECK(Count(db, judgments_sql) == expected);
+  CHECK(Count(db, "SELECT COUNT(*) FROM judgments j JOIN contestants c ON c.id = j.judge_id WHERE c.name = 'j'") == expected);
 }
 
 TEST_CASE("judge --verdict logprob on a tiny model; its judgments round-trip through FastChat files", "[eval][choice][fastchat]") {
