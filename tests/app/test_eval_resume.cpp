@@ -203,7 +203,7 @@ TEST_CASE("answer and judge survive kill -9 and resume without duplicates or los
   CHECK(Count(db, "SELECT COUNT(*) FROM judgments j JOIN contestants c ON c.id = j.judge_id WHERE c.name = 'j'") == expected);
 }
 
-TEST_CASE("judge --verdict logprob on a tiny model; its judgments round-trip through FastChat files", "[eval][choice][fastchat]") {
+TEST_CASE("judge --verdict logprob on a tiny model, and its judgments round-trip through FastChat files", "[eval][choice][fastchat]") {
   const std::string dir = test::TempDir() + "/forced";
   std::filesystem::create_directories(dir);
   g_log = dir + "/stderr.log";
