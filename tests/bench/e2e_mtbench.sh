@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end MT-Bench run on one machine, all in one SQLite file (not part of CI: it takes an hour
-# or more on two cores):
+# End-to-end MT-Bench run on one machine, all in one SQLite file (not part of CI: it takes hours on
+# two busy cores; every phase resumes, so it can be run again until done):
 #   1. re-quantize SmolLM2 Q4_1 to Q8_0 with `lmstation quantize`;
 #   2. three contestants answer all 80 MT-Bench questions, both turns (turn 2 sees turn 1):
 #      smollm2-q4_1 (greedy), smollm2-q8_0 (greedy), smollm2-q4_1-t1.2 (temperature 1.2);
@@ -33,7 +33,7 @@ phase() {  # phase NAME COMMAND…: runs and logs it, printing its wall time
   local t0; t0=$(date +%s.%N)
   "$@" > "$OUT/$name.log" 2>&1
   local t1; t1=$(date +%s.%N)
-  printf 'phase %-16s %8.1f s\n' "$name" "$(echo "$t1 - $t0" | bc)" | tee -a "$OUT/phases.txt"
+  awk -v n="$name" -v a="$t0" -v b="$t1" 'BEGIN { printf "phase %-16s %8.1f s\n", n, b - a }' | tee -a "$OUT/phases.txt"
 }
 
 answer() {  # answer NAME MODEL [sampling flags…]
@@ -49,7 +49,9 @@ answers() {
   local p2=$!
   answer smollm2-q4_1-t1.2 "$MODEL" --temp 1.2 --seed 1 &
   local p3=$!
-  wait $p1 && wait $p2 && wait $p3
+  local rc=0 p
+  for p in $p1 $p2 $p3; do wait "$p" || rc=1; done  # all three finish (or fail) before the next phase
+  return $rc
 }
 
 judge() {  # judge METHOD
