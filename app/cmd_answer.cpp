@@ -5,12 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 
 #include "app/commands.h"
-#include "app/endpoint_answerer.h"
-#include "app/local_answerer.h"
+#include "app/contestant_setup.h"
 #include "core/eval/jobs.h"
 #include "core/util/log.h"
 #include "core/util/sha256.h"
@@ -19,7 +17,8 @@ namespace lms::app {
 
 CommandFn AddAnswerCommand(CLI::App& cli) {
   struct Opts {
-    std::string questions, contestant, model, db, export_path, endpoint, endpoint_model, api_key_env;
+    std::string questions, contestant, db, export_path;
+    ContestantSource src;
     int limit = 0;
     GenerationOptions gen;
   };
@@ -29,10 +28,7 @@ CommandFn AddAnswerCommand(CLI::App& cli) {
   auto* sub = cli.add_subcommand("answer", "A contestant answers a question set (MT-Bench format); resumable");
   sub->add_option("--questions", o->questions, "Question file (FastChat question.jsonl format)")->required();
   sub->add_option("--contestant", o->contestant, "Contestant name (model + settings are recorded under it)")->required();
-  sub->add_option("--model", o->model, "GGUF file or known model name (a local contestant)");
-  sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1 (an endpoint contestant)");
-  sub->add_option("--endpoint-model", o->endpoint_model, "Model name to ask the endpoint for");
-  sub->add_option("--api-key-env", o->api_key_env, "Environment variable holding the endpoint's API key");
+  AddContestantSourceFlags(sub, &o->src, "");
   sub->add_option("--system", o->gen.system_prompt, "System prompt opening each conversation");
   sub->add_option("--chat-template", o->gen.chat_template_file, "Jinja chat template file to use instead of the model's");
   sub->add_option("--limit", o->limit, "Answer only the first N questions");
@@ -49,44 +45,17 @@ CommandFn AddAnswerCommand(CLI::App& cli) {
     auto db = OpenStore(o->db);
     if (!db.ok()) return Fail(db.status());
     store::Store& st = **db;
-    if (o->model.empty() == o->endpoint.empty()) return Fail(Status::InvalidArgument("give either --model or --endpoint"));
-    std::unique_ptr<eval::Answerer> answerer;
-    Result<int64_t> contestant = Status::Internal("unset");
-    if (!o->model.empty()) {
-      auto local = LocalAnswerer::Create(o->model, o->gen);
-      if (!local.ok()) return Fail(local.status());
-      auto msha = Sha256File((*local)->model_path());
-      if (!msha.ok()) return Fail(msha.status());
-      auto model_id = st.UpsertModel((*local)->model_path(), *msha, "{}");
-      if (!model_id.ok()) return Fail(model_id.status());
-      contestant = st.UpsertContestant(o->contestant, "local", *model_id, ContestantConfig((*local)->model_path(), *msha, o->gen).dump());
-      answerer = std::move(*local);
-    } else {
-      EndpointOptions eo;
-      eo.base_url = o->endpoint;
-      eo.model = o->endpoint_model;
-      eo.api_key_env = o->api_key_env;
-      eo.temperature = o->gen.sampling.temperature;
-      eo.max_tokens = o->gen.n_predict;
-      eo.seed = o->gen.sampling.seed;
-      auto remote = EndpointAnswerer::Create(eo);
-      if (!remote.ok()) return Fail(remote.status());
-      nlohmann::json config = (*remote)->Config();
-      config["system"] = o->gen.system_prompt;
-      contestant = st.UpsertContestant(o->contestant, "endpoint", std::nullopt, config.dump());
-      answerer = std::move(*remote);
-    }
-    const std::string set_name = std::filesystem::path(o->questions).parent_path().filename().string() + "/" +
-                                 std::filesystem::path(o->questions).filename().string() + "@" + qsha->substr(0, 12);
+    auto contestant = SetUpContestant(st, o->contestant, o->src, o->gen);
+    if (!contestant.ok()) return Fail(contestant.status());
+    const std::string set_name = QuestionSetName(o->questions, *qsha);
     auto rows = eval::RecordQuestions(st, set_name, o->questions, *qsha, *questions);
     if (!rows.ok()) return Fail(rows.status());
-    if (!contestant.ok()) return Fail(contestant.status());
     nlohmann::json run_config = {{"contestant", o->contestant}, {"questions", *qsha}, {"limit", o->limit}};
     auto run = st.StartRun("answer", fmt::format("{} on {}", o->contestant, set_name), run_config.dump());
     if (!run.ok()) return Fail(run.status());
     if (run->resumed) LogInfo(fmt::format("resuming run {}", run->id));
     const auto t0 = std::chrono::steady_clock::now();
-    auto stats = eval::RunAnswerJob(st, run->id, *contestant, *questions, *rows, *answerer, o->gen.system_prompt,
+    auto stats = eval::RunAnswerJob(st, run->id, contestant->id, *questions, *rows, *contestant->answerer, o->gen.system_prompt,
                                     [](const std::string& s) { LogInfo(s); });
     if (!stats.ok()) {
       (void)st.FinishRun(run->id, "failed");
@@ -102,7 +71,7 @@ CommandFn AddAnswerCommand(CLI::App& cli) {
       for (size_t i = 0; i < questions->size(); ++i) {
         std::vector<std::string> turns;
         for (size_t t = 1; t <= (*questions)[i].turns.size(); ++t) {
-          auto a = st.FindAnswer(*contestant, (*rows)[i], static_cast<int>(t));
+          auto a = st.FindAnswer(contestant->id, (*rows)[i], static_cast<int>(t));
           if (!a.ok()) return Fail(a.status());
           if (*a) turns.push_back(**a);
         }

@@ -1,4 +1,5 @@
-// lmstation db — the record: list runs, export tables as CSV or JSON, print the database path.
+// lmstation db — the record: list runs, export tables as CSV or JSON, print the database path,
+// import and export FastChat judgment files.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -6,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "app/db_fastchat.h"
 #include "core/store/store.h"
 
 namespace lms::app {
@@ -18,9 +20,10 @@ CommandFn AddDbCommand(CLI::App& cli) {
   struct Opts {
     std::string db, table, format = "csv", out;
     bool json = false;
+    FastChatDbOptions fastchat;
   };
   auto o = std::make_shared<Opts>();
-  auto* sub = cli.add_subcommand("db", "The results database: list runs, export tables");
+  auto* sub = cli.add_subcommand("db", "The results database: list runs, export tables, import/export FastChat judgments");
   sub->add_option("--db", o->db, "Database file (default $XDG_DATA_HOME/lmstation/lmstation.db)");
   sub->require_subcommand(1);
   auto* runs = sub->add_subcommand("runs", "List runs (id, kind, status, times)");
@@ -30,6 +33,7 @@ CommandFn AddDbCommand(CLI::App& cli) {
   exp->add_option("--format", o->format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
   exp->add_option("-o,--output", o->out, "Write to this file instead of stdout");
   auto* path = sub->add_subcommand("path", "Print the database path");
+  AddFastChatDbSubcommands(sub, &o->fastchat);
   return [o, runs, exp, path]() {
     const std::string file = o->db.empty() ? store::DefaultDatabasePath() : o->db;
     if (path->parsed()) {
@@ -38,6 +42,7 @@ CommandFn AddDbCommand(CLI::App& cli) {
     }
     auto st = OpenStore(o->db);
     if (!st.ok()) return Fail(st.status());
+    if (int rc = RunFastChatDbSubcommand(**st, o->fastchat); rc >= 0) return rc;
     if (runs->parsed()) {
       auto list = (*st)->ListRuns();
       if (!list.ok()) return Fail(list.status());

@@ -5,11 +5,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 
 #include "app/commands.h"
-#include "app/endpoint_answerer.h"
-#include "app/local_answerer.h"
+#include "app/contestant_setup.h"
 #include "core/eval/jobs.h"
 #include "core/util/log.h"
 #include "core/util/sha256.h"
@@ -22,7 +20,8 @@ namespace lms::app {
 
 CommandFn AddJudgeCommand(CLI::App& cli) {
   struct Opts {
-    std::string questions, judge, model, db, prompts, references, baseline, mode = "pairwise", endpoint, endpoint_model, api_key_env;
+    std::string questions, judge, db, prompts, references, baseline, mode = "pairwise", verdict = "text";
+    ContestantSource src;
     std::vector<std::string> contestants;
     bool multi_turn = false;
     int limit = 0;
@@ -36,11 +35,12 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
   sub->add_option("--questions", o->questions, "Question file the contestants answered")->required();
   sub->add_option("--contestants", o->contestants, "Contestant names (comma-separated)")->delimiter(',')->required();
   sub->add_option("--judge", o->judge, "Judge contestant name")->required();
-  sub->add_option("--model", o->model, "Judge GGUF file or known model name (a local judge)");
-  sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL of the judge (instead of --model)");
-  sub->add_option("--endpoint-model", o->endpoint_model, "Model name to ask the endpoint for");
-  sub->add_option("--api-key-env", o->api_key_env, "Environment variable holding the endpoint's API key");
+  AddContestantSourceFlags(sub, &o->src, "judge");
   sub->add_option("--mode", o->mode, "pairwise or single")->check(CLI::IsMember({"pairwise", "single"}));
+  sub->add_option("--verdict", o->verdict,
+                  "text: parse the judge's written verdict (FastChat's way); logprob: forced choice by the probabilities of "
+                  "[[A]]/[[B]]/[[C]] (or grades 1-10), stored with each judgment (local judges)")
+      ->check(CLI::IsMember({"text", "logprob"}));
   sub->add_option("--baseline", o->baseline, "Pairwise against this contestant only");
   sub->add_flag("--multi-turn", o->multi_turn, "Also judge the second turn with the multi-turn prompts");
   sub->add_option("--prompts", o->prompts, "Judge prompts (FastChat judge_prompts.jsonl format; default: lmstation's own)");
@@ -69,59 +69,36 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
     auto db = OpenStore(o->db);
     if (!db.ok()) return Fail(db.status());
     store::Store& st = **db;
-    const std::string set_name = std::filesystem::path(o->questions).parent_path().filename().string() + "/" +
-                                 std::filesystem::path(o->questions).filename().string() + "@" + qsha->substr(0, 12);
+    const std::string set_name = QuestionSetName(o->questions, *qsha);
     auto rows = eval::RecordQuestions(st, set_name, o->questions, *qsha, *questions);
     if (!rows.ok()) return Fail(rows.status());
-    std::vector<int64_t> ids;
-    for (const auto& name : o->contestants) {
-      auto id = st.FindContestant(name);
-      if (!id.ok()) return Fail(id.status());
-      if (!*id) return Fail(Status::NotFound(fmt::format("contestant '{}' has no answers recorded (run lmstation answer first)", name)));
-      ids.push_back(**id);
-    }
+    auto found = FindRecordedContestants(st, o->contestants);
+    if (!found.ok()) return Fail(found.status());
+    std::vector<int64_t> ids = std::move(*found);
     eval::JudgeJobOptions jo;
     jo.mode = o->mode;
     jo.multi_turn = o->multi_turn;
     jo.judge_name = o->judge;
+    jo.verdict = o->verdict;
     if (!o->baseline.empty()) {
       auto b = st.FindContestant(o->baseline);
       if (!b.ok() || !*b) return Fail(Status::NotFound(fmt::format("baseline '{}' is not a recorded contestant", o->baseline)));
       jo.baseline = **b;
       if (std::find(ids.begin(), ids.end(), **b) == ids.end()) ids.push_back(**b);
     }
-    if (o->model.empty() == o->endpoint.empty()) return Fail(Status::InvalidArgument("give either --model or --endpoint for the judge"));
-    std::unique_ptr<eval::Answerer> judge;
-    Result<int64_t> judge_id = Status::Internal("unset");
-    if (!o->model.empty()) {
-      auto local = LocalAnswerer::Create(o->model, o->gen);
-      if (!local.ok()) return Fail(local.status());
-      auto msha = Sha256File((*local)->model_path());
-      if (!msha.ok()) return Fail(msha.status());
-      auto model_id = st.UpsertModel((*local)->model_path(), *msha, "{}");
-      if (!model_id.ok()) return Fail(model_id.status());
-      judge_id = st.UpsertContestant(o->judge, "local", *model_id, ContestantConfig((*local)->model_path(), *msha, o->gen).dump());
-      judge = std::move(*local);
-    } else {
-      EndpointOptions eo;
-      eo.base_url = o->endpoint;
-      eo.model = o->endpoint_model;
-      eo.api_key_env = o->api_key_env;
-      eo.temperature = o->gen.sampling.temperature;
-      eo.max_tokens = o->gen.n_predict;
-      auto remote = EndpointAnswerer::Create(eo);
-      if (!remote.ok()) return Fail(remote.status());
-      judge_id = st.UpsertContestant(o->judge, "endpoint", std::nullopt, (*remote)->Config().dump());
-      judge = std::move(*remote);
-    }
-    if (!judge_id.ok()) return Fail(judge_id.status());
+    // The verdict method is part of the judge's definition: one judge name, one method.
+    nlohmann::json extra = nlohmann::json::object();
+    if (o->verdict != "text") extra["verdict"] = o->verdict;
+    auto judge = SetUpContestant(st, o->judge, o->src, o->gen, extra);
+    if (!judge.ok()) return Fail(judge.status());
     nlohmann::json run_config = {{"judge", o->judge}, {"contestants", o->contestants}, {"questions", *qsha}, {"mode", o->mode},
                                  {"baseline", o->baseline}, {"multi_turn", o->multi_turn}, {"prompts", prompt_file}, {"limit", o->limit}};
+    if (o->verdict != "text") run_config["verdict"] = o->verdict;
     auto run = st.StartRun("judge", fmt::format("{} judges {}", o->judge, fmt::join(o->contestants, ",")), run_config.dump());
     if (!run.ok()) return Fail(run.status());
     if (run->resumed) LogInfo(fmt::format("resuming run {}", run->id));
     const auto t0 = std::chrono::steady_clock::now();
-    auto stats = eval::RunJudgeJob(st, run->id, *judge_id, ids, *questions, *rows, *prompts, *judge, jo,
+    auto stats = eval::RunJudgeJob(st, run->id, judge->id, ids, *questions, *rows, *prompts, *judge->answerer, jo,
                                    [](const std::string& s) { LogInfo(s); });
     if (!stats.ok()) {
       (void)st.FinishRun(run->id, "failed");

@@ -61,11 +61,13 @@ CommandFn AddLeaderboardCommand(CLI::App& cli) {
     uint64_t seed = 0;
     double confidence = 0.95;
     int threads = 0;
+    int64_t run = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = cli.add_subcommand("leaderboard", "Rate models from battles: online Elo, Bradley-Terry with bootstrap intervals");
   sub->add_option("--battles", o->battles, "Battles: CSV with left,right,winner columns, or FastChat-style JSON");
   sub->add_flag("--from-db", o->from_db, "Rate the battles recorded in the database instead of a file");
+  sub->add_option("--run", o->run, "With --from-db: only the battles of this run (e.g. one judge run)");
   sub->add_flag("--save", o->save, "Record the battles (imported once, by content) and this rating snapshot in the database");
   sub->add_option("--db", o->db, "Database file (default $XDG_DATA_HOME/lmstation/lmstation.db)");
   sub->add_flag("--json", o->json, "Print a JSON array, one object per model");
@@ -77,6 +79,7 @@ CommandFn AddLeaderboardCommand(CLI::App& cli) {
   sub->add_option("-t,--threads", o->threads, "Threads for the bootstrap (default: the cores available)");
   return [o]() {
     if (o->battles.empty() == !o->from_db) return Fail(Status::InvalidArgument("give either --battles FILE or --from-db"));
+    if (o->run > 0 && !o->from_db) return Fail(Status::InvalidArgument("--run goes with --from-db"));
     std::unique_ptr<store::Store> db;
     if (o->save || o->from_db) {
       auto st = OpenStore(o->db);
@@ -87,7 +90,8 @@ CommandFn AddLeaderboardCommand(CLI::App& cli) {
     std::optional<int64_t> run_id;
     Result<eval::BattleSet> set = Status::NotFound("no battles");
     if (o->from_db) {
-      set = db->LoadBattles(std::nullopt, &battle_ids);
+      if (o->run > 0) run_id = o->run;
+      set = db->LoadBattles(run_id, &battle_ids);
     } else {
       set = eval::LoadBattlesFile(o->battles);
       if (set.ok() && o->save) {

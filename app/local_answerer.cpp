@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "app/model_cache.h"
+#include "core/model/continuation.h"
 #include "core/model/generate.h"
 
 namespace lms::app {
@@ -17,16 +18,20 @@ Result<std::unique_ptr<LocalAnswerer>> LocalAnswerer::Create(const std::string& 
   return a;
 }
 
+Result<Session*> LocalAnswerer::GetSession() {
+  if (!session_) {
+    LMS_ASSIGN_OR_RETURN(session_, Session::Create(*lm_.model, *lm_.backend, gen_.session()));
+  }
+  return session_.get();
+}
+
 Result<eval::AnswerText> LocalAnswerer::Reply(const std::vector<eval::ChatMessage>& conversation) {
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json messages = nlohmann::json::array();
   for (const auto& m : conversation) messages.push_back({{"role", m.role}, {"content", m.content}});
   LMS_ASSIGN_OR_RETURN(std::string text, RenderChat(*lm_.model, gen_.chat_template_file, messages, true));
   std::vector<int32_t> prompt = lm_.model->tokenizer().Encode(text, /*add_special=*/false, /*parse_special=*/true);
-  if (!session_) {
-    LMS_ASSIGN_OR_RETURN(session_, Session::Create(*lm_.model, *lm_.backend, gen_.session()));
-  }
-  Session* session = session_.get();
+  LMS_ASSIGN_OR_RETURN(Session* session, GetSession());
   // The context is the requested one clamped to the model's. Long conversations (multi-turn,
   // judge prompts) are cut from the front so that the reply fits.
   const int32_t ctx = session->n_ctx();
@@ -43,6 +48,26 @@ Result<eval::AnswerText> LocalAnswerer::Reply(const std::vector<eval::ChatMessag
   out.tokens = static_cast<int64_t>(r.tokens.size());
   out.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return out;
+}
+
+Result<std::vector<double>> LocalAnswerer::OptionLogProbs(const std::vector<eval::ChatMessage>& conversation, const std::string& reply_prefix,
+                                                          const std::vector<std::string>& options) {
+  nlohmann::json messages = nlohmann::json::array();
+  for (const auto& m : conversation) messages.push_back({{"role", m.role}, {"content", m.content}});
+  LMS_ASSIGN_OR_RETURN(std::string text, RenderChat(*lm_.model, gen_.chat_template_file, messages, true));
+  const Tokenizer& tok = lm_.model->tokenizer();
+  std::vector<int32_t> prompt = tok.Encode(text + reply_prefix, /*add_special=*/false, /*parse_special=*/true);
+  std::vector<std::vector<int32_t>> option_tokens;
+  size_t longest = 0;
+  for (const auto& o : options) {
+    option_tokens.push_back(tok.Encode(o, /*add_special=*/false, /*parse_special=*/false));
+    longest = std::max(longest, option_tokens.back().size());
+  }
+  LMS_ASSIGN_OR_RETURN(Session* session, GetSession());
+  // As in Reply: a prompt too long for the context is cut from the front.
+  const int32_t room = session->n_ctx() - static_cast<int32_t>(longest);
+  if (static_cast<int32_t>(prompt.size()) > room) prompt.erase(prompt.begin(), prompt.end() - room);
+  return ContinuationLogProbs(*session, prompt, option_tokens);
 }
 
 nlohmann::json ContestantConfig(const std::string& model_path, const std::string& sha256, const GenerationOptions& gen) {

@@ -27,6 +27,15 @@ class Answerer {
   // The reply to `conversation` (ending with a user message). Deterministic for a fixed seed
   // when the backend allows it.
   virtual Result<AnswerText> Reply(const std::vector<ChatMessage>& conversation) = 0;
+
+  // Forced choice: the natural-log probability of each of `options` as the text that follows
+  // once the reply has begun with `reply_prefix` (e.g. prefix "[[", options "A]]", "B]]", "C]]").
+  // Backends that cannot score text return Unsupported.
+  virtual Result<std::vector<double>> OptionLogProbs(const std::vector<ChatMessage>& conversation, const std::string& reply_prefix,
+                                                     const std::vector<std::string>& options) {
+    (void)conversation, (void)reply_prefix, (void)options;
+    return Status::Unsupported("this judge cannot score options by probability (a local model can)");
+  }
 };
 
 }  // namespace lms::eval

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace lms::eval {
@@ -125,7 +126,34 @@ const JudgePrompt* ChoosePrompt(const std::vector<JudgePrompt>& prompts, const Q
   return FindJudgePrompt(prompts, name);
 }
 
+// The forced-choice verdict: the most probable label (first on equal probability); the raw
+// output recorded is "[[label]]", so it parses like a generated verdict.
+struct ForcedChoice {
+  std::string raw;
+  std::string probabilities;  // JSON object label -> probability
+};
+
+Result<ForcedChoice> ChooseByProbability(Answerer& judge, const std::vector<ChatMessage>& conv, const std::vector<std::string>& labels) {
+  std::vector<std::string> options;
+  for (const auto& l : labels) options.push_back(l + "]]");
+  LMS_ASSIGN_OR_RETURN(std::vector<double> lps, judge.OptionLogProbs(conv, "[[", options));
+  if (lps.size() != labels.size()) return Status::Internal("forced choice returned the wrong number of scores");
+  size_t best = 0;
+  nlohmann::ordered_json probs = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < labels.size(); ++i) {
+    probs[labels[i]] = std::exp(lps[i]);
+    if (lps[i] > lps[best]) best = i;
+  }
+  return ForcedChoice{"[[" + labels[best] + "]]", probs.dump()};
+}
+
 }  // namespace
+
+std::vector<std::string> ForcedChoiceLabels(const std::string& output_format) {
+  if (output_format == "[[A]]") return {"A", "B", "C"};
+  if (output_format == "[[rating]]") return {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
+  return {};
+}
 
 Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id, const std::vector<int64_t>& contestants,
                              const std::vector<Question>& questions, const std::vector<int64_t>& question_rows,
@@ -134,6 +162,8 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
   JobStats stats;
   const bool pairwise = o.mode == "pairwise";
   if (!pairwise && o.mode != "single") return Status::InvalidArgument(fmt::format("judge mode '{}' is neither pairwise nor single", o.mode));
+  const bool forced = o.verdict == "logprob";
+  if (!forced && o.verdict != "text") return Status::InvalidArgument(fmt::format("verdict method '{}' is neither text nor logprob", o.verdict));
 
   // Runs the judge on one prompt unless the record has it; returns (judgment id, raw output).
   auto judge_once = [&](const JudgePrompt& p, const Question& q, int64_t qrow, int turn, int64_t a, std::optional<int64_t> b,
@@ -147,9 +177,21 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
     std::vector<ChatMessage> conv;
     if (!p.system_prompt.empty()) conv.push_back({"system", p.system_prompt});
     conv.push_back({"user", user});
-    auto reply = judge.Reply(conv);
-    if (!reply.ok()) return reply.status().WithContext(fmt::format("judging question {} turn {}", q.id, turn));
     store::Store::Judgment j;
+    std::string raw;
+    if (forced) {
+      const std::vector<std::string> labels = ForcedChoiceLabels(p.output_format);
+      if (labels.empty()) return Status::InvalidArgument(fmt::format("prompt '{}' ({}) has no forced-choice form", p.name, p.output_format));
+      auto choice = ChooseByProbability(judge, conv, labels);
+      if (!choice.ok()) return choice.status().WithContext(fmt::format("judging question {} turn {}", q.id, turn));
+      raw = choice->raw;
+      j.method = "logprob";
+      j.probabilities = choice->probabilities;
+    } else {
+      auto reply = judge.Reply(conv);
+      if (!reply.ok()) return reply.status().WithContext(fmt::format("judging question {} turn {}", q.id, turn));
+      raw = reply->text;
+    }
     j.run_id = run_id;
     j.judge_id = judge_id;
     j.question_row = qrow;
@@ -159,20 +201,21 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
     j.turn = turn;
     j.answer_a = a;
     j.answer_b = b;
-    j.raw_output = reply->text;
+    j.raw_output = raw;
+    j.user_prompt = user;
     if (pairwise) {
-      PairVerdict v = ParsePairVerdict(reply->text, p.output_format);
+      PairVerdict v = ParsePairVerdict(raw, p.output_format);
       j.parsed = v != PairVerdict::kError;
       if (j.parsed) j.verdict = PairVerdictName(v);
     } else {
-      j.score = ParseRating(reply->text);
+      j.score = ParseRating(raw);
       j.parsed = j.score.has_value();
     }
     if (!j.parsed) ++stats.unparseable;
     LMS_ASSIGN_OR_RETURN(int64_t id, db.InsertJudgment(j));
     ++stats.computed;
     if (progress) progress(fmt::format("question {} turn {} ({}): {}", q.id, turn, p.name, j.parsed ? (j.verdict ? *j.verdict : fmt::format("{}", *j.score)) : "unparseable"));
-    return StoredJudgment{id, reply->text};
+    return StoredJudgment{id, raw};
   };
 
   // Answers of one contestant to one question, all turns up to `turns`.
@@ -194,6 +237,7 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
     std::vector<int> turns = {1};
     if (o.multi_turn && q.turns.size() > 1) turns.push_back(2);
     for (int turn : turns) {
+      if (o.only_turn && turn != o.only_turn) continue;
       const bool mt = turn == 2;
       const JudgePrompt* p = ChoosePrompt(prompts, q, pairwise, mt);
       if (!p) return Status::NotFound(fmt::format("no judge prompt for question {} ({}{})", q.id, pairwise ? "pairwise" : "single", mt ? ", multi-turn" : ""));

@@ -44,8 +44,18 @@ struct JudgeJobOptions {
   std::string mode = "pairwise";  // "pairwise" (all pairs, both orders) or "single" (1–10 grades)
   std::optional<int64_t> baseline;  // pairwise: every contestant against this one only
   bool multi_turn = false;          // also judge turn 2 with the multi-turn prompts
+  int only_turn = 0;                // 1 or 2: judge that turn only (arena battles); 0: all
   std::string judge_name;           // recorded as the battles' voter
+  // "text": the judge writes its judgment and the verdict is parsed from it (FastChat's way).
+  // "logprob": forced choice: the reply is opened with "[[" and the verdict is the option
+  // ("A]]", "B]]", "C]]", or "1]]" … "10]]" for grades) the judge finds most probable; the
+  // probabilities are stored with the judgment. For local judges whose text rarely parses.
+  std::string verdict = "text";
 };
+
+// Labels a forced-choice judge picks from for a prompt's output format ("[[A]]": A, B, C;
+// "[[rating]]": 1 … 10); empty for formats it cannot be used with.
+std::vector<std::string> ForcedChoiceLabels(const std::string& output_format);
 
 // Judges the recorded answers of `contestants` to `questions` with `judge`. Math, reasoning and
 // coding questions with reference answers use the reference-guided prompts (FastChat's rule).

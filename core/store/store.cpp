@@ -133,6 +133,14 @@ CREATE TABLE rating_battles (               -- lineage: the battles a snapshot w
 CREATE INDEX answers_by_question ON answers(question_id);
 CREATE INDEX battles_by_run ON battles(run_id);
 )sql",
+      // 1 -> 2: how a judgment's verdict was obtained: "text" (generated, parsed as FastChat
+      // does), "logprob" (forced choice by next-token probabilities, kept as JSON) or "import"
+      // (FastChat judgment files); and the prompt the judge was shown (FastChat exports it).
+      R"sql(
+ALTER TABLE judgments ADD COLUMN method TEXT NOT NULL DEFAULT 'text' CHECK (method IN ('text', 'logprob', 'import'));
+ALTER TABLE judgments ADD COLUMN probabilities TEXT;
+ALTER TABLE judgments ADD COLUMN user_prompt TEXT;
+)sql",
   };
   return m;
 }
@@ -190,6 +198,9 @@ Status Store::Migrate() {
   }
   for (int v = have; v < want; ++v) {
     LMS_RETURN_IF_ERROR(db_->Transaction([&]() -> Status {
+      // Another process opening the same new file may have migrated it while this one waited
+      // for the write lock: the version read under the lock decides.
+      if (user_version() > v) return Status::Ok();
       LMS_RETURN_IF_ERROR(db_->Exec(Migrations()[v]));
       return db_->Exec(fmt::format("PRAGMA user_version = {}", v + 1));
     }));
@@ -325,9 +336,11 @@ Result<int64_t> Store::InsertJudgment(const Judgment& j) {
   LMS_ASSIGN_OR_RETURN(bool row, find.Step());
   if (row) return find.Int(0);
   LMS_ASSIGN_OR_RETURN(Statement ins, db_->Prepare("INSERT INTO judgments(run_id, judge_id, question_id, mode, prompt_name, turn, answer_a, "
-                                                   "answer_b, raw_output, verdict, score, parsed) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"));
+                                                   "answer_b, raw_output, verdict, score, parsed, method, probabilities, user_prompt) "
+                                                   "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"));
   ins.Bind(1, j.run_id).Bind(2, j.judge_id).Bind(3, j.question_row).Bind(4, j.mode).Bind(5, j.prompt_name).Bind(6, j.turn).Bind(7, j.answer_a);
   ins.Bind(8, j.answer_b).Bind(9, j.raw_output).Bind(10, j.verdict).Bind(11, j.score).Bind(12, j.parsed ? 1 : 0);
+  ins.Bind(13, j.method).Bind(14, j.probabilities).Bind(15, j.user_prompt);
   LMS_RETURN_IF_ERROR(ins.Run());
   return db_->LastInsertId();
 }

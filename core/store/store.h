@@ -88,6 +88,9 @@ class Store {
     std::optional<std::string> verdict;  // "A" | "B" | "tie" (pairwise)
     std::optional<double> score;         // 1–10 (single)
     bool parsed = false;                 // false: kept, counted, never dropped
+    std::string method = "text";         // text | logprob (forced choice) | import
+    std::optional<std::string> probabilities;  // logprob: JSON {"A": p, "B": p, "C": p} or {"1": p, …}
+    std::optional<std::string> user_prompt;    // the filled prompt template the judge was shown
   };
   Result<int64_t> InsertJudgment(const Judgment& j);
 

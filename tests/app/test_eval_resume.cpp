@@ -174,9 +174,69 @@ TEST_CASE("answer and judge survive kill -9 and resume without duplicates or los
   CHECK(Count(db, "SELECT COUNT(DISTINCT run_id) FROM battles WHERE source = 'human'") == 1);
   CHECK(Count(db, "SELECT COUNT(*) FROM battles") == judge_battles + 4);
 
+  // Multi-turn battles: the voter reads both turns; a judge judges turn 2 with the multi-turn prompt.
+  {
+    const std::string shown = dir + "/arena_mt.txt";
+    const std::string cmd = std::string(LMSTATION_BIN) + " -q arena --multi-turn --questions " + questions +
+                            " --contestants a,b --votes 1 --arena-seed 5 --db " + db + " > " + shown + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "w");
+    REQUIRE(p != nullptr);
+    fputs("b\n", p);
+    CHECK(pclose(p) == 0);
+    std::ifstream f(shown);
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    CHECK(text.find("##### turn 2") != std::string::npos);
+    CHECK(text.find("second question") != std::string::npos);
+    CHECK(Count(db, "SELECT COUNT(*) FROM battles WHERE source = 'human'") == 5);
+    CHECK(Count(db, "SELECT COUNT(DISTINCT run_id) FROM battles WHERE source = 'human'") == 2);
+    const int64_t judged_before = Count(db, "SELECT COUNT(*) FROM judgments");
+    REQUIRE(WaitExit(Spawn({"-q", "arena", "--multi-turn", "--questions", questions, "--contestants", "a,b", "--votes", "2", "--arena-seed", "6",
+                            "--judge", "j2", "--model", model, "-n", "20", "-c", "512", "-t", "1", "--db", db})) == 0);
+    const int64_t new_judgments = Count(db, "SELECT COUNT(*) FROM judgments") - judged_before;
+    CHECK(new_judgments >= 2);  // both orders; two draws may pick the same question
+    CHECK(Count(db, "SELECT COUNT(*) FROM judgments j JOIN contestants c ON c.id = j.judge_id WHERE c.name = 'j2' "
+                    "AND (j.turn != 2 OR j.prompt_name NOT LIKE '%multi-turn')") == 0);
+  }
+
   // Running the finished job again changes nothing.
   REQUIRE(WaitExit(Spawn(judge)) == 0);
-  CHECK(Count(db, judgments_sql) == expected);
+  CHECK(Count(db, "SELECT COUNT(*) FROM judgments j JOIN contestants c ON c.id = j.judge_id WHERE c.name = 'j'") == expected);
+}
+
+TEST_CASE("judge --verdict logprob on a tiny model, and its judgments round-trip through FastChat files", "[eval][choice][fastchat]") {
+  const std::string dir = test::TempDir() + "/forced";
+  std::filesystem::create_directories(dir);
+  g_log = dir + "/stderr.log";
+  const std::string model = WriteTinyModel(dir);
+  const int kQuestions = 3;
+  const std::string questions = WriteQuestions(dir, kQuestions);
+  const std::string db = dir + "/forced.db", copy = dir + "/imported.db";
+  for (const std::string name : {"a", "b"}) {
+    REQUIRE(WaitExit(Spawn({"-q", "answer", "--questions", questions, "--contestant", name, "--model", model, "--temp", name == "a" ? "0" : "1",
+                            "-n", "12", "-t", "1", "--db", db, "--export", dir + "/" + name + ".jsonl"})) == 0);
+  }
+  std::vector<std::string> judge = {"-q", "judge", "--questions", questions, "--contestants", "a,b", "--judge", "lp", "--model", model,
+                                    "--verdict", "logprob", "-c", "512", "-t", "1", "--db", db};
+  REQUIRE(WaitExit(Spawn(judge)) == 0);
+  INFO(ReadLog());
+  CHECK(Count(db, "SELECT COUNT(*) FROM judgments WHERE method = 'logprob' AND parsed = 1 AND probabilities IS NOT NULL") == 2 * kQuestions);
+  CHECK(Count(db, "SELECT COUNT(*) FROM judgments WHERE raw_output NOT IN ('[[A]]', '[[B]]', '[[C]]')") == 0);
+  CHECK(Count(db, "SELECT COUNT(*) FROM judgments WHERE json_extract(probabilities, '$.A') + json_extract(probabilities, '$.B') + "
+                  "json_extract(probabilities, '$.C') BETWEEN 0 AND 1.000001") == 2 * kQuestions);
+  CHECK(Count(db, "SELECT COUNT(*) FROM battles") == kQuestions);  // forced choice always gives a verdict
+  // One judge name, one verdict method.
+  judge[judge.size() - 7] = "text";
+  REQUIRE(judge[judge.size() - 8] == "--verdict");
+  CHECK(WaitExit(Spawn(judge)) != 0);
+  CHECK(ReadLog().find("another definition") != std::string::npos);
+
+  // Export as FastChat's pair file, import into a fresh record with the exported answers.
+  REQUIRE(WaitExit(Spawn({"-q", "db", "--db", db, "export-judgments", "--judge", "lp", "-o", dir + "/lp_pair.jsonl"})) == 0);
+  REQUIRE(WaitExit(Spawn({"-q", "db", "--db", copy, "import-judgments", dir + "/lp_pair.jsonl", "--questions", questions, "--answers",
+                          "a=" + dir + "/a.jsonl", "--answers", "b=" + dir + "/b.jsonl"})) == 0);
+  const std::string winners = "SELECT q.question_id, b.winner FROM battles b JOIN questions q ON q.id = b.question_id ORDER BY q.question_id";
+  CHECK(Texts(copy, winners) == Texts(db, winners));
+  CHECK(Texts(copy, "SELECT raw_output, verdict FROM judgments ORDER BY id") == Texts(db, "SELECT raw_output, verdict FROM judgments ORDER BY id"));
 }
 
 }  // namespace lms

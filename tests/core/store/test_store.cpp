@@ -63,13 +63,13 @@ TEST_CASE("Writers are idempotent and a rating walks back to its model files", "
   CHECK(*st.InsertAnswer({run->id, *a, *q, 1, "other text", 3, 1.0}) == *ans_a);  // kept, not duplicated
   CHECK(*st.FindAnswer(*a, *q, 1) == std::optional<std::string>("hello"));
 
-  Store::Judgment j1{run->id, *judge, *q, "pairwise", "pair-v2", 1, *ans_a, *ans_b, "[[A]]", std::string("A"), std::nullopt, true};
-  Store::Judgment j2{run->id, *judge, *q, "pairwise", "pair-v2", 1, *ans_b, *ans_a, "no idea", std::nullopt, std::nullopt, false};
+  Store::Judgment j1{run->id, *judge, *q, "pairwise", "pair-v2", 1, *ans_a, *ans_b, "[[A]]", std::string("A"), std::nullopt, true, "text", std::nullopt, std::nullopt};
+  Store::Judgment j2{run->id, *judge, *q, "pairwise", "pair-v2", 1, *ans_b, *ans_a, "no idea", std::nullopt, std::nullopt, false, "text", std::nullopt, std::nullopt};
   auto id1 = st.InsertJudgment(j1);
   auto id2 = st.InsertJudgment(j2);
   REQUIRE((id1.ok() && id2.ok()));
   CHECK(*st.InsertJudgment(j1) == *id1);
-  Store::Judgment single{run->id, *judge, *q, "single", "single-v1", 1, *ans_a, std::nullopt, "[[7]]", std::nullopt, 7.0, true};
+  Store::Judgment single{run->id, *judge, *q, "single", "single-v1", 1, *ans_a, std::nullopt, "[[7]]", std::nullopt, 7.0, true, "text", std::nullopt, std::nullopt};
   auto s1 = st.InsertJudgment(single);
   REQUIRE(s1.ok());
   CHECK(*st.InsertJudgment(single) == *s1);  // NULL answer_b still deduplicates
