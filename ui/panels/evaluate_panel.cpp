@@ -69,7 +69,8 @@ Result<app::BatchJob> EvaluatePanel::MakeJob(const UiShared& shared) const {
   }
   add({0, "judge", "judge",
        {"--questions", questions_, "--contestants", names, "--judge", "judge-" + fs::path(judge_model_).stem().string(),
-        "--model", judge_model_, "--mode", "pairwise", "--limit", std::to_string(limit_)}});
+        "--model", judge_model_, "--mode", "pairwise", "--verdict", verdict_logprob_ ? "logprob" : "text", "--limit",
+        std::to_string(limit_)}});
   add({0, "leaderboard", "leaderboard", {"--from-db", "--bootstrap", "200", "--json"}});
   job.text = text;
   return job;
@@ -146,6 +147,8 @@ void EvaluatePanel::Draw(UiShared& shared) {
   }
   ImGui::SetNextItemWidth(520);
   ImGui::InputText("judge model", &judge_model_);
+  ImGui::SameLine();
+  ImGui::Checkbox("forced-choice verdicts (next-token probabilities)", &verdict_logprob_);
   ImGui::EndDisabled();
   if (running) {
     if (ImGui::Button("Cancel")) runner_->Cancel();

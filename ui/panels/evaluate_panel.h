@@ -42,6 +42,7 @@ class EvaluatePanel : public Panel {
   std::vector<Contestant> contestants_;
   std::string judge_model_;
   int limit_ = 4;
+  bool verdict_logprob_ = true;  // small local judges rarely write a parseable [[A]]/[[B]]/[[C]]
   int max_tokens_ = 128;
   std::string error_;
   std::unique_ptr<app::BatchRunner> runner_;
