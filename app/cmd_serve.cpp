@@ -9,11 +9,11 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "app/client_socket.h"
 #include "app/commands.h"
+#include "app/generation_options.h"
 #include "app/openai_api.h"
 #include "core/serve/engine.h"
 #include "core/util/log.h"
@@ -48,24 +48,6 @@ ApiError FromStatus(const Status& s, bool chat) {
       e.type = "server_error";
   }
   return e;
-}
-
-Result<ChatTemplate> LoadTemplate(const Model& model, const std::string& file) {
-  std::string source = model.chat_template();
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return Status::IoError("cannot open chat template " + file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    source = ss.str();
-  }
-  if (source.empty()) source = DefaultChatMlTemplate();
-  const Tokenizer& tok = model.tokenizer();
-  std::string bos = tok.bos_id() >= 0 ? tok.TokenToPiece(tok.bos_id()) : "";
-  std::string eos = tok.eos_id() >= 0 ? tok.TokenToPiece(tok.eos_id()) : "";
-  auto t = ChatTemplate::FromSource(source, bos, eos);
-  if (!t.ok()) return t.status().WithContext("the chat template cannot be used (override it with --chat-template FILE)");
-  return t;
 }
 
 }  // namespace
@@ -108,7 +90,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
     auto lm = LoadModel(o->model, o->threads);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
-    auto tmpl = LoadTemplate(model, o->chat_template);
+    auto tmpl = LoadChatTemplate(model, o->chat_template);
     if (!tmpl.ok()) return Fail(tmpl.status());
     serve::EngineOptions eo;
     eo.block_size = o->kv_block;
@@ -176,9 +158,22 @@ CommandFn AddServeCommand(CLI::App& cli) {
       auto channel = *ch;
       auto builder = std::make_shared<ResponseBuilder>(ar, name, model.tokenizer());
       if (!ar.stream) {
+        // Nothing is written until the answer is complete, so the connection is watched for
+        // the client's close instead: a client that went away has its request cancelled.
+        const int fd = FindConnectedSocket(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        auto last_check = std::chrono::steady_clock::now();
+        bool gone = false;
         serve::StreamEvent e;
         while (!channel->done()) {
-          if (channel->Next(e, std::chrono::milliseconds(200))) builder->OnEvent(e);
+          if (channel->Next(e, std::chrono::milliseconds(50))) builder->OnEvent(e);
+          const auto now = std::chrono::steady_clock::now();
+          if (!gone && fd >= 0 && now - last_check >= std::chrono::milliseconds(50)) {
+            last_check = now;
+            if (PeerClosed(fd)) {
+              gone = true;
+              channel->Cancel();  // its blocks are freed within one engine step
+            }
+          }
         }
         if (builder->error()) {
           ApiError err;

@@ -3,8 +3,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/model/chat_template.h"
-
 namespace lms::app {
 
 void GenerationOptions::AddSamplingFlags(CLI::App* sub) {
@@ -34,8 +32,7 @@ SessionOptions GenerationOptions::session() const {
   return s;
 }
 
-Result<std::string> RenderChat(const Model& model, const std::string& template_file,
-                               const nlohmann::json& messages, bool add_generation_prompt) {
+Result<ChatTemplate> LoadChatTemplate(const Model& model, const std::string& template_file) {
   std::string source = model.chat_template();
   if (!template_file.empty()) {
     std::ifstream in(template_file);
@@ -52,7 +49,13 @@ Result<std::string> RenderChat(const Model& model, const std::string& template_f
   if (!tmpl.ok()) {
     return tmpl.status().WithContext("the chat template cannot be used (override it with --chat-template FILE)");
   }
-  return tmpl->Apply(messages, add_generation_prompt);
+  return tmpl;
+}
+
+Result<std::string> RenderChat(const Model& model, const std::string& template_file,
+                               const nlohmann::json& messages, bool add_generation_prompt) {
+  LMS_ASSIGN_OR_RETURN(ChatTemplate tmpl, LoadChatTemplate(model, template_file));
+  return tmpl.Apply(messages, add_generation_prompt);
 }
 
 }  // namespace lms::app

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/model/chat_template.h"
 #include "core/model/model.h"
 #include "core/model/session.h"
 #include "core/sample/sampler.h"
@@ -28,6 +29,7 @@ struct GenerationOptions {
 };
 
 // The chat template to use: --chat-template FILE, else the model's, else ChatML.
+Result<ChatTemplate> LoadChatTemplate(const Model& model, const std::string& template_file);
 // Renders OpenAI-style messages to the prompt text.
 Result<std::string> RenderChat(const Model& model, const std::string& template_file,
                                const nlohmann::json& messages, bool add_generation_prompt);

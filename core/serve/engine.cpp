@@ -305,11 +305,23 @@ EngineMetrics EngineCore::Metrics() const {
   m.kv_blocks_total = blocks_->n_total();
   m.kv_blocks_used = blocks_->n_used();
   m.kv_blocks_cached = blocks_->n_cached();
-  int64_t stored = 0;
+  // Tokens each referenced block holds: a sequence fills its blocks in order, so block i of
+  // a table holds min(block_size, num_computed - i * block_size) of its tokens; a block shared
+  // by several tables (a cached prefix, the choices of n > 1) counts once.
+  const int32_t bs = blocks_->block_size();
+  std::unordered_map<int32_t, int32_t> held;
   for (const auto& [id, s] : seqs_) {
-    if (const SchedSeq* ss = scheduler_->Find(id); ss && ss->running) stored += ss->num_computed;
+    const SchedSeq* ss = scheduler_->Find(id);
+    if (ss == nullptr) continue;
+    for (size_t i = 0; i < ss->blocks.size(); ++i) {
+      const int32_t n = std::clamp<int32_t>(ss->num_computed - static_cast<int32_t>(i) * bs, 0, bs);
+      int32_t& h = held[ss->blocks[i]];
+      h = std::max(h, n);
+    }
   }
-  m.kv_tokens_stored = stored;
+  m.kv_block_size = bs;
+  m.kv_tokens_held = 0;
+  for (const auto& [block, n] : held) m.kv_tokens_held += n;
   return m;
 }
 

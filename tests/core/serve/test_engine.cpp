@@ -298,6 +298,35 @@ TEST_CASE("engine: a cancelled request frees its blocks within one step", "[serv
   CHECK((*core)->Metrics().requests_cancelled == 2);
 }
 
+TEST_CASE("engine: KV fill counts the tokens held by the blocks in use, shared blocks once", "[serve][engine][metrics]") {
+  Tiny t = LoadTiny(TensorType::kF32);
+  auto core = EngineCore::Create(*t.model, *t.backend, SmallOptions());  // blocks of 4, 16 tokens a step
+  REQUIRE(core.ok());
+  RequestParams two = Greedy(3);
+  two.n = 2;
+  auto a = std::make_shared<RequestChannel>(2), b = std::make_shared<RequestChannel>(1);
+  REQUIRE((*core)->Add({Prompt(10, 1), two}, a).ok());
+  REQUIRE((*core)->Add({Prompt(6, 2), Greedy(3)}, b).ok());
+  CHECK((*core)->Metrics().kv_fill() == 0.0);  // nothing in use yet
+  // Step 1 reads both prompts (10 + 6 = the budget): A's blocks hold 4+4+2, shared by its two
+  // choices after the fork; B's hold 4+2.
+  REQUIRE((*core)->Step().ok());
+  EngineMetrics m = (*core)->Metrics();
+  CHECK(m.kv_blocks_used == 5);
+  CHECK(m.kv_tokens_held == 16);
+  CHECK(m.kv_fill() == Approx(16.0 / 20.0));
+  // Step 2 writes one token per choice: the first choice copies A's shared last block (3 tokens
+  // each now), B's last block reaches 3.
+  REQUIRE((*core)->Step().ok());
+  m = (*core)->Metrics();
+  CHECK(m.kv_blocks_used == 6);
+  CHECK(m.kv_tokens_held == 4 + 4 + 3 + 3 + 4 + 3);
+  CHECK(m.kv_fill() == Approx(21.0 / 24.0));
+  (*core)->CancelAll();
+  CHECK((*core)->Metrics().kv_blocks_used == 0);
+  CHECK((*core)->Metrics().kv_tokens_held == 0);
+}
+
 TEST_CASE("engine thread: concurrent submitters get the same tokens; queue limit", "[serve][engine][thread]") {
   Tiny t = LoadTiny(TensorType::kQ8_0);
   EngineOptions o = SmallOptions();
