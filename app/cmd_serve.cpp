@@ -54,7 +54,7 @@ ApiError FromStatus(const Status& s, bool chat) {
 
 CommandFn AddServeCommand(CLI::App& cli) {
   struct Opts {
-    std::string model, host = "127.0.0.1", api_key, chat_template, served_name;
+    std::string model, host = "127.0.0.1", api_key, chat_template, served_name, kv_type = "f16";
     int port = 8080, threads = 0, kv_block = 16, max_running = 16, token_budget = 256, ctx = 4096;
     int max_waiting = 256, http_threads = 128;
     double kv_mem_mib = 0;
@@ -69,6 +69,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
   sub->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on every route");
   sub->add_option("--kv-mem", o->kv_mem_mib, "KV cache memory in MiB (default: max-running full contexts, at most 1 GiB)");
   sub->add_option("--kv-block", o->kv_block, "Tokens per KV block")->capture_default_str();
+  AddKvTypeFlag(sub, &o->kv_type);
   sub->add_option("--max-running", o->max_running, "Sequences running at once, at most")->capture_default_str();
   sub->add_option("--token-budget", o->token_budget, "Tokens per engine step (prompt chunks + decodes)")->capture_default_str();
   sub->add_option("--max-waiting", o->max_waiting, "Queued sequences before answering 503")->capture_default_str();
@@ -94,6 +95,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
     if (!tmpl.ok()) return Fail(tmpl.status());
     serve::EngineOptions eo;
     eo.block_size = o->kv_block;
+    eo.kv_type = KvCacheType(o->kv_type);
     eo.kv_bytes = static_cast<int64_t>(o->kv_mem_mib * 1048576.0);
     eo.n_ctx = o->ctx;
     eo.max_running = o->max_running;

@@ -23,12 +23,24 @@ void GenerationOptions::AddRuntimeFlags(CLI::App* sub) {
   sub->add_option("-t,--threads", threads, "Threads (default: the cores available)");
   sub->add_option("-c,--ctx", ctx, "Context size in tokens")->capture_default_str();
   sub->add_option("-b,--batch", batch, "Tokens per forward pass when reading a prompt")->capture_default_str();
+  AddKvTypeFlag(sub, &kv_type);
+}
+
+void AddKvTypeFlag(CLI::App* sub, std::string* kv_type) {
+  sub->add_option("--kv-type", *kv_type, "KV cache element type: f16, or q8_0 (about half the memory)")
+      ->check(CLI::IsMember({"f16", "q8_0"}))
+      ->capture_default_str();
+}
+
+TensorType KvCacheType(const std::string& kv_type) {
+  return kv_type == "q8_0" ? TensorType::kQ8_0 : TensorType::kF16;
 }
 
 SessionOptions GenerationOptions::session() const {
   SessionOptions s;
   s.n_ctx = ctx;
   s.n_batch = batch;
+  s.kv_type = KvCacheType(kv_type);
   return s;
 }
 

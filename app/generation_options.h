@@ -22,11 +22,16 @@ struct GenerationOptions {
   std::vector<std::string> stop;
   std::string chat_template_file;  // overrides the model's template
   std::string system_prompt;
+  std::string kv_type = "f16";
 
   void AddSamplingFlags(CLI::App* sub);
   void AddRuntimeFlags(CLI::App* sub);
   SessionOptions session() const;
 };
+
+// --kv-type f16|q8_0: the element type of the KV cache.
+void AddKvTypeFlag(CLI::App* sub, std::string* kv_type);
+TensorType KvCacheType(const std::string& kv_type);  // REQUIRES: a value AddKvTypeFlag accepts
 
 // The chat template to use: --chat-template FILE, else the model's, else ChatML.
 Result<ChatTemplate> LoadChatTemplate(const Model& model, const std::string& template_file);

@@ -391,7 +391,7 @@ TEST_CASE("engine thread: a full queue refuses with ResourceExhausted", "[serve]
 
 namespace lms::serve {
 
-TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generation", "[serve][engine][invariance][model]") {
+TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generation, f16 and q8_0 KV", "[serve][engine][invariance][model]") {
   auto path = test::DefaultModelPath();
   if (!path) LMS_SKIP("the default model has not been pulled");
   auto backend = MakeCpuBackend({2});
@@ -403,27 +403,32 @@ TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generatio
       "def fibonacci(n):", "Once upon a time, in a small village by the mountains, there lived"};
   std::vector<Request> reqs;
   for (const auto& t : texts) reqs.push_back({tok.Encode(t, true, false), Greedy(16)});
-  EngineOptions o;
-  o.token_budget = 24;  // prompts arrive in chunks beside other requests' decodes
-  o.max_running = 4;
-  o.n_ctx = 512;
-  auto core = EngineCore::Create(**model, *backend, o);
-  REQUIRE(core.ok());
-  auto got = RunAll(**core, reqs);
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    CAPTURE(texts[i]);
-    SessionOptions so;
-    so.n_ctx = 512;
-    auto s = Session::Create(**model, *backend, so);
-    REQUIRE(s.ok());
-    Sampler sampler(reqs[i].params.sampling);
-    GenerateOptions go;
-    go.max_tokens = 16;
-    go.ignore_eos = true;
-    auto r = Generate(**s, sampler, reqs[i].prompt, go);
-    REQUIRE(r.ok());
-    CHECK(got[i].tokens[0] == r->tokens);
-    CHECK(got[i].text[0] == r->text);
+  for (TensorType kv : {TensorType::kF16, TensorType::kQ8_0}) {
+    CAPTURE(TensorTypeName(kv));
+    EngineOptions o;
+    o.token_budget = 24;  // prompts arrive in chunks beside other requests' decodes
+    o.max_running = 4;
+    o.n_ctx = 512;
+    o.kv_type = kv;
+    auto core = EngineCore::Create(**model, *backend, o);
+    REQUIRE(core.ok());
+    auto got = RunAll(**core, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      CAPTURE(texts[i]);
+      SessionOptions so;
+      so.n_ctx = 512;
+      so.kv_type = kv;
+      auto s = Session::Create(**model, *backend, so);
+      REQUIRE(s.ok());
+      Sampler sampler(reqs[i].params.sampling);
+      GenerateOptions go;
+      go.max_tokens = 16;
+      go.ignore_eos = true;
+      auto r = Generate(**s, sampler, reqs[i].prompt, go);
+      REQUIRE(r.ok());
+      CHECK(got[i].tokens[0] == r->tokens);
+      CHECK(got[i].text[0] == r->text);
+    }
   }
 }
 
