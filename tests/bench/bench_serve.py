@@ -6,6 +6,8 @@ Usage:
          [--requests N] [--prompt-len 64:256] [--output-len 128] [--rate R] [--prefix-test]
          [--peers lmstation,llama] [--lms-bin PATH] [--llama-server PATH] [--out results.json]
   python3 tests/bench/bench_serve.py --capacity-test [--cap-tokens 4096] [--cap-concurrency 64]
+         [--cap-output-len 64] [--cap-prefix 1000] [--cap-workloads shared,distinct]
+         [--cap-llama reserve,unified]
 
 What it does, for each peer and each concurrency level C (peers alternate level by level):
   * starts the server (lmstation: `serve -t T --max-running C`; llama-server: `-t T -tb T -np C
@@ -35,8 +37,9 @@ What it does, for each peer and each concurrency level C (peers alternate level 
     tokens). The slot contexts llama-server reports in /slots are printed to check it.
   * Same workload, offered to both: CAP_CONCURRENCY requests in flight (closed loop), 1.5x that
     many in all, streamed, temperature 0, ignore_eos (every request runs to max_tokens).
-    Two workloads: "shared" (a ~1,000-token system prefix common to all, then 16-32 tokens of
-    its own; chat-style serving) and "distinct" (64-256 prompt tokens of its own).
+    Two workloads: "shared" (a system prefix of about CAP_PREFIX tokens, default 1,000, common
+    to all, then 16-32 tokens of its own; chat-style serving) and "distinct" (64-256 prompt
+    tokens of its own).
   * llama.cpp, two configurations. "reserve": separate per-slot caches (-no-kvu) with as many
     slots as fit when every slot can reach a request's longest prompt + max_tokens
     (`-np = CAP_TOKENS // (longest prompt + max_tokens + 64)`): no admitted request can fail.
@@ -316,11 +319,12 @@ def capacity_test(args, logdir):
     rng = random.Random(args.seed)
     conc, out_len = args.cap_concurrency, args.cap_output_len
     n_req = conc + conc // 2
-    prefix = make_prompts(1, 1000, 1000, rng)[0]
+    prefix = make_prompts(1, args.cap_prefix, args.cap_prefix, rng)[0]
     workloads = {
         "shared": [prefix + " " + sfx for sfx in make_prompts(n_req, 16, 32, rng)],
         "distinct": make_prompts(n_req, 64, 256, rng),
     }
+    workloads = {k: v for k, v in workloads.items() if k in args.cap_workloads.split(",")}
     report = {"kv_tokens": args.cap_tokens, "concurrency": conc, "requests": n_req, "output_len": out_len, "workloads": {}}
     per_token = f16_kv_bytes_per_token(args.lms_bin, args.model)
     for name, prompts in workloads.items():
@@ -337,6 +341,7 @@ def capacity_test(args, logdir):
             ("llama-unified", ["-c", str(cells), "-np", str(conc), "-kvu"]),
             ("lmstation", ["--kv-mem", f"{kv_mib:.4f}"]),
         ]
+        configs = [c for c in configs if c[0] == "lmstation" or c[0][len("llama-"):] in args.cap_llama.split(",")]
         wl = {"longest_prompt_tokens": longest, "kv_cells": cells, "kv_mib": kv_mib, "llama_reserve_slots": slots}
         for peer, extra in configs:
             port = free_port()
@@ -367,10 +372,11 @@ def capacity_test(args, logdir):
                   f"({w['samples']} samples)  ok {w['requests_ok']} failed {w['requests_failed']}  "
                   f"out tok/s {w['out_tok_per_s']:.1f}" + (f"  slot n_ctx {slot_ctx[:3]}..." if slot_ctx else ""), flush=True)
         for ref in ("llama-reserve", "llama-unified"):
-            wl[f"ratio_vs_{ref}"] = wl["lmstation"]["running_median"] / max(wl[ref]["running_median"], 1e-9)
-        print(f"capacity {name:8s} ratio lmstation/llama.cpp sequences at once: {wl['ratio_vs_llama-reserve']:.2f}x vs reserve "
-              f"({slots} slots), {wl['ratio_vs_llama-unified']:.2f}x vs unified "
-              f"({wl['llama-unified']['requests_failed']} of its requests failed)", flush=True)
+            if ref in wl:
+                wl[f"ratio_vs_{ref}"] = wl["lmstation"]["running_median"] / max(wl[ref]["running_median"], 1e-9)
+                print(f"capacity {name:8s} ratio lmstation/{ref} sequences at once (medians): {wl[f'ratio_vs_{ref}']:.2f}x "
+                      f"({wl[ref]['requests_failed']} of llama.cpp's requests failed, {wl['lmstation']['requests_failed']} of lmstation's)",
+                      flush=True)
         report["workloads"][name] = wl
     return report
 
@@ -389,6 +395,9 @@ def main():
     ap.add_argument("--cap-tokens", type=int, default=4096, help="llama-server -c for the capacity test")
     ap.add_argument("--cap-concurrency", type=int, default=64)
     ap.add_argument("--cap-output-len", type=int, default=64)
+    ap.add_argument("--cap-prefix", type=int, default=1000, help="shared prefix tokens (about) of the shared workload")
+    ap.add_argument("--cap-workloads", default="shared,distinct")
+    ap.add_argument("--cap-llama", default="reserve,unified", help="llama-server configurations to run")
     ap.add_argument("--peers", default="lmstation,llama")
     ap.add_argument("--lms-bin", default=os.environ.get("LMSTATION_BIN", str(ROOT / "build/app/lmstation")))
     ap.add_argument("--llama-server", default=str(CACHE / "llama-server/bin/llama-server"))
