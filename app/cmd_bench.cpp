@@ -40,7 +40,7 @@ Stats Summarise(std::vector<double> v) {
 
 CommandFn AddBenchCommand(CLI::App& cli) {
   struct Opts {
-    std::string model;
+    std::string model, kv_type = "f16";
     int pp = 512, tg = 128, reps = 5, threads = 0, batch = 512;
     std::string device = "cpu";
     bool json = false;
@@ -54,6 +54,7 @@ CommandFn AddBenchCommand(CLI::App& cli) {
   sub->add_option("-t,--threads", o->threads, "Threads (default: the cores available)");
   sub->add_option("--device", o->device, kDeviceFlagHelp)->capture_default_str();
   sub->add_option("-b,--batch", o->batch, "Prompt tokens per forward pass")->capture_default_str();
+  AddKvTypeFlag(sub, &o->kv_type);
   sub->add_flag("--json", o->json, "Print JSON");
   return [o]() {
     if (o->reps < 1) return Fail(Status::InvalidArgument("--repetitions must be at least 1"));
@@ -63,6 +64,7 @@ CommandFn AddBenchCommand(CLI::App& cli) {
     SessionOptions so;
     so.n_ctx = std::max(o->pp, 0) + std::max(o->tg, 0) + 16;
     so.n_batch = std::max(1, std::min(o->batch, std::max(o->pp, 1)));
+    so.kv_type = KvCacheType(o->kv_type);
     auto session = Session::Create(model, *lm->backend, so);
     if (!session.ok()) return Fail(session.status());
     std::mt19937 rng(42);
@@ -92,7 +94,7 @@ CommandFn AddBenchCommand(CLI::App& cli) {
         if (r >= 0) rates.push_back(n / secs);
       }
       Stats s = Summarise(rates);
-      results.push_back({{"test", fmt::format("{}{}", name, n)}, {"tokens", n}, {"threads", lm->backend->Threads()},
+      results.push_back({{"test", fmt::format("{}{}", name, n)}, {"tokens", n}, {"threads", lm->backend->Threads()}, {"kv_type", o->kv_type},
                          {"tokens_per_s", s.mean}, {"stddev", s.stddev}, {"median", s.median},
                          {"min", s.min}, {"max", s.max}, {"samples", rates}});
       if (!o->json) {

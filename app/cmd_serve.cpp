@@ -9,11 +9,11 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "app/client_socket.h"
 #include "app/commands.h"
+#include "app/generation_options.h"
 #include "app/openai_api.h"
 #include "core/serve/engine.h"
 #include "core/util/log.h"
@@ -50,29 +50,11 @@ ApiError FromStatus(const Status& s, bool chat) {
   return e;
 }
 
-Result<ChatTemplate> LoadTemplate(const Model& model, const std::string& file) {
-  std::string source = model.chat_template();
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return Status::IoError("cannot open chat template " + file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    source = ss.str();
-  }
-  if (source.empty()) source = DefaultChatMlTemplate();
-  const Tokenizer& tok = model.tokenizer();
-  std::string bos = tok.bos_id() >= 0 ? tok.TokenToPiece(tok.bos_id()) : "";
-  std::string eos = tok.eos_id() >= 0 ? tok.TokenToPiece(tok.eos_id()) : "";
-  auto t = ChatTemplate::FromSource(source, bos, eos);
-  if (!t.ok()) return t.status().WithContext("the chat template cannot be used (override it with --chat-template FILE)");
-  return t;
-}
-
 }  // namespace
 
 CommandFn AddServeCommand(CLI::App& cli) {
   struct Opts {
-    std::string model, host = "127.0.0.1", api_key, chat_template, served_name;
+    std::string model, host = "127.0.0.1", api_key, chat_template, served_name, kv_type = "f16";
     int port = 8080, threads = 0, kv_block = 16, max_running = 16, token_budget = 256, ctx = 4096;
     int max_waiting = 256, http_threads = 128;
     std::string device = "cpu";
@@ -88,6 +70,7 @@ CommandFn AddServeCommand(CLI::App& cli) {
   sub->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on every route");
   sub->add_option("--kv-mem", o->kv_mem_mib, "KV cache memory in MiB (default: max-running full contexts, at most 1 GiB)");
   sub->add_option("--kv-block", o->kv_block, "Tokens per KV block")->capture_default_str();
+  AddKvTypeFlag(sub, &o->kv_type);
   sub->add_option("--max-running", o->max_running, "Sequences running at once, at most")->capture_default_str();
   sub->add_option("--token-budget", o->token_budget, "Tokens per engine step (prompt chunks + decodes)")->capture_default_str();
   sub->add_option("--max-waiting", o->max_waiting, "Queued sequences before answering 503")->capture_default_str();
@@ -110,10 +93,11 @@ CommandFn AddServeCommand(CLI::App& cli) {
     auto lm = LoadModel(o->model, o->threads, o->device);
     if (!lm.ok()) return Fail(lm.status());
     const Model& model = *lm->model;
-    auto tmpl = LoadTemplate(model, o->chat_template);
+    auto tmpl = LoadChatTemplate(model, o->chat_template);
     if (!tmpl.ok()) return Fail(tmpl.status());
     serve::EngineOptions eo;
     eo.block_size = o->kv_block;
+    eo.kv_type = KvCacheType(o->kv_type);
     eo.kv_bytes = static_cast<int64_t>(o->kv_mem_mib * 1048576.0);
     eo.n_ctx = o->ctx;
     eo.max_running = o->max_running;
@@ -178,9 +162,22 @@ CommandFn AddServeCommand(CLI::App& cli) {
       auto channel = *ch;
       auto builder = std::make_shared<ResponseBuilder>(ar, name, model.tokenizer());
       if (!ar.stream) {
+        // Nothing is written until the answer is complete, so the connection is watched for
+        // the client's close instead: a client that went away has its request cancelled.
+        const int fd = FindConnectedSocket(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        auto last_check = std::chrono::steady_clock::now();
+        bool gone = false;
         serve::StreamEvent e;
         while (!channel->done()) {
-          if (channel->Next(e, std::chrono::milliseconds(200))) builder->OnEvent(e);
+          if (channel->Next(e, std::chrono::milliseconds(50))) builder->OnEvent(e);
+          const auto now = std::chrono::steady_clock::now();
+          if (!gone && fd >= 0 && now - last_check >= std::chrono::milliseconds(50)) {
+            last_check = now;
+            if (PeerClosed(fd)) {
+              gone = true;
+              channel->Cancel();  // its blocks are freed within one engine step
+            }
+          }
         }
         if (builder->error()) {
           ApiError err;

@@ -27,17 +27,28 @@ void GenerationOptions::AddRuntimeFlags(CLI::App* sub) {
   sub->add_option("--device", device, kDeviceFlagHelp)->capture_default_str();
   sub->add_option("-c,--ctx", ctx, "Context size in tokens")->capture_default_str();
   sub->add_option("-b,--batch", batch, "Tokens per forward pass when reading a prompt")->capture_default_str();
+  AddKvTypeFlag(sub, &kv_type);
+}
+
+void AddKvTypeFlag(CLI::App* sub, std::string* kv_type) {
+  sub->add_option("--kv-type", *kv_type, "KV cache element type: f16, or q8_0 (about half the memory)")
+      ->check(CLI::IsMember({"f16", "q8_0"}))
+      ->capture_default_str();
+}
+
+TensorType KvCacheType(const std::string& kv_type) {
+  return kv_type == "q8_0" ? TensorType::kQ8_0 : TensorType::kF16;
 }
 
 SessionOptions GenerationOptions::session() const {
   SessionOptions s;
   s.n_ctx = ctx;
   s.n_batch = batch;
+  s.kv_type = KvCacheType(kv_type);
   return s;
 }
 
-Result<std::string> RenderChat(const Model& model, const std::string& template_file,
-                               const nlohmann::json& messages, bool add_generation_prompt) {
+Result<ChatTemplate> LoadChatTemplate(const Model& model, const std::string& template_file) {
   std::string source = model.chat_template();
   if (!template_file.empty()) {
     std::ifstream in(template_file);
@@ -54,7 +65,13 @@ Result<std::string> RenderChat(const Model& model, const std::string& template_f
   if (!tmpl.ok()) {
     return tmpl.status().WithContext("the chat template cannot be used (override it with --chat-template FILE)");
   }
-  return tmpl->Apply(messages, add_generation_prompt);
+  return tmpl;
+}
+
+Result<std::string> RenderChat(const Model& model, const std::string& template_file,
+                               const nlohmann::json& messages, bool add_generation_prompt) {
+  LMS_ASSIGN_OR_RETURN(ChatTemplate tmpl, LoadChatTemplate(model, template_file));
+  return tmpl.Apply(messages, add_generation_prompt);
 }
 
 }  // namespace lms::app

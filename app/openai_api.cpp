@@ -412,6 +412,10 @@ std::string PrometheusText(const serve::EngineMetrics& m) {
   metric("lmstation_kv_cache_usage_ratio", "gauge", "Fraction of KV blocks referenced by a sequence.", m.kv_usage());
   metric("lmstation_kv_blocks_total", "gauge", "KV blocks in the pool.", m.kv_blocks_total);
   metric("lmstation_kv_blocks_used", "gauge", "KV blocks referenced by a sequence.", m.kv_blocks_used);
+  metric("lmstation_kv_tokens_held", "gauge", "Tokens with K/V in the KV blocks in use (shared blocks counted once).",
+         static_cast<double>(m.kv_tokens_held));
+  metric("lmstation_kv_fill_ratio", "gauge", "Tokens held / capacity of the KV blocks in use (0 when none is in use).",
+         m.kv_fill());
   metric("lmstation_kv_blocks_cached", "gauge", "KV blocks findable in the prefix cache.", m.kv_blocks_cached);
   metric("lmstation_prefix_cache_hit_rate", "gauge", "Prompt tokens found in the prefix cache / prompt tokens looked up.",
          m.prefix_hit_rate());

@@ -30,8 +30,11 @@ Result<KvCache> KvCache::Create(Backend& backend, const ModelConfig& c, const Kv
   if (o.block_size <= 0 || o.block_size > 1024) {
     return Status::InvalidArgument(fmt::format("KV block size {} is out of range (1..1024)", o.block_size));
   }
-  if (o.type != TensorType::kF16 && o.type != TensorType::kF32) {
-    return Status::Unsupported("KV cache type must be f16 or f32");
+  if (o.type != TensorType::kF16 && o.type != TensorType::kF32 && o.type != TensorType::kQ8_0) {
+    return Status::Unsupported("KV cache type must be f16, q8_0 or f32");
+  }
+  if (o.type == TensorType::kQ8_0 && c.head_dim % 32 != 0) {
+    return Status::Unsupported(fmt::format("a q8_0 KV cache needs a head size divisible by 32 (this model's is {})", c.head_dim));
   }
   int64_t n_blocks = o.n_blocks > 0 ? o.n_blocks : (o.context_tokens + o.block_size - 1) / o.block_size;
   if (n_blocks <= 0) return Status::InvalidArgument("KV cache must hold at least one block");

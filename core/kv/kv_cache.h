@@ -17,7 +17,7 @@ struct KvCacheOptions {
   int32_t block_size = 16;         // tokens per block
   int64_t n_blocks = 0;            // 0: enough for `context_tokens`
   int64_t context_tokens = 4096;   // used when n_blocks == 0
-  TensorType type = TensorType::kF16;
+  TensorType type = TensorType::kF16;  // F16, Q8_0 (blocks of 32 with an f16 scale) or F32
 };
 
 class BlockPool {

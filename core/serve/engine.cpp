@@ -22,15 +22,19 @@ Result<std::unique_ptr<EngineCore>> EngineCore::Create(const Model& model, Backe
   }
   if (o.max_running < 1) return Status::InvalidArgument("max running sequences must be at least 1");
   if (o.token_budget < 1) return Status::InvalidArgument("token budget must be at least 1");
-  if (o.kv_type != TensorType::kF16 && o.kv_type != TensorType::kF32) {
-    return Status::Unsupported("KV cache type must be f16 or f32");
-  }
   std::unique_ptr<EngineCore> e(new EngineCore(model, backend));
   e->options_ = o;
   int32_t n_ctx = o.n_ctx > 0 ? std::min(o.n_ctx, c.n_ctx_train) : std::min(c.n_ctx_train, 4096);
   if (n_ctx <= 0) n_ctx = 4096;
-  const int64_t elem = o.kv_type == TensorType::kF16 ? 2 : 4;
-  const int64_t block_bytes = int64_t{c.n_layers} * 2 * o.block_size * c.n_kv_heads * c.head_dim * elem;
+  if (o.kv_type != TensorType::kF16 && o.kv_type != TensorType::kF32 && o.kv_type != TensorType::kQ8_0) {
+    return Status::Unsupported("KV cache type must be f16, q8_0 or f32");
+  }
+  if (o.kv_type == TensorType::kQ8_0 && c.head_dim % 32 != 0) {
+    return Status::Unsupported(fmt::format("a q8_0 KV cache needs a head size divisible by 32 (this model's is {})", c.head_dim));
+  }
+  // K and V rows of every layer for block_size tokens.
+  const int64_t block_bytes = int64_t{c.n_layers} * 2 * o.block_size *
+                              static_cast<int64_t>(RowBytes(o.kv_type, int64_t{c.n_kv_heads} * c.head_dim));
   int64_t n_blocks;
   if (o.kv_bytes > 0) {
     n_blocks = o.kv_bytes / block_bytes;
@@ -305,11 +309,23 @@ EngineMetrics EngineCore::Metrics() const {
   m.kv_blocks_total = blocks_->n_total();
   m.kv_blocks_used = blocks_->n_used();
   m.kv_blocks_cached = blocks_->n_cached();
-  int64_t stored = 0;
+  // Tokens each referenced block holds: a sequence fills its blocks in order, so block i of
+  // a table holds min(block_size, num_computed - i * block_size) of its tokens; a block shared
+  // by several tables (a cached prefix, the choices of n > 1) counts once.
+  const int32_t bs = blocks_->block_size();
+  std::unordered_map<int32_t, int32_t> held;
   for (const auto& [id, s] : seqs_) {
-    if (const SchedSeq* ss = scheduler_->Find(id); ss && ss->running) stored += ss->num_computed;
+    const SchedSeq* ss = scheduler_->Find(id);
+    if (ss == nullptr) continue;
+    for (size_t i = 0; i < ss->blocks.size(); ++i) {
+      const int32_t n = std::clamp<int32_t>(ss->num_computed - static_cast<int32_t>(i) * bs, 0, bs);
+      int32_t& h = held[ss->blocks[i]];
+      h = std::max(h, n);
+    }
   }
-  m.kv_tokens_stored = stored;
+  m.kv_block_size = bs;
+  m.kv_tokens_held = 0;
+  for (const auto& [block, n] : held) m.kv_tokens_held += n;
   return m;
 }
 

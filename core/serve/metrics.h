@@ -25,7 +25,8 @@ struct EngineMetrics {
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;     // referenced by some sequence
   int64_t kv_blocks_cached = 0;   // findable in the prefix cache (used or not)
-  int64_t kv_tokens_stored = 0;   // computed tokens of running sequences (shared blocks once per sequence)
+  int64_t kv_block_size = 0;      // tokens per block
+  int64_t kv_tokens_held = 0;     // tokens with K/V in the blocks in use (a shared block counted once)
   uint64_t prefix_query_tokens = 0;
   uint64_t prefix_hit_tokens = 0;
   uint64_t prompt_tokens = 0;     // prompt tokens of admitted requests
@@ -40,6 +41,10 @@ struct EngineMetrics {
   Histogram tpot_s{{0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5}};
 
   double kv_usage() const { return kv_blocks_total ? double(kv_blocks_used) / kv_blocks_total : 0.0; }
+  // How full the blocks in use are: tokens held / their capacity (0 when none is in use).
+  double kv_fill() const {
+    return kv_blocks_used && kv_block_size ? double(kv_tokens_held) / double(kv_blocks_used * kv_block_size) : 0.0;
+  }
   double prefix_hit_rate() const {
     return prefix_query_tokens ? double(prefix_hit_tokens) / prefix_query_tokens : 0.0;
   }

@@ -159,12 +159,16 @@ TEST_CASE("openai api: Prometheus histograms are cumulative", "[serve][api]") {
   m.ttft_s.Observe(100);
   m.kv_blocks_total = 10;
   m.kv_blocks_used = 4;
+  m.kv_block_size = 16;
+  m.kv_tokens_held = 48;
   const std::string t = PrometheusText(m);
   CHECK(t.find("lmstation_time_to_first_token_seconds_bucket{le=\"0.025\"} 1\n") != std::string::npos);
   CHECK(t.find("lmstation_time_to_first_token_seconds_bucket{le=\"0.5\"} 2\n") != std::string::npos);
   CHECK(t.find("lmstation_time_to_first_token_seconds_bucket{le=\"+Inf\"} 3\n") != std::string::npos);
   CHECK(t.find("lmstation_time_to_first_token_seconds_count 3\n") != std::string::npos);
   CHECK(t.find("lmstation_kv_cache_usage_ratio 0.4\n") != std::string::npos);
+  CHECK(t.find("lmstation_kv_fill_ratio 0.75\n") != std::string::npos);
+  CHECK(t.find("lmstation_kv_tokens_held 48\n") != std::string::npos);
   CHECK(t.find("# TYPE lmstation_generation_tokens_total counter") != std::string::npos);
 }
 

@@ -4,7 +4,8 @@ Checks: /v1/models; chat and completions, whole and streamed (SSE ending with [D
 chunk); greedy text through the server equals `lmstation run` greedy text for the same prompt;
 n > 1 with a seed is reproducible; logprobs; stop strings; errors in OpenAI's shape (401 bad or
 missing key, 400 bad parameter naming it, 400 malformed JSON, 400 context exceeded, 413 body
-too large, 503 queue full); a client that goes away is cancelled and KV usage returns to idle.
+too large, 503 queue full); a client that goes away, streaming or waiting for a whole answer, is
+cancelled and KV usage returns to idle.
 
 Exits 77 (skip) without the openai package, the model or the lmstation binary.
 """
@@ -207,6 +208,33 @@ def main():
             time.sleep(0.5)
         check(metric(port, "lmstation_kv_blocks_used") == 0, "disconnected streams are cancelled; KV blocks back to idle")
         check((metric(port, "lmstation_requests_cancelled_total") or 0) >= statuses.count(200), "cancellations counted")
+
+        # Whole (non-streaming) answers whose clients go away: 2 running + 1 waiting, each asking
+        # for far more tokens than the seconds allowed below can produce, so only a cancel ends them.
+        cancelled_before = metric(port, "lmstation_requests_cancelled_total") or 0
+        generated_before = metric(port, "lmstation_generation_tokens_total") or 0
+        conns = []
+        for i in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            body = json.dumps({"prompt": f"Write a very long story {i}:", "max_tokens": 900, "ignore_eos": True})
+            conn.request("POST", "/v1/completions", body=body, headers={"Authorization": f"Bearer {KEY}"})
+            conns.append(conn)
+        deadline = time.time() + 30
+        while time.time() < deadline and (metric(port, "lmstation_requests_running"), metric(port, "lmstation_requests_waiting")) != (2, 1):
+            time.sleep(0.1)
+        check((metric(port, "lmstation_requests_running"), metric(port, "lmstation_requests_waiting")) == (2, 1),
+              "non-streaming: 2 running + 1 waiting before the clients leave")
+        t0 = time.time()
+        for conn in conns:
+            conn.close()
+        idle = lambda: [metric(port, n) for n in ("lmstation_requests_running", "lmstation_requests_waiting", "lmstation_kv_blocks_used")] == [0, 0, 0]
+        while time.time() < t0 + 30 and not idle():
+            time.sleep(0.05)
+        elapsed = time.time() - t0
+        generated = (metric(port, "lmstation_generation_tokens_total") or 0) - generated_before
+        check(idle() and elapsed < 5, f"non-streaming clients gone: running/waiting/KV blocks back to idle in {elapsed:.2f} s")
+        check((metric(port, "lmstation_requests_cancelled_total") or 0) - cancelled_before == 3,
+              f"non-streaming disconnects cancelled, not finished ({generated:.0f} of 2700 tokens generated)")
 
         # curl: SSE lines, ending with [DONE].
         if shutil.which("curl"):

@@ -1,5 +1,6 @@
 """Soak test for `lmstation serve` (loopback only, bounded): many concurrent requests mixing
-normal and streamed greedy requests, streams cancelled mid-way, malformed JSON, unknown fields,
+normal and streamed greedy requests, streams cancelled mid-way, whole-answer requests whose
+client leaves before the answer, malformed JSON, unknown fields,
 oversize prompts, bad parameters and n > 1, in a KV cache small enough to force preemption. Checks that the server stays up, every well-formed
 greedy request gets exactly the text the same request gets when it runs alone, every bad one
 gets the right OpenAI error, and KV block usage returns to idle.
@@ -117,7 +118,7 @@ def main():
             s, b = post(port, "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": q}], "max_tokens": 8, "temperature": 0}).encode())
             want_chat[q] = json.loads(b)["choices"][0]["message"]["content"]
 
-        kinds = ["normal", "stream", "cancel", "malformed", "unknown", "oversize", "badparam", "n"]
+        kinds = ["normal", "stream", "cancel", "abandon", "malformed", "unknown", "oversize", "badparam", "n"]
         rng = random.Random(42)
         jobs = [rng.choice(kinds) for _ in range(n_requests)]
         counts = {k: 0 for k in kinds}
@@ -141,6 +142,13 @@ def main():
                                                                 "ignore_eos": True}, cancel_after=rng.randint(2, 60))
                 if s != 200:
                     fail(f"cancel: {s}")
+            elif kind == "abandon":  # a non-streaming request whose client leaves before the answer
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                conn.request("POST", "/v1/completions", body=json.dumps({"prompt": p, "max_tokens": 200, "temperature": 0.7,
+                                                                          "ignore_eos": True}),
+                             headers={"Content-Type": "application/json"})
+                time.sleep(rng.uniform(0.05, 1.0))
+                conn.close()
             elif kind == "malformed":
                 s, b = post(port, "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}')
                 if s != 400 or "error" not in json.loads(b):

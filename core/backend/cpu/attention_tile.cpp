@@ -6,6 +6,7 @@
 
 #include "core/backend/cpu/vec_math.h"
 #include "core/tensor/fp16.h"
+#include "core/tensor/quant.h"
 
 namespace lms::cpu {
 namespace {
@@ -14,8 +15,10 @@ namespace {
 void LoadRow(const AttentionTile& t, const uint8_t* cache, int32_t j, float* dst) {
   const int64_t slot = int64_t{t.block_table[j / t.block_size]} * t.block_size + j % t.block_size;
   const uint8_t* row = cache + slot * t.row_stride;
-  if (t.f16) {
+  if (t.cache_type == TensorType::kF16) {
     F16ToF32(reinterpret_cast<const uint16_t*>(row) + t.kv_offset, dst, t.head_dim);
+  } else if (t.cache_type == TensorType::kQ8_0) {
+    DequantizeRow(TensorType::kQ8_0, row + RowBytes(TensorType::kQ8_0, t.kv_offset), dst, t.head_dim);
   } else {
     std::memcpy(dst, reinterpret_cast<const float*>(row) + t.kv_offset, t.head_dim * sizeof(float));
   }
@@ -26,12 +29,13 @@ void AttendTilePortable(const AttentionTile& t) {
   int32_t ctx = 0;
   for (int i = 0; i < t.nq; ++i) ctx = std::max(ctx, t.pos[i] + 1);
   const int32_t stride = ScoreStride(ctx);
+  const bool f16 = t.cache_type == TensorType::kF16;
   for (int32_t j = 0; j < ctx; ++j) {
     LoadRow(t, t.k_cache, j, t.rows);
     for (int i = 0; i < t.nq; ++i) {
       if (j > t.pos[i]) continue;
       float s = 0;
-      for (int d = 0; d < hd; ++d) s += (t.f16 ? RoundToFp16(t.q[i][d]) : t.q[i][d]) * t.rows[d];
+      for (int d = 0; d < hd; ++d) s += (f16 ? RoundToFp16(t.q[i][d]) : t.q[i][d]) * t.rows[d];
       t.scores[i * stride + j] = s * t.scale;
     }
   }

@@ -7,6 +7,8 @@
 
 #include "core/backend/cpu/attention_tile.h"
 #include "core/backend/cpu/vec_math.h"
+#include "core/tensor/fp16.h"
+#include "core/tensor/quant_blocks.h"
 
 namespace lms::cpu::avx2 {
 namespace {
@@ -18,10 +20,20 @@ void LoadRows(const AttentionTile& t, const uint8_t* cache, int32_t j0, int n, f
     const int64_t slot = int64_t{t.block_table[j / t.block_size]} * t.block_size + j % t.block_size;
     const uint8_t* row = cache + slot * t.row_stride;
     float* d = dst + l * hd;
-    if (t.f16) {
+    if (t.cache_type == TensorType::kF16) {
       const uint16_t* s = reinterpret_cast<const uint16_t*>(row) + t.kv_offset;
       for (int i = 0; i < hd; i += 8) {
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+      }
+    } else if (t.cache_type == TensorType::kQ8_0) {
+      // x = q * d per block of 32, the same product the portable dequantizer computes.
+      const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row) + t.kv_offset / quant::kQK;
+      for (int blk = 0; blk < hd / quant::kQK; ++blk) {
+        const __m256 scale = _mm256_set1_ps(Fp16ToFp32(b[blk].d));
+        for (int i = 0; i < quant::kQK; i += 8) {
+          const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[blk].qs + i));
+          _mm256_storeu_ps(d + blk * quant::kQK + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale));
+        }
       }
     } else {
       std::memcpy(d, reinterpret_cast<const float*>(row) + t.kv_offset, hd * sizeof(float));
@@ -49,6 +61,7 @@ void AttendTile(const AttentionTile& t) {
   for (int i = 0; i < t.nq; ++i) ctx = std::max(ctx, t.pos[i] + 1);
   const int32_t stride = ScoreStride(ctx);
   const __m256 vscale = _mm256_set1_ps(t.scale);
+  const bool f16 = t.cache_type == TensorType::kF16;
   // Scores: S[i][j] = scale * q_i · k_j, eight keys at a time.
   for (int32_t j0 = 0; j0 < ctx; j0 += kKeyChunk) {
     const int n = std::min<int32_t>(kKeyChunk, ctx - j0);
@@ -61,7 +74,7 @@ void AttendTile(const AttentionTile& t) {
       for (int d = 0; d < hd; d += 8) {
         __m256 qv = _mm256_loadu_ps(q + d);
         // With an f16 cache the query is rounded to f16 too, as llama.cpp's CPU attention does.
-        if (t.f16) qv = _mm256_cvtph_ps(_mm256_cvtps_ph(qv, _MM_FROUND_TO_NEAREST_INT));
+        if (f16) qv = _mm256_cvtph_ps(_mm256_cvtps_ph(qv, _MM_FROUND_TO_NEAREST_INT));
         a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 0 * hd + d), a0);
         a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 1 * hd + d), a1);
         a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + 2 * hd + d), a2);

@@ -194,6 +194,8 @@ class CpuBackend final : public Backend {
         uint8_t* d = dst.row(batch_->slots[t]);
         if (dst.type == TensorType::kF16) {
           cpu::F32ToF16(s, reinterpret_cast<uint16_t*>(d), static_cast<int>(src.cols));
+        } else if (dst.type == TensorType::kQ8_0) {
+          (void)QuantizeRow(TensorType::kQ8_0, s, d, src.cols);  // cols % 32 == 0: KvCache::Create checks it
         } else {
           std::memcpy(d, s, src.cols * sizeof(float));
         }
@@ -235,7 +237,7 @@ class CpuBackend final : public Backend {
       tile.k_cache = static_cast<const uint8_t*>(k_cache.data);
       tile.v_cache = static_cast<const uint8_t*>(v_cache.data);
       tile.row_stride = k_cache.row_stride;
-      tile.f16 = k_cache.type == TensorType::kF16;
+      tile.cache_type = k_cache.type;
       tile.head_dim = p.head_dim;
       tile.scale = p.scale;
       tile.scores = scratch_[ti].scores.data();

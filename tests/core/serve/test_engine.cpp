@@ -298,6 +298,35 @@ TEST_CASE("engine: a cancelled request frees its blocks within one step", "[serv
   CHECK((*core)->Metrics().requests_cancelled == 2);
 }
 
+TEST_CASE("engine: KV fill counts the tokens held by the blocks in use, shared blocks once", "[serve][engine][metrics]") {
+  Tiny t = LoadTiny(TensorType::kF32);
+  auto core = EngineCore::Create(*t.model, *t.backend, SmallOptions());  // blocks of 4, 16 tokens a step
+  REQUIRE(core.ok());
+  RequestParams two = Greedy(3);
+  two.n = 2;
+  auto a = std::make_shared<RequestChannel>(2), b = std::make_shared<RequestChannel>(1);
+  REQUIRE((*core)->Add({Prompt(10, 1), two}, a).ok());
+  REQUIRE((*core)->Add({Prompt(6, 2), Greedy(3)}, b).ok());
+  CHECK((*core)->Metrics().kv_fill() == 0.0);  // nothing in use yet
+  // Step 1 reads both prompts (10 + 6 = the budget): A's blocks hold 4+4+2, shared by its two
+  // choices after the fork; B's hold 4+2.
+  REQUIRE((*core)->Step().ok());
+  EngineMetrics m = (*core)->Metrics();
+  CHECK(m.kv_blocks_used == 5);
+  CHECK(m.kv_tokens_held == 16);
+  CHECK(m.kv_fill() == Approx(16.0 / 20.0));
+  // Step 2 writes one token per choice: the first choice copies A's shared last block (3 tokens
+  // each now), B's last block reaches 3.
+  REQUIRE((*core)->Step().ok());
+  m = (*core)->Metrics();
+  CHECK(m.kv_blocks_used == 6);
+  CHECK(m.kv_tokens_held == 4 + 4 + 3 + 3 + 4 + 3);
+  CHECK(m.kv_fill() == Approx(21.0 / 24.0));
+  (*core)->CancelAll();
+  CHECK((*core)->Metrics().kv_blocks_used == 0);
+  CHECK((*core)->Metrics().kv_tokens_held == 0);
+}
+
 TEST_CASE("engine thread: concurrent submitters get the same tokens; queue limit", "[serve][engine][thread]") {
   Tiny t = LoadTiny(TensorType::kQ8_0);
   EngineOptions o = SmallOptions();
@@ -362,7 +391,7 @@ TEST_CASE("engine thread: a full queue refuses with ResourceExhausted", "[serve]
 
 namespace lms::serve {
 
-TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generation", "[serve][engine][invariance][model]") {
+TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generation, f16 and q8_0 KV", "[serve][engine][invariance][model]") {
   auto path = test::DefaultModelPath();
   if (!path) LMS_SKIP("the default model has not been pulled");
   auto backend = MakeCpuBackend({2});
@@ -374,27 +403,32 @@ TEST_CASE("engine: SmolLM2 greedy tokens batched equal single-sequence generatio
       "def fibonacci(n):", "Once upon a time, in a small village by the mountains, there lived"};
   std::vector<Request> reqs;
   for (const auto& t : texts) reqs.push_back({tok.Encode(t, true, false), Greedy(16)});
-  EngineOptions o;
-  o.token_budget = 24;  // prompts arrive in chunks beside other requests' decodes
-  o.max_running = 4;
-  o.n_ctx = 512;
-  auto core = EngineCore::Create(**model, *backend, o);
-  REQUIRE(core.ok());
-  auto got = RunAll(**core, reqs);
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    CAPTURE(texts[i]);
-    SessionOptions so;
-    so.n_ctx = 512;
-    auto s = Session::Create(**model, *backend, so);
-    REQUIRE(s.ok());
-    Sampler sampler(reqs[i].params.sampling);
-    GenerateOptions go;
-    go.max_tokens = 16;
-    go.ignore_eos = true;
-    auto r = Generate(**s, sampler, reqs[i].prompt, go);
-    REQUIRE(r.ok());
-    CHECK(got[i].tokens[0] == r->tokens);
-    CHECK(got[i].text[0] == r->text);
+  for (TensorType kv : {TensorType::kF16, TensorType::kQ8_0}) {
+    CAPTURE(TensorTypeName(kv));
+    EngineOptions o;
+    o.token_budget = 24;  // prompts arrive in chunks beside other requests' decodes
+    o.max_running = 4;
+    o.n_ctx = 512;
+    o.kv_type = kv;
+    auto core = EngineCore::Create(**model, *backend, o);
+    REQUIRE(core.ok());
+    auto got = RunAll(**core, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      CAPTURE(texts[i]);
+      SessionOptions so;
+      so.n_ctx = 512;
+      so.kv_type = kv;
+      auto s = Session::Create(**model, *backend, so);
+      REQUIRE(s.ok());
+      Sampler sampler(reqs[i].params.sampling);
+      GenerateOptions go;
+      go.max_tokens = 16;
+      go.ignore_eos = true;
+      auto r = Generate(**s, sampler, reqs[i].prompt, go);
+      REQUIRE(r.ok());
+      CHECK(got[i].tokens[0] == r->tokens);
+      CHECK(got[i].text[0] == r->text);
+    }
   }
 }
 
