@@ -153,6 +153,10 @@ class CudaBackend final : public Backend {
         return Status::Internal(fmt::format("KV slot {} outside the cache ({} rows)", slot, k_cache.rows));
       }
     }
+    if (k_cache.type != TensorType::kF16 && k_cache.type != TensorType::kF32) {
+      return Status::Unsupported(fmt::format("CUDA backend: a {} KV cache is not supported yet (use --kv-type f16)",
+                                             TensorTypeName(k_cache.type)));
+    }
     const bool f16 = k_cache.type == TensorType::kF16;
     const int64_t ld_cache = f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
     LMS_RETURN_IF_ERROR(Launched(LaunchStoreKv(k.f32(), Ld(k), k_cache.data, f16, ld_cache, k.cols, dev_, stream_), "store_kv"));
@@ -161,6 +165,10 @@ class CudaBackend final : public Backend {
 
   Status Attention(const TensorView& q, const TensorView& k_cache, const TensorView& v_cache,
                    const AttentionParams& p, const TensorView& out) override {
+    if (k_cache.type != TensorType::kF16 && k_cache.type != TensorType::kF32) {
+      return Status::Unsupported(fmt::format("CUDA backend: a {} KV cache is not supported yet (use --kv-type f16)",
+                                             TensorTypeName(k_cache.type)));
+    }
     const int group = p.n_heads / p.n_kv_heads;
     if (!AttentionSupports(p.head_dim, group)) {
       return Status::Unsupported(fmt::format("CUDA attention: head_dim {} with {} query heads per KV head "

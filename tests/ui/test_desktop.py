@@ -98,10 +98,10 @@ def main():
     r = subprocess.run([binary, "--batch", str(job)], env=env, capture_output=True, text=True, cwd=work, timeout=120)
     assert r.returncode == 0, r.stderr
 
-    def shot(panel, *extra):
+    def shot(panel, *extra, db="rec.db"):
         png = shots / f"{panel}.png"
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", binary, "--screenshot", str(png), "--panel", panel,
-               "--frames", "6", "--db", str(work / "rec.db"), *extra]
+               "--frames", "6", "--db", str(work / db), *extra]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
         assert r.returncode == 0, f"{panel}: exit {r.returncode}\n{r.stderr}"
         w, h, rows = read_png(png)
@@ -149,11 +149,11 @@ def main():
     assert any(r["kind"] == "batch" and r["name"] == "evaluate" for r in ev_runs), ev_runs
 
     # Arena: two anonymous answers side by side, a vote for B, names revealed, the battle recorded.
-    _, rep = shot("arena", "--arena-prompt", "Name a colour of the sky.", "--arena-vote", "b")
+    _, rep = shot("arena", "--arena-prompt", "Name a colour of the sky.", "--arena-vote", "b", db="arena.db")
     assert rep["voted"] and rep["a"]["done"] and rep["b"]["done"] and rep["a"]["text"] and rep["b"]["text"], rep
     assert rep["a"]["name"] != rep["b"]["name"], rep
     assert rep["leaderboard"][0]["model"] == rep["b"]["name"], rep
-    board = json.loads(subprocess.run([binary, "leaderboard", "--from-db", "--db", str(work / "rec.db"), "--json"],
+    board = json.loads(subprocess.run([binary, "leaderboard", "--from-db", "--db", str(work / "arena.db"), "--json"],
                                       env=env, capture_output=True, text=True, check=True).stdout)
     assert {m["model"] for m in board} == {rep["a"]["name"], rep["b"]["name"]}, board
 

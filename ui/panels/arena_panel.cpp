@@ -190,24 +190,7 @@ void ArenaPanel::Draw(UiShared& shared) {
   }
 
   if (ImGui::CollapsingHeader("Contestants")) {
-    int remove = -1;
-    for (int i = 0; i < static_cast<int>(contestants_.size()); ++i) {
-      auto& c = contestants_[i];
-      ImGui::PushID(i);
-      ImGui::SetNextItemWidth(120);
-      ImGui::InputText("##name", &c.name);
-      ImGui::SameLine();
-      ImGui::SetNextItemWidth(380);
-      ImGui::InputText("##model", &c.model);
-      ImGui::SameLine();
-      ImGui::SetNextItemWidth(100);
-      ImGui::SliderFloat("temperature", &c.temperature, 0.0f, 2.0f, "%.2f");
-      ImGui::SameLine();
-      if (ImGui::SmallButton("remove")) remove = i;
-      ImGui::PopID();
-    }
-    if (remove >= 0) contestants_.erase(contestants_.begin() + remove);
-    if (ImGui::Button("Add contestant")) contestants_.push_back({fmt::format("arena-{}", contestants_.size() + 1), shared.selected_model, 0.7f});
+    EditContestants(contestants_, shared.selected_model, "arena-");
   }
   const bool fighting = !both_done || load_.Running();
   ImGui::SetNextItemWidth(-160);

@@ -13,6 +13,7 @@
 #include "core/eval/rating.h"
 #include "ui/background_job.h"
 #include "ui/model_runtime.h"
+#include "ui/panels/contestant_editor.h"
 #include "ui/panels/panel.h"
 
 namespace lms::ui {
@@ -30,10 +31,7 @@ class ArenaPanel : public Panel {
   void Script(std::string prompt, std::string vote);
 
  private:
-  struct Contestant {
-    std::string name, model;
-    float temperature = 0.7f;
-  };
+  using Contestant = LocalContestant;
   struct Side {
     int contestant = -1;
     std::string text;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/batch_runner.h"
+#include "ui/panels/contestant_editor.h"
 #include "ui/panels/panel.h"
 
 namespace lms::ui {
@@ -30,10 +31,7 @@ class EvaluatePanel : public Panel {
   }
 
  private:
-  struct Contestant {
-    std::string name, model;
-    float temperature = 0.0f;
-  };
+  using Contestant = LocalContestant;
   Result<app::BatchJob> MakeJob(const UiShared& shared) const;
   void Start(const UiShared& shared);
   void Join();
