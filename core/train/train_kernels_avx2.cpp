@@ -5,17 +5,12 @@
 #include <cmath>
 
 #include "core/train/train_kernels.h"
+#include "core/util/avx2_sum.h"
 
 namespace lms::train::kern::avx2 {
 namespace {
 
-inline float HorizontalSum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
+using lms::avx2::HorizontalSum;
 
 // R rows of a against NW rows of w. Every element: 8 lane-wise FMA chains over k (step 8), a
 // fixed horizontal sum, then a scalar FMA chain over the k tail — the same for any R and NW.

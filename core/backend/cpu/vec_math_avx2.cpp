@@ -5,17 +5,12 @@
 #include <cmath>
 
 #include "core/backend/cpu/vec_math.h"
+#include "core/util/avx2_sum.h"
 
 namespace lms::cpu::avx2 {
 namespace {
 
-inline float HorizontalSum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
+using lms::avx2::HorizontalSum;
 
 // exp(x) for x in roughly [-87, 88]: 2^n * p(r), with a degree-6 polynomial for e^r on
 // |r| <= ln2/2. Relative error about 2e-7.
