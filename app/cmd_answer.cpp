@@ -25,6 +25,7 @@ CommandFn AddAnswerCommand(CLI::App& cli) {
   auto o = std::make_shared<Opts>();
   o->gen.n_predict = 256;
   o->gen.ctx = 2048;
+  o->gen.parallel = 8;
   auto* sub = cli.add_subcommand("answer", "A contestant answers a question set (MT-Bench format); resumable");
   sub->add_option("--questions", o->questions, "Question file (FastChat question.jsonl format)")->required();
   sub->add_option("--contestant", o->contestant, "Contestant name (model + settings are recorded under it)")->required();
@@ -36,6 +37,7 @@ CommandFn AddAnswerCommand(CLI::App& cli) {
   sub->add_option("--export", o->export_path, "Then write this contestant's answers as FastChat model_answer jsonl");
   o->gen.AddSamplingFlags(sub);
   o->gen.AddRuntimeFlags(sub);
+  o->gen.AddParallelFlag(sub);
   return [o]() {
     auto questions = eval::LoadQuestions(o->questions);
     if (!questions.ok()) return Fail(questions.status());

@@ -31,6 +31,7 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
   o->gen.n_predict = 256;
   o->gen.ctx = 4096;
   o->gen.sampling.temperature = 0;  // judges decide greedily, as FastChat's do
+  o->gen.parallel = 8;
   auto* sub = cli.add_subcommand("judge", "A judge model grades recorded answers (pairwise both orders, or single); resumable");
   sub->add_option("--questions", o->questions, "Question file the contestants answered")->required();
   sub->add_option("--contestants", o->contestants, "Contestant names (comma-separated)")->delimiter(',')->required();
@@ -49,7 +50,10 @@ CommandFn AddJudgeCommand(CLI::App& cli) {
   sub->add_option("--db", o->db, "Database file (default $XDG_DATA_HOME/lmstation/lmstation.db)");
   o->gen.AddSamplingFlags(sub);
   o->gen.AddRuntimeFlags(sub);
+  o->gen.AddParallelFlag(sub);
   return [o]() {
+    // Forced choice scores one prompt at a time on a session; the engine would not be used.
+    if (o->verdict == "logprob") o->gen.parallel = 1;
     auto questions = eval::LoadQuestions(o->questions);
     if (!questions.ok()) return Fail(questions.status());
     if (o->limit > 0 && static_cast<size_t>(o->limit) < questions->size()) questions->resize(o->limit);

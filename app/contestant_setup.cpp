@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "app/endpoint_answerer.h"
+#include "app/engine_answerer.h"
 #include "app/local_answerer.h"
 #include "core/util/sha256.h"
 
@@ -22,13 +23,21 @@ Result<SetUpContestantResult> SetUpContestant(store::Store& st, const std::strin
   if (src.model.empty() == src.endpoint.empty()) return Status::InvalidArgument(fmt::format("give either --model or --endpoint for '{}'", name));
   SetUpContestantResult out;
   if (!src.model.empty()) {
-    LMS_ASSIGN_OR_RETURN(auto local, LocalAnswerer::Create(src.model, gen));
-    LMS_ASSIGN_OR_RETURN(std::string sha, Sha256File(local->model_path()));
-    LMS_ASSIGN_OR_RETURN(int64_t model_id, st.UpsertModel(local->model_path(), sha, "{}"));
-    nlohmann::json config = ContestantConfig(local->model_path(), sha, gen);
+    std::string path;
+    if (gen.parallel > 1) {
+      LMS_ASSIGN_OR_RETURN(auto batched, EngineAnswerer::Create(src.model, gen));
+      path = batched->model_path();
+      out.answerer = std::move(batched);
+    } else {
+      LMS_ASSIGN_OR_RETURN(auto local, LocalAnswerer::Create(src.model, gen));
+      path = local->model_path();
+      out.answerer = std::move(local);
+    }
+    LMS_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+    LMS_ASSIGN_OR_RETURN(int64_t model_id, st.UpsertModel(path, sha, "{}"));
+    nlohmann::json config = ContestantConfig(path, sha, gen);
     config.update(extra_config);
     LMS_ASSIGN_OR_RETURN(out.id, st.UpsertContestant(name, "local", model_id, config.dump()));
-    out.answerer = std::move(local);
     return out;
   }
   EndpointOptions eo;
@@ -38,6 +47,7 @@ Result<SetUpContestantResult> SetUpContestant(store::Store& st, const std::strin
   eo.temperature = gen.sampling.temperature;
   eo.max_tokens = gen.n_predict;
   eo.seed = gen.sampling.seed;
+  eo.parallel = gen.parallel;
   LMS_ASSIGN_OR_RETURN(auto remote, EndpointAnswerer::Create(eo));
   nlohmann::json config = remote->Config();
   config["system"] = gen.system_prompt;

@@ -20,12 +20,14 @@ struct EndpointOptions {
   int max_tokens = 256;
   std::optional<uint64_t> seed;
   int timeout_s = 600;
+  int parallel = 1;  // requests in flight at once
 };
 
 class EndpointAnswerer : public eval::Answerer {
  public:
   static Result<std::unique_ptr<EndpointAnswerer>> Create(const EndpointOptions& options);
   Result<eval::AnswerText> Reply(const std::vector<eval::ChatMessage>& conversation) override;
+  int concurrency() const override { return o_.parallel; }
   // Settings as stored for the contestant (no key).
   nlohmann::json Config() const;
 

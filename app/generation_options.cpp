@@ -30,6 +30,14 @@ void GenerationOptions::AddRuntimeFlags(CLI::App* sub) {
   AddKvTypeFlag(sub, &kv_type);
 }
 
+void GenerationOptions::AddParallelFlag(CLI::App* sub) {
+  sub->add_option("--parallel", parallel,
+                  "Conversations answered at once: a local model runs them batched on the serving engine, an endpoint gets that many "
+                  "requests at a time (1: one after another)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+}
+
 void AddKvTypeFlag(CLI::App* sub, std::string* kv_type) {
   sub->add_option("--kv-type", *kv_type, "KV cache element type: f16, or q8_0 (about half the memory)")
       ->check(CLI::IsMember({"f16", "q8_0"}))

@@ -24,6 +24,10 @@ struct GenerationOptions {
   std::string chat_template_file;  // overrides the model's template
   std::string system_prompt;
   std::string kv_type = "f16";
+  int parallel = 1;  // conversations answered at once (answer, judge)
+
+  // --parallel N: for the evaluation jobs.
+  void AddParallelFlag(CLI::App* sub);
 
   void AddSamplingFlags(CLI::App* sub);
   void AddRuntimeFlags(CLI::App* sub);

@@ -36,6 +36,10 @@ class Answerer {
     (void)conversation, (void)reply_prefix, (void)options;
     return Status::Unsupported("this judge cannot score options by probability (a local model can)");
   }
+
+  // How many calls may run at once from different threads (jobs start that many conversations
+  // together); 1: one call at a time.
+  virtual int concurrency() const { return 1; }
 };
 
 }  // namespace lms::eval

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "core/eval/job_workers.h"
 
 namespace lms::eval {
 
@@ -58,7 +61,9 @@ Result<JobStats> RunAnswerJob(store::Store& db, int64_t run_id, int64_t contesta
                               const std::vector<int64_t>& question_rows, Answerer& answerer, const std::string& system_prompt,
                               const ProgressFn& progress, const std::atomic<bool>* stop) {
   JobStats stats;
-  for (size_t qi = 0; qi < questions.size(); ++qi) {
+  std::mutex mu;  // guards db, stats and progress; the answerer runs unlocked
+  // One question per unit: its turns in order, each seeing the earlier ones.
+  auto answer_question = [&](size_t qi) -> Status {
     const Question& q = questions[qi];
     std::vector<ChatMessage> conv;
     if (!system_prompt.empty()) conv.push_back({"system", system_prompt});
@@ -66,20 +71,26 @@ Result<JobStats> RunAnswerJob(store::Store& db, int64_t run_id, int64_t contesta
       if (Stopped(stop)) return Status::Cancelled("answer job stopped");
       const int turn = static_cast<int>(t) + 1;
       conv.push_back({"user", q.turns[t]});
-      LMS_ASSIGN_OR_RETURN(auto existing, db.FindAnswer(contestant_id, question_rows[qi], turn));
-      if (existing) {
-        conv.push_back({"assistant", *existing});
-        ++stats.reused;
-        continue;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        LMS_ASSIGN_OR_RETURN(auto existing, db.FindAnswer(contestant_id, question_rows[qi], turn));
+        if (existing) {
+          conv.push_back({"assistant", *existing});
+          ++stats.reused;
+          continue;
+        }
       }
       auto reply = answerer.Reply(conv);
       if (!reply.ok()) return reply.status().WithContext(fmt::format("question {} turn {}", q.id, turn));
+      std::lock_guard<std::mutex> lock(mu);
       LMS_RETURN_IF_ERROR(db.InsertAnswer({run_id, contestant_id, question_rows[qi], turn, reply->text, reply->tokens, reply->latency_ms}).status());
       conv.push_back({"assistant", reply->text});
       ++stats.computed;
       if (progress) progress(fmt::format("question {} turn {}: {} tokens in {:.0f} ms", q.id, turn, reply->tokens, reply->latency_ms));
     }
-  }
+    return Status::Ok();
+  };
+  LMS_RETURN_IF_ERROR(RunUnits(questions.size(), answerer.concurrency(), stop, answer_question, "answer job"));
   return stats;
 }
 
@@ -165,13 +176,18 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
   const bool forced = o.verdict == "logprob";
   if (!forced && o.verdict != "text") return Status::InvalidArgument(fmt::format("verdict method '{}' is neither text nor logprob", o.verdict));
 
+  std::mutex mu;  // guards db, stats and progress; the judge runs unlocked
+
   // Runs the judge on one prompt unless the record has it; returns (judgment id, raw output).
   auto judge_once = [&](const JudgePrompt& p, const Question& q, int64_t qrow, int turn, int64_t a, std::optional<int64_t> b,
                         const std::map<std::string, std::string>& values) -> Result<StoredJudgment> {
-    LMS_ASSIGN_OR_RETURN(auto found, FindJudgment(db, judge_id, p.name, turn, a, b));
-    if (found) {
-      ++stats.reused;
-      return *found;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      LMS_ASSIGN_OR_RETURN(auto found, FindJudgment(db, judge_id, p.name, turn, a, b));
+      if (found) {
+        ++stats.reused;
+        return *found;
+      }
     }
     LMS_ASSIGN_OR_RETURN(std::string user, FormatTemplate(p.prompt_template, values));
     std::vector<ChatMessage> conv;
@@ -211,6 +227,7 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
       j.score = ParseRating(raw);
       j.parsed = j.score.has_value();
     }
+    std::lock_guard<std::mutex> lock(mu);
     if (!j.parsed) ++stats.unparseable;
     LMS_ASSIGN_OR_RETURN(int64_t id, db.InsertJudgment(j));
     ++stats.computed;
@@ -218,20 +235,26 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
     return StoredJudgment{id, raw};
   };
 
-  // Answers of one contestant to one question, all turns up to `turns`.
+  // Answers of one contestant to one question, all turns up to `turns`; false when one is
+  // missing (counted).
   auto answers_of = [&](int64_t contestant, int64_t qrow, int turns, std::vector<std::string>& texts, int64_t& last_id) -> Result<bool> {
+    std::lock_guard<std::mutex> lock(mu);
     texts.clear();
     for (int t = 1; t <= turns; ++t) {
       LMS_ASSIGN_OR_RETURN(auto text, db.FindAnswer(contestant, qrow, t));
       LMS_ASSIGN_OR_RETURN(auto id, AnswerId(db, contestant, qrow, t));
-      if (!text || !id) return false;
+      if (!text || !id) {
+        ++stats.missing;
+        return false;
+      }
       texts.push_back(*text);
       last_id = *id;
     }
     return true;
   };
 
-  for (size_t qi = 0; qi < questions.size(); ++qi) {
+  // One question per unit: every judgment and battle on it.
+  auto judge_question = [&](size_t qi) -> Status {
     const Question& q = questions[qi];
     const int64_t qrow = question_rows[qi];
     std::vector<int> turns = {1};
@@ -247,10 +270,7 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
           std::vector<std::string> texts;
           int64_t aid = 0;
           LMS_ASSIGN_OR_RETURN(bool have, answers_of(c, qrow, turn, texts, aid));
-          if (!have) {
-            ++stats.missing;
-            continue;
-          }
+          if (!have) continue;
           LMS_RETURN_IF_ERROR(judge_once(*p, q, qrow, turn, aid, std::nullopt, TemplateValues(q, texts, {}, turn)).status());
         }
         continue;
@@ -268,18 +288,14 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
         std::vector<std::string> ta, tb;
         int64_t ida = 0, idb = 0;
         LMS_ASSIGN_OR_RETURN(bool have_a, answers_of(a, qrow, turn, ta, ida));
+        if (!have_a) continue;
         LMS_ASSIGN_OR_RETURN(bool have_b, answers_of(b, qrow, turn, tb, idb));
-        if (!have_a || !have_b) {
-          ++stats.missing;
-          continue;
-        }
+        if (!have_b) continue;
         LMS_ASSIGN_OR_RETURN(StoredJudgment j1, judge_once(*p, q, qrow, turn, ida, idb, TemplateValues(q, ta, tb, turn)));
         LMS_ASSIGN_OR_RETURN(StoredJudgment j2, judge_once(*p, q, qrow, turn, idb, ida, TemplateValues(q, tb, ta, turn)));
         bool consistent = false;
         auto winner = CombineOrders(ParsePairVerdict(j1.raw, p->output_format), ParsePairVerdict(j2.raw, p->output_format), &consistent);
         if (!winner) continue;  // an unparseable order: no battle; both judgments stay in the record
-        ++stats.both_orders;
-        if (!consistent) ++stats.inconsistent;
         store::Store::BattleRow row;
         row.run_id = run_id;
         row.question_row = qrow;
@@ -291,11 +307,16 @@ Result<JobStats> RunJudgeJob(store::Store& db, int64_t run_id, int64_t judge_id,
         row.judgment_1 = j1.id;
         row.judgment_2 = j2.id;
         row.dedup_key = fmt::format("judge:{}:{}:{}", j1.id, j2.id, turn);
+        std::lock_guard<std::mutex> lock(mu);
+        ++stats.both_orders;
+        if (!consistent) ++stats.inconsistent;
         LMS_RETURN_IF_ERROR(db.InsertBattle(row).status());
         ++stats.battles;
       }
     }
-  }
+    return Status::Ok();
+  };
+  LMS_RETURN_IF_ERROR(RunUnits(questions.size(), judge.concurrency(), stop, judge_question, "judge job"));
   return stats;
 }
 

@@ -11,8 +11,9 @@
 #
 # Usage: tests/bench/e2e_mtbench.sh OUT_DIR [MT_BENCH_DIR]
 # Environment: LMS (lmstation binary, default build/app/lmstation), MODEL (Q4_1 GGUF),
-# ANSWER_TOKENS (192), JUDGE_TOKENS (128), THREADS (1 per job; the three answer jobs run at once),
-# VERDICT (text: generate and parse as FastChat does; logprob: forced choice; both: one run each).
+# ANSWER_TOKENS (192), JUDGE_TOKENS (128), THREADS (2), PARALLEL (16: conversations a job runs at once,
+# batched on the serving engine; the answer jobs run one after another), VERDICT (text: generate and
+# parse as FastChat does; logprob: forced choice; both: one run each).
 set -euo pipefail
 OUT=${1:?usage: e2e_mtbench.sh OUT_DIR [MT_BENCH_DIR]}
 MTB=${2:-../shared/data/eval/mt_bench_fastchat/mt_bench}
@@ -20,7 +21,8 @@ LMS=${LMS:-build/app/lmstation}
 MODEL=${MODEL:-$HOME/.cache/lmstation/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ANSWER_TOKENS=${ANSWER_TOKENS:-192}
 JUDGE_TOKENS=${JUDGE_TOKENS:-128}
-THREADS=${THREADS:-1}
+THREADS=${THREADS:-2}
+PARALLEL=${PARALLEL:-16}
 VERDICT=${VERDICT:-text}
 Q=$MTB/question.jsonl
 REF=$MTB/reference_answer/gpt-4.jsonl
@@ -38,27 +40,21 @@ phase() {  # phase NAME COMMAND…: runs and logs it, printing its wall time
 
 answer() {  # answer NAME MODEL [sampling flags…]
   local name=$1 model=$2; shift 2
-  nice "$LMS" answer --questions "$Q" --contestant "$name" --model "$model" -n "$ANSWER_TOKENS" -t "$THREADS" \
+  nice "$LMS" answer --questions "$Q" --contestant "$name" --model "$model" -n "$ANSWER_TOKENS" -t "$THREADS" --parallel "$PARALLEL" \
     --db "$DB" --export "$OUT/model_answer_$name.jsonl" "$@" > "$OUT/answer_$name.log" 2>&1
 }
 
 answers() {
-  answer smollm2-q4_1 "$MODEL" --temp 0 &
-  local p1=$!
-  answer smollm2-q8_0 "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" --temp 0 &
-  local p2=$!
-  answer smollm2-q4_1-t1.2 "$MODEL" --temp 1.2 --seed 1 &
-  local p3=$!
-  local rc=0 p
-  for p in $p1 $p2 $p3; do wait "$p" || rc=1; done  # all three finish (or fail) before the next phase
-  return $rc
+  answer smollm2-q4_1 "$MODEL" --temp 0
+  answer smollm2-q8_0 "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" --temp 0
+  answer smollm2-q4_1-t1.2 "$MODEL" --temp 1.2 --seed 1
 }
 
 judge() {  # judge METHOD
   local extra=()
   [ "$1" = logprob ] && extra=(--verdict logprob)
   nice "$LMS" judge --questions "$Q" --references "$REF" --contestants "$C" --judge "smollm2-q4_1-judge-$1" \
-    --model "$MODEL" -n "$JUDGE_TOKENS" -t "$THREADS" --db "$DB" "${extra[@]}"
+    --model "$MODEL" -n "$JUDGE_TOKENS" -t "$THREADS" --parallel "$PARALLEL" --db "$DB" "${extra[@]}"
 }
 
 leaderboard() {  # leaderboard METHOD
