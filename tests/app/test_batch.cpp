@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -230,4 +231,58 @@ args = [")" + model + R"("]
 }
 
 }  // namespace
+}  // namespace lms
+
+namespace lms {
+
+// The shipped loop job with the real model: pull, fine-tune, answer with both models, judge,
+// leaderboard. About two minutes on two cores.
+TEST_CASE("the shipped loop job runs the whole loop on SmolLM2", "[batch][loop]") {
+  if (!test::DefaultModelPath()) LMS_SKIP("SmolLM2 has not been pulled (lmstation pull smollm2)");
+  const std::string dir = test::TempDir() + "/loop";
+  fs::create_directories(dir);
+  auto r = Lmstation("--batch " + std::string(LMS_SOURCE_DIR) + "/assets/examples/loop_smollm2.toml", dir);
+  std::ifstream err(dir + "/stderr.txt");
+  INFO(std::string((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>()));
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  auto summary = nlohmann::json::parse(r.out);
+  CHECK(summary["status"] == "done");
+  for (const auto& step : summary["steps"]) CHECK(step["status"] == "done");
+  // The fine-tune ran and reported a finite loss; its exported model was answered with.
+  const auto& steps = summary["steps"];
+  auto step = [&](const std::string& name) -> const nlohmann::json& {
+    for (const auto& s : steps)
+      if (s["name"] == name) return s;
+    FAIL("no step " << name);
+    return steps[0];
+  };
+  CHECK(std::isfinite(step("finetune")["output"]["loss"].get<double>()));
+  CHECK(fs::exists(dir + "/lmstation-loop/ft/model.gguf"));
+  // Leaderboard: both contestants rated from the judge's battles, with intervals.
+  const auto& board = step("leaderboard")["output"];
+  REQUIRE(board.is_array());
+  REQUIRE(board.size() == 2);
+  for (const auto& m : board) {
+    CHECK(m["battles"].get<int>() > 0);
+    CHECK(m["bt_low"].get<double>() <= m["bt"].get<double>());
+    CHECK(m["bt"].get<double>() <= m["bt_high"].get<double>());
+  }
+  // The record: every question answered (both turns) by both models, every pair judged in
+  // both orders.
+  auto st = store::Store::Open(dir + "/lmstation-loop/loop.db");
+  REQUIRE(st.ok());
+  auto count = [&](const std::string& sql) {
+    auto t = (*st)->db().Query(sql);
+    REQUIRE(t.ok());
+    return std::get<int64_t>(t->rows[0][0]);
+  };
+  const int64_t questions = count("SELECT COUNT(*) FROM questions");
+  CHECK(questions == 10);
+  CHECK(count("SELECT COUNT(*) FROM answers") == count("SELECT COUNT(*) FROM questions q, json_each(q.turns)") * 2);
+  CHECK(count("SELECT COUNT(*) FROM judgments") == 2 * questions);
+  CHECK(count("SELECT COUNT(*) FROM battles") == questions);
+  CHECK(count("SELECT COUNT(*) FROM runs WHERE status != 'done'") == 0);
+}
+
 }  // namespace lms
