@@ -69,6 +69,9 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--arena-vote", p->desktop.arena_vote, "Desktop app: with --arena-prompt, the vote (a, b, tie, both_bad)")
       ->check(CLI::IsMember({"a", "b", "tie", "both_bad"}));
   cli.add_flag("--evaluate-now", p->desktop.evaluate_now, "Desktop app: the Evaluate panel runs a one-question evaluation at start");
+  cli.add_option("--history-select", p->desktop.history_select, "Desktop app: the History panel selects run ID (and compares it with a second ID)")
+      ->delimiter(',')
+      ->expected(1, 2);
   cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {

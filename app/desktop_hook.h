@@ -2,7 +2,9 @@
 // main() registers it here when the GUI was built, and `lmstation` with no subcommand runs it.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lms::app {
 
@@ -15,6 +17,7 @@ struct DesktopOptions {
   std::string arena_prompt;  // test hook: the Arena panel holds a battle on this prompt…
   std::string arena_vote = "a";  // …and votes this (a, b, tie, both_bad) when both are done
   bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
+  std::vector<int64_t> history_select;  // test hook: the History panel selects this run (and compares it with a second)
 };
 
 using DesktopFn = int (*)(const DesktopOptions&);

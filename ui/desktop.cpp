@@ -166,7 +166,12 @@ int RunDesktop(const app::DesktopOptions& options) {
   auto arena = std::make_unique<ArenaPanel>();
   if (!options.arena_prompt.empty()) arena->Script(options.arena_prompt, options.arena_vote);
   panels.push_back(std::move(arena));
-  panels.push_back(std::make_unique<HistoryPanel>());
+  auto history = std::make_unique<HistoryPanel>();
+  if (!options.history_select.empty()) {
+    history->Script(options.history_select[0],
+                    options.history_select.size() > 1 ? std::optional<int64_t>(options.history_select[1]) : std::nullopt);
+  }
+  panels.push_back(std::move(history));
   panels.push_back(std::make_unique<LogPanel>());
   bool known_panel = false;
   for (const auto& p : panels) known_panel = known_panel || Lower(p->Name()) == state.panel;

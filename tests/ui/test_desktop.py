@@ -148,6 +148,19 @@ def main():
                                         capture_output=True, text=True, check=True).stdout)
     assert any(r["kind"] == "batch" and r["name"] == "evaluate" for r in ev_runs), ev_runs
 
+    # History again: the judge run's lineage goes back to the two answer runs (and their model
+    # file); compared with one of them, the differences are listed.
+    judge_run = max(r["id"] for r in ev_runs if r["kind"] == "judge")
+    answer_runs = sorted(r["id"] for r in ev_runs if r["kind"] == "answer")
+    assert len(answer_runs) == 2, ev_runs
+    _, rep = shot("history", "--history-select", f"{judge_run},{answer_runs[0]}")
+    sel = rep["selected"]
+    assert sel["id"] == judge_run and sel["upstream"] == answer_runs, rep
+    assert sel["produced"]["judgments"] > 0 and sel["produced"]["battles"] > 0, sel
+    assert [m["role"] for m in sel["models"]] == ["judged"] and Path(sel["models"][0]["path"]).name == Path(model).name, sel
+    kind = next(c for c in rep["comparison"] if c["what"] == "kind")
+    assert kind == {"what": "kind", "a": "judge", "b": "answer", "differs": True}, rep["comparison"]
+
     # Arena: two anonymous answers side by side, a vote for B, names revealed, the battle recorded.
     _, rep = shot("arena", "--arena-prompt", "Name a colour of the sky.", "--arena-vote", "b", db="arena.db")
     assert rep["voted"] and rep["a"]["done"] and rep["b"]["done"] and rep["a"]["text"] and rep["b"]["text"], rep

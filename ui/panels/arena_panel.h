@@ -55,6 +55,7 @@ class ArenaPanel : public Panel {
   BackgroundJob<eval::Leaderboard> board_job_;
   std::optional<eval::Leaderboard> board_;
   bool board_requested_ = false;
+  bool board_stale_ = false;  // a vote came while the board was being computed: compute it again
   std::string script_vote_;
   bool pending_battle_ = false;
 };

@@ -1,9 +1,13 @@
-// History: every run in the SQLite record (kind, name, status, times, version), newest first,
-// with the selected run's configuration.
+// History: every run in the SQLite record (kind, name, status, times), newest first. The selected
+// run shows its configuration and lineage (what it wrote, the runs it used and that used it —
+// click one to go there — and the model files behind it); ticking "cmp" on a second run compares
+// the two side by side, differences highlighted. The record is read off the UI thread.
 #pragma once
 
+#include <optional>
 #include <vector>
 
+#include "core/store/lineage.h"
 #include "core/store/store.h"
 #include "ui/background_job.h"
 #include "ui/panels/panel.h"
@@ -15,15 +19,30 @@ class HistoryPanel : public Panel {
   const char* Name() const override { return "History"; }
   void Draw(UiShared& shared) override;
   nlohmann::json Report() const override;
-  bool Busy() const override { return load_.Running() || !loaded_once_; }
+  bool Busy() const override { return load_.Running() || !loaded_once_ || detail_.Running() || pending_detail_; }
+
+  // Test hook: select run `id` (and compare it with `compare_with`) once the runs are loaded.
+  void Script(int64_t id, std::optional<int64_t> compare_with) { script_ = {id, compare_with}; }
 
  private:
+  struct Detail {
+    store::RunLineage lineage;
+    std::vector<store::ComparisonRow> comparison;  // empty without a second run
+  };
+  void Select(int64_t id) { selected_id_ = id, pending_detail_ = true; }
+  void DrawRunsTable();
+  void DrawDetail();
+
   BackgroundJob<std::vector<store::RunInfo>> load_;
+  BackgroundJob<Detail> detail_;
   std::vector<store::RunInfo> runs_;
-  std::string error_;
-  int selected_ = -1;
+  std::optional<Detail> shown_;
+  std::string error_, db_;
+  std::optional<int64_t> selected_id_, compare_id_;
+  bool pending_detail_ = false;
   bool loaded_once_ = false;
   bool started_ = false;
+  std::optional<std::pair<int64_t, std::optional<int64_t>>> script_;
 };
 
 }  // namespace lms::ui
