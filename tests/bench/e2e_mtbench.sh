@@ -11,9 +11,10 @@
 #
 # Usage: tests/bench/e2e_mtbench.sh OUT_DIR [MT_BENCH_DIR]
 # Environment: LMS (lmstation binary, default build/app/lmstation), MODEL (Q4_1 GGUF),
-# ANSWER_TOKENS (192), JUDGE_TOKENS (128), THREADS (2), PARALLEL (16: conversations a job runs at once,
-# batched on the serving engine; the answer jobs run one after another), VERDICT (text: generate and
-# parse as FastChat does; logprob: forced choice; both: one run each).
+# ANSWER_TOKENS (192), JUDGE_TOKENS (128), THREADS (1 per answer job; the three run at once, each
+# with its own serving engine), JUDGE_THREADS (2), PARALLEL (16: conversations a job runs at once,
+# batched on its engine), VERDICT (text: generate and parse as FastChat does; logprob: forced
+# choice; both: one run each).
 set -euo pipefail
 OUT=${1:?usage: e2e_mtbench.sh OUT_DIR [MT_BENCH_DIR]}
 MTB=${2:-../shared/data/eval/mt_bench_fastchat/mt_bench}
@@ -21,7 +22,8 @@ LMS=${LMS:-build/app/lmstation}
 MODEL=${MODEL:-$HOME/.cache/lmstation/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ANSWER_TOKENS=${ANSWER_TOKENS:-192}
 JUDGE_TOKENS=${JUDGE_TOKENS:-128}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
+JUDGE_THREADS=${JUDGE_THREADS:-2}
 PARALLEL=${PARALLEL:-16}
 VERDICT=${VERDICT:-text}
 Q=$MTB/question.jsonl
@@ -40,31 +42,37 @@ phase() {  # phase NAME COMMAND…: runs and logs it, printing its wall time
 
 answer() {  # answer NAME MODEL [sampling flags…]
   local name=$1 model=$2; shift 2
-  nice "$LMS" answer --questions "$Q" --contestant "$name" --model "$model" -n "$ANSWER_TOKENS" -t "$THREADS" --parallel "$PARALLEL" \
+  "$LMS" answer --questions "$Q" --contestant "$name" --model "$model" -n "$ANSWER_TOKENS" -t "$THREADS" --parallel "$PARALLEL" \
     --db "$DB" --export "$OUT/model_answer_$name.jsonl" "$@" > "$OUT/answer_$name.log" 2>&1
 }
 
 answers() {
-  answer smollm2-q4_1 "$MODEL" --temp 0
-  answer smollm2-q8_0 "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" --temp 0
-  answer smollm2-q4_1-t1.2 "$MODEL" --temp 1.2 --seed 1
+  answer smollm2-q4_1 "$MODEL" --temp 0 &
+  local p1=$!
+  answer smollm2-q8_0 "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" --temp 0 &
+  local p2=$!
+  answer smollm2-q4_1-t1.2 "$MODEL" --temp 1.2 --seed 1 &
+  local p3=$!
+  local rc=0 p
+  for p in $p1 $p2 $p3; do wait "$p" || rc=1; done  # all three finish (or fail) before the next phase
+  return $rc
 }
 
 judge() {  # judge METHOD
   local extra=()
   [ "$1" = logprob ] && extra=(--verdict logprob)
-  nice "$LMS" judge --questions "$Q" --references "$REF" --contestants "$C" --judge "smollm2-q4_1-judge-$1" \
-    --model "$MODEL" -n "$JUDGE_TOKENS" -t "$THREADS" --parallel "$PARALLEL" --db "$DB" "${extra[@]}"
+  "$LMS" judge --questions "$Q" --references "$REF" --contestants "$C" --judge "smollm2-q4_1-judge-$1" \
+    --model "$MODEL" -n "$JUDGE_TOKENS" -t "$JUDGE_THREADS" --parallel "$PARALLEL" --db "$DB" "${extra[@]}"
 }
 
 leaderboard() {  # leaderboard METHOD
   local run
   run=$(sqlite3 "$DB" "SELECT id FROM runs WHERE kind = 'judge' AND config LIKE '%smollm2-q4_1-judge-$1%' ORDER BY id DESC LIMIT 1")
-  nice "$LMS" leaderboard --from-db --run "$run" --db "$DB" --bootstrap 1000 --seed 1 --save -t "$THREADS"
-  nice "$LMS" leaderboard --from-db --run "$run" --db "$DB" --bootstrap 1000 --seed 1 --json -t "$THREADS" > "$OUT/leaderboard_$1.json"
+  "$LMS" leaderboard --from-db --run "$run" --db "$DB" --bootstrap 1000 --seed 1 --save -t "$THREADS"
+  "$LMS" leaderboard --from-db --run "$run" --db "$DB" --bootstrap 1000 --seed 1 --json -t "$THREADS" > "$OUT/leaderboard_$1.json"
 }
 
-[ -f "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" ] || phase quantize nice "$LMS" quantize "$MODEL" "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" Q8_0
+[ -f "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" ] || phase quantize "$LMS" quantize "$MODEL" "$OUT/SmolLM2-135M-Instruct.Q8_0.gguf" Q8_0
 "$LMS" db --db "$DB" runs > /dev/null  # creates the schema once, before the parallel jobs
 phase answers answers
 methods=("$VERDICT")
