@@ -15,6 +15,11 @@ struct DesktopOptions {
   std::string arena_prompt;  // test hook: the Arena panel holds a battle on this prompt…
   std::string arena_vote = "a";  // …and votes this (a, b, tie, both_bad) when both are done
   bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
+  bool serve_now = false;     // test hook: the Serve panel starts the server at once…
+  int serve_port = 0;         // …on this port (0: any free one), and waits for one answered request
+  bool train_now = false;     // test hook: the Train panel runs its config at start…
+  int train_steps = 0;        // …for this many steps (0: the config's)
+  std::string train_out;      // …into this directory (empty: the panel's default)
 };
 
 using DesktopFn = int (*)(const DesktopOptions&);

@@ -26,6 +26,7 @@
 #include "ui/panels/history_panel.h"
 #include "ui/panels/log_panel.h"
 #include "ui/panels/models_panel.h"
+#include "ui/panels/serve_panel.h"
 
 namespace lms::ui {
 namespace {
@@ -160,6 +161,9 @@ int RunDesktop(const app::DesktopOptions& options) {
   std::vector<std::unique_ptr<Panel>> panels;
   panels.push_back(std::move(models));
   panels.push_back(std::move(chat));
+  auto serve = std::make_unique<ServePanel>();
+  if (options.serve_now) serve->Script(shared.selected_model, options.serve_port);
+  panels.push_back(std::move(serve));
   auto evaluate = std::make_unique<EvaluatePanel>();
   if (options.evaluate_now) evaluate->Script(1, 24);
   panels.push_back(std::move(evaluate));
@@ -172,7 +176,7 @@ int RunDesktop(const app::DesktopOptions& options) {
   for (const auto& p : panels) known_panel = known_panel || Lower(p->Name()) == state.panel;
   if (!known_panel) {
     if (!options.panel.empty()) {
-      std::fprintf(stderr, "error: no panel named '%s' (models, chat, evaluate, arena, history, log)\n", options.panel.c_str());
+      std::fprintf(stderr, "error: no panel named '%s' (models, chat, serve, train, evaluate, arena, history, log)\n", options.panel.c_str());
       ImGui_ImplOpenGL3_Shutdown();
       ImGui_ImplGlfw_Shutdown();
       ImGui::DestroyContext();

@@ -14,11 +14,14 @@ Exit 77 (skipped) when xvfb-run, the model, or a GUI build is missing.
 """
 import json
 import os
+import socket
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -137,6 +140,51 @@ def main():
     expected = json.loads(ref.stdout)["text"]
     assert turns[1]["content"] == expected, f"chat panel said {turns[1]['content']!r}, run --chat said {expected!r}"
     assert rep["tokens"] > 0 and rep["kv_blocks_total"] > 0, rep
+
+    # Serve: the panel starts the server; a client asks it (health, then the chat above, greedy)
+    # while the window runs; the plots show the request and the served text is run --chat's.
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    png = shots / "serve.png"
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", binary, "--screenshot", str(png), "--panel", "serve",
+           "--frames", "6", "--db", str(work / "rec.db"), "--serve-now", "--serve-port", str(port)]
+    app = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=5) as h:
+                assert json.loads(h.read()) == {"status": "ok"}
+            break
+        except OSError:
+            assert app.poll() is None and time.time() < deadline, "the Serve panel never answered /health"
+            time.sleep(0.5)
+    body = {"model": "x", "temperature": 0, "max_tokens": 256,
+            "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": prompt}]}
+    req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        answer = json.loads(resp.read())
+    out, _ = app.communicate(timeout=300)
+    assert app.returncode == 0, out
+    assert answer["choices"][0]["message"]["content"] == expected, (answer, expected)
+    report = json.loads(Path(str(png) + ".json").read_text())
+    assert report["panel"] == "serve", report
+    rep = report["report"]
+    assert rep["listening"] and rep["port"] == port, rep
+    series = rep["series"]
+    for name in ("output_tok_s", "running", "waiting", "kv_usage_pct", "prefix_hit_pct"):
+        assert len(series[name]) == len(series["t_s"]) >= 3, (name, series)
+    assert rep["requests_finished"] == 1 and max(series["running"]) == 1, rep
+    # The tokens/s curve integrates to the tokens the client was sent.
+    times = [0.0] + series["t_s"]
+    generated = sum(r * (times[i + 1] - times[i]) for i, r in enumerate(series["output_tok_s"]))
+    assert abs(generated - answer["usage"]["completion_tokens"]) < 0.5, (generated, answer["usage"])
+    assert max(series["kv_usage_pct"]) > 0, series
+    w, h, rows = read_png(png)
+    assert (w, h) == (1280, 800) and len(colours(rows)) >= 12
+    print(f"serve: {png} ({generated:.1f} tokens plotted)")
 
     # Evaluate: answer (two contestants) -> judge -> leaderboard on one question, as child steps.
     _, rep = shot("evaluate", "--evaluate-now")
