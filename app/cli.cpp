@@ -74,6 +74,7 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_flag("--train-now", p->desktop.train_now, "Desktop app: the Train panel runs its config at start");
   cli.add_option("--train-steps", p->desktop.train_steps, "Desktop app: with --train-now, the steps to run (default: the config's)");
   cli.add_option("--train-out", p->desktop.train_out, "Desktop app: with --train-now, the output directory");
+  cli.add_option("--icon-png", p->desktop.icon_png, "Desktop app: write the application icon (256 px PNG) to this file and exit");
   cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {

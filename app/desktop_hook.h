@@ -19,7 +19,8 @@ struct DesktopOptions {
   int serve_port = 0;         // …on this port (0: any free one), and waits for one answered request
   bool train_now = false;     // test hook: the Train panel runs its config at start…
   int train_steps = 0;        // …for this many steps (0: the config's)
-  std::string train_out;      // …into this directory (empty: the panel's default)
+  std::string train_out;
+  std::string icon_png;       // write the application icon (256 px PNG) here and exit      // …into this directory (empty: the panel's default)
 };
 
 using DesktopFn = int (*)(const DesktopOptions&);

@@ -7,7 +7,8 @@ panel reports it shows (the FILE.json companion): the Models panel lists the mod
 layer count as `lmstation info --json` gives it; the History panel lists the runs of a
 database made by a batch job; the Chat panel answers a message through the serving engine with
 the same greedy text `lmstation run --chat` produces; the Log panel shows the engine's lines.
-Also: without a display, `lmstation` says why it cannot open a window.
+The Serve panel's server answers a client while its plots show the request; the Train panel
+trains a tiny model and shows its loss, plan and pipeline timeline. Also: without a display, `lmstation` says why it cannot open a window.
 
 Screenshots are kept in $LMS_SCREENSHOT_DIR (default: build/tests/ui/screenshots).
 Exit 77 (skipped) when xvfb-run, the model, or a GUI build is missing.
@@ -15,6 +16,7 @@ Exit 77 (skipped) when xvfb-run, the model, or a GUI build is missing.
 import json
 import os
 import socket
+import sqlite3
 import shutil
 import struct
 import subprocess
@@ -26,6 +28,7 @@ import zlib
 from pathlib import Path
 
 SKIP = 77
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # fonts-dejavu-core
 
 
 def skip(why):
@@ -94,6 +97,18 @@ def main():
     assert r.returncode == 1, r
     assert "cannot open the desktop window" in r.stderr and "no display" in r.stderr, r.stderr
 
+    # The icon, drawn by code from the SVG's shapes: transparent corners, the background square,
+    # an edge and the nodes in their colours at the SVG's coordinates.
+    icon = work / "icon.png"
+    subprocess.run([binary, "--icon-png", str(icon)], env=bare, check=True, timeout=60)
+    w, h, rows = read_png(icon)
+    assert (w, h) == (256, 256)
+    px = lambda x, y: bytes(rows[y][4 * x:4 * x + 4])
+    assert px(1, 1)[3] == 0, px(1, 1)
+    expect = {(128, 30): "1d2330", (96, 106): "4f9cf5", (64, 84): "7fd67f", (128, 128): "f5c04f", (192, 172): "f07f6f"}
+    for (x, y), colour in expect.items():
+        assert px(x, y) == bytes.fromhex(colour + "ff"), ((x, y), px(x, y).hex(), colour)
+
     # A database with runs in it, made by a batch job.
     job = work / "job.toml"
     job.write_text(f'name = "ui-history"\ndb = "{work}/rec.db"\n[[step]]\nrun = "info"\nargs = ["{model}"]\n'
@@ -101,8 +116,8 @@ def main():
     r = subprocess.run([binary, "--batch", str(job)], env=env, capture_output=True, text=True, cwd=work, timeout=120)
     assert r.returncode == 0, r.stderr
 
-    def shot(panel, *extra, db="rec.db"):
-        png = shots / f"{panel}.png"
+    def shot(panel, *extra, db="rec.db", name=None):
+        png = shots / f"{name or panel}.png"
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", binary, "--screenshot", str(png), "--panel", panel,
                "--frames", "6", "--db", str(work / db), *extra]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
@@ -113,6 +128,7 @@ def main():
         assert len(c) >= 12, f"{panel}: the picture has {len(c)} colours: nothing was drawn"
         report = json.loads(Path(str(png) + ".json").read_text())
         assert report["panel"] == panel, report
+        assert report["font"] == (DEJAVU if Path(DEJAVU).is_file() else "built-in"), report["font"]
         print(f"{panel}: {png} ({len(c)} colours sampled)")
         return rows, report["report"]
 
@@ -140,6 +156,19 @@ def main():
     expected = json.loads(ref.stdout)["text"]
     assert turns[1]["content"] == expected, f"chat panel said {turns[1]['content']!r}, run --chat said {expected!r}"
     assert rep["tokens"] > 0 and rep["kv_blocks_total"] > 0, rep
+    # The conversation is in the record (a run of kind "chat" and its turns), and History shows it.
+    assert rep["record_run_id"] > 0 and rep["saved_turns"] == 2, rep
+    with sqlite3.connect(work / "rec.db") as con:
+        kind, name = con.execute("SELECT kind, name FROM runs WHERE id = ?", (rep["record_run_id"],)).fetchone()
+        saved = con.execute("SELECT role, content FROM chat_turns WHERE run_id = ? ORDER BY turn",
+                            (rep["record_run_id"],)).fetchall()
+    assert (kind, name) == ("chat", prompt), (kind, name)
+    assert saved == [("user", prompt), ("assistant", expected)], saved
+    chat_run = rep["record_run_id"]
+    _, rep = shot("history", name="history-chat")
+    runs = {r["id"]: r for r in rep["runs"]}
+    assert runs[chat_run]["kind"] == "chat" and rep["selected"] == chat_run, rep
+    assert [t["content"] for t in runs[chat_run]["turns"]] == [prompt, expected], runs[chat_run]
 
     # Serve: the panel starts the server; a client asks it (health, then the chat above, greedy)
     # while the window runs; the plots show the request and the served text is run --chat's.
@@ -185,6 +214,17 @@ def main():
     w, h, rows = read_png(png)
     assert (w, h) == (1280, 800) and len(colours(rows)) >= 12
     print(f"serve: {png} ({generated:.1f} tokens plotted)")
+
+    # Train: train_tiny for a few steps; the plots, the plan table and the Gantt chart of the last step.
+    _, rep = shot("train", "--train-now", "--train-steps", "24", "--train-out", str(work / "train-out"))
+    assert rep["phase"] == "done" and rep["step"] == 24, rep
+    loss = rep["loss"]
+    assert len(loss) == 24 and len(rep["lr"]) == 24, rep
+    assert all(x == x and 0 < x < 20 for x in loss), loss
+    assert sum(loss[-4:]) / 4 < sum(loss[:4]) / 4, loss  # from scratch, the loss falls within a few steps
+    assert [(r["first_layer"], r["end_layer"]) for r in rep["plan"]] == [(0, 2), (2, 4)], rep["plan"]
+    assert rep["timeline_boxes"] == len(rep["plan"]) * rep["microbatches"] * 2 == 16, rep
+    assert Path(rep["model"]).is_file(), rep
 
     # Evaluate: answer (two contestants) -> judge -> leaderboard on one question, as child steps.
     _, rep = shot("evaluate", "--evaluate-now")
