@@ -69,7 +69,8 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--arena-vote", p->desktop.arena_vote, "Desktop app: with --arena-prompt, the vote (a, b, tie, both_bad)")
       ->check(CLI::IsMember({"a", "b", "tie", "both_bad"}));
   cli.add_flag("--evaluate-now", p->desktop.evaluate_now, "Desktop app: the Evaluate panel runs a one-question evaluation at start");
-  cli.add_flag("--serve-now", p->desktop.serve_now, "Desktop app: the Serve panel starts the server at start and waits for one answered request");
+  cli.add_flag("--serve-now", p->desktop.serve_now, "Desktop app: the Serve panel starts the server at start");
+  cli.add_option("--serve-requests", p->desktop.serve_requests, "Desktop app: with --serve-now, answered requests to wait for before the screenshot")->capture_default_str();
   cli.add_option("--serve-port", p->desktop.serve_port, "Desktop app: with --serve-now, the port (0: any free one)");
   cli.add_flag("--train-now", p->desktop.train_now, "Desktop app: the Train panel runs its config at start");
   cli.add_option("--train-steps", p->desktop.train_steps, "Desktop app: with --train-now, the steps to run (default: the config's)");

@@ -16,7 +16,8 @@ struct DesktopOptions {
   std::string arena_vote = "a";  // …and votes this (a, b, tie, both_bad) when both are done
   bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
   bool serve_now = false;     // test hook: the Serve panel starts the server at once…
-  int serve_port = 0;         // …on this port (0: any free one), and waits for one answered request
+  int serve_port = 0;         // …on this port (0: any free one)…
+  int serve_requests = 1;     // …and the screenshot waits until this many requests were answered
   bool train_now = false;     // test hook: the Train panel runs its config at start…
   int train_steps = 0;        // …for this many steps (0: the config's)
   std::string train_out;

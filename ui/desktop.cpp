@@ -172,6 +172,7 @@ int RunDesktop(const app::DesktopOptions& options) {
   static std::string ini_path;
   if (test_run) {
     io.IniFilename = nullptr;
+    io.ConfigFlags |= ImGuiConfigFlags_NoMouse;  // no hover tooltips from wherever the pointer is
   } else {
     std::error_code ec;
     fs::create_directories(config_dir, ec);
@@ -204,7 +205,7 @@ int RunDesktop(const app::DesktopOptions& options) {
   panels.push_back(std::move(models));
   panels.push_back(std::move(chat));
   auto serve = std::make_unique<ServePanel>();
-  if (options.serve_now) serve->Script(shared.selected_model, options.serve_port);
+  if (options.serve_now) serve->Script(shared.selected_model, options.serve_port, options.serve_requests);
   panels.push_back(std::move(serve));
   auto train = std::make_unique<TrainPanel>();
   if (options.train_now) train->Script(options.train_steps, options.train_out);

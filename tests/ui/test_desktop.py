@@ -177,7 +177,7 @@ def main():
         port = sk.getsockname()[1]
     png = shots / "serve.png"
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", binary, "--screenshot", str(png), "--panel", "serve",
-           "--frames", "6", "--db", str(work / "rec.db"), "--serve-now", "--serve-port", str(port)]
+           "--frames", "6", "--db", str(work / "rec.db"), "--serve-now", "--serve-port", str(port), "--serve-requests", "2"]
     app = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -195,6 +195,10 @@ def main():
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as resp:
         answer = json.loads(resp.read())
+    with urllib.request.urlopen(req, timeout=300) as resp:  # again: its prompt is in the prefix cache
+        again = json.loads(resp.read())
+    assert again["choices"][0]["message"]["content"] == answer["choices"][0]["message"]["content"], again
+    assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 0, again["usage"]
     out, _ = app.communicate(timeout=300)
     assert app.returncode == 0, out
     assert answer["choices"][0]["message"]["content"] == expected, (answer, expected)
@@ -205,11 +209,13 @@ def main():
     series = rep["series"]
     for name in ("output_tok_s", "running", "waiting", "kv_usage_pct", "prefix_hit_pct"):
         assert len(series[name]) == len(series["t_s"]) >= 3, (name, series)
-    assert rep["requests_finished"] == 1 and max(series["running"]) == 1, rep
+    assert rep["requests_finished"] == 2 and max(series["running"]) == 1, rep
+    assert max(series["prefix_hit_pct"]) > 0, series["prefix_hit_pct"]
     # The tokens/s curve integrates to the tokens the client was sent.
     times = [0.0] + series["t_s"]
     generated = sum(r * (times[i + 1] - times[i]) for i, r in enumerate(series["output_tok_s"]))
-    assert abs(generated - answer["usage"]["completion_tokens"]) < 0.5, (generated, answer["usage"])
+    sent = answer["usage"]["completion_tokens"] + again["usage"]["completion_tokens"]
+    assert abs(generated - sent) < 0.5, (generated, sent)
     assert max(series["kv_usage_pct"]) > 0, series
     w, h, rows = read_png(png)
     assert (w, h) == (1280, 800) and len(colours(rows)) >= 12

@@ -24,23 +24,24 @@ ServePanel::~ServePanel() {
   if (server_) server_->Stop();
 }
 
-void ServePanel::Script(std::string model, int port) {
+void ServePanel::Script(std::string model, int port, int requests) {
   options_.model = std::move(model);
   options_.port = port;
+  script_requests_ = std::max(1, requests);
   script_ = true;
 }
 
 bool ServePanel::Busy() const {
   if (start_.Running() || stop_.Running()) return true;
   if (!script_ || !error_.empty()) return false;
-  // Scripted: until a request was answered and at least two samples followed it.
-  return samples_at_first_answer_ < 0 || series_.samples < samples_at_first_answer_ + 2;
+  // Scripted: until the requests were answered and at least two samples followed.
+  return samples_at_answers_ < 0 || series_.samples < samples_at_answers_ + 2;
 }
 
 void ServePanel::StartServer() {
   error_.clear();
   series_ = app::ServeSeries{};
-  samples_at_first_answer_ = -1;
+  samples_at_answers_ = -1;
   const app::HttpServerOptions o = options_;
   start_.Start(fmt::format("loading {} and binding {}:{}...", o.model, o.host, o.port),
                [o](const auto&) -> Result<std::shared_ptr<app::HttpServer>> {
@@ -74,7 +75,9 @@ void ServePanel::Draw(UiShared& shared) {
   if (script_ && !server_ && !start_.Running() && error_.empty() && series_.samples == 0) StartServer();
   if (monitor_) {
     series_ = monitor_->Snapshot();
-    if (samples_at_first_answer_ < 0 && series_.latest.requests_finished > 0) samples_at_first_answer_ = series_.samples;
+    if (samples_at_answers_ < 0 && series_.latest.requests_finished >= static_cast<uint64_t>(script_requests_)) {
+      samples_at_answers_ = series_.samples;
+    }
   }
 
   const bool idle = !server_ && !start_.Running() && !stop_.Running();

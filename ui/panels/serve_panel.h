@@ -22,9 +22,9 @@ class ServePanel : public Panel {
   nlohmann::json Report() const override;
   bool Busy() const override;
 
-  // Test hook: start serving `model` on `port` at once; the panel stays busy until a request
-  // has been answered and sampled.
-  void Script(std::string model, int port);
+  // Test hook: start serving `model` on `port` at once; the panel stays busy until `requests`
+  // requests have been answered and sampled.
+  void Script(std::string model, int port, int requests);
 
  private:
   void StartServer();
@@ -38,7 +38,8 @@ class ServePanel : public Panel {
   app::ServeSeries series_;  // the monitor's latest snapshot, taken once per frame
   std::string error_;
   bool script_ = false;
-  int64_t samples_at_first_answer_ = -1;
+  int script_requests_ = 1;
+  int64_t samples_at_answers_ = -1;  // the sample count when script_requests_ had been answered
 };
 
 }  // namespace lms::ui
