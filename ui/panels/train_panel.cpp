@@ -187,6 +187,10 @@ void TrainPanel::DrawTimeline() {
     const float y = origin.y + e.stage * row_h;
     dl->AddRectFilled(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3), e.forward ? kForward : kBackward);
     dl->AddRect(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3), IM_COL32(20, 20, 20, 255));
+    if (ImGui::IsMouseHoveringRect(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3))) {
+      ImGui::SetTooltip("stage %d, micro-batch %d, %s: %.1f to %.1f ms", e.stage, e.microbatch, e.forward ? "forward" : "backward",
+                        1e3 * e.start_s, 1e3 * e.end_s);
+    }
     const std::string mb = std::to_string(e.microbatch);
     if (x1 - x0 > ImGui::CalcTextSize(mb.c_str()).x + 4) dl->AddText(ImVec2(x0 + 3, y + 5), IM_COL32(10, 10, 10, 255), mb.c_str());
     ++timeline_boxes_;
