@@ -6,9 +6,11 @@ Starts `lmstation --screenshot FILE --panel P` for each panel, and checks the sa
 panel reports it shows (the FILE.json companion): the Models panel lists the model and its
 layer count as `lmstation info --json` gives it; the History panel lists the runs of a
 database made by a batch job; the Chat panel answers a message through the serving engine with
-the same greedy text `lmstation run --chat` produces; the Log panel shows the engine's lines.
+the same greedy text `lmstation run --chat` produces, and saves the conversation to the record
+(which the History panel then shows); the Log panel shows the engine's lines.
 The Serve panel's server answers a client while its plots show the request; the Train panel
-trains a tiny model and shows its loss, plan and pipeline timeline. Also: without a display, `lmstation` says why it cannot open a window.
+trains a tiny model and shows its loss, plan and pipeline timeline. The icon the app draws has the
+SVG's colours at the SVG's coordinates, and text uses DejaVu Sans when installed. Also: without a display, `lmstation` says why it cannot open a window.
 
 Screenshots are kept in $LMS_SCREENSHOT_DIR (default: build/tests/ui/screenshots).
 Exit 77 (skipped) when xvfb-run, the model, or a GUI build is missing.
