@@ -62,7 +62,7 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--batch", p->batch, "Run the steps of a job file (TOML) headless; JSON summary on stdout");
   cli.add_flag("--dry-run", p->dry_run, "With --batch: check the job file and print the steps without running them");
   cli.add_option("--db", p->desktop.db, "Desktop app: the results database (default $XDG_DATA_HOME/lmstation/lmstation.db)");
-  cli.add_option("--panel", p->desktop.panel, "Desktop app: the panel to open (models, chat, history, log)");
+  cli.add_option("--panel", p->desktop.panel, "Desktop app: the panel to open (models, chat, serve, train, evaluate, arena, history, log)");
   cli.add_option("--screenshot", p->desktop.screenshot, "Desktop app: save the window as PNG after --frames frames and exit");
   cli.add_option("--chat-prompt", p->desktop.chat_prompt, "Desktop app: send this message in the Chat panel at start (greedy)");
   cli.add_option("--arena-prompt", p->desktop.arena_prompt, "Desktop app: the Arena panel holds a battle on this prompt at start");
@@ -72,6 +72,13 @@ std::unique_ptr<CliParser> BuildCliParser() {
   cli.add_option("--history-select", p->desktop.history_select, "Desktop app: the History panel selects run ID (and compares it with a second ID)")
       ->delimiter(',')
       ->expected(1, 2);
+  cli.add_flag("--serve-now", p->desktop.serve_now, "Desktop app: the Serve panel starts the server at start");
+  cli.add_option("--serve-requests", p->desktop.serve_requests, "Desktop app: with --serve-now, answered requests to wait for before the screenshot")->capture_default_str();
+  cli.add_option("--serve-port", p->desktop.serve_port, "Desktop app: with --serve-now, the port (0: any free one)");
+  cli.add_flag("--train-now", p->desktop.train_now, "Desktop app: the Train panel runs its config at start");
+  cli.add_option("--train-steps", p->desktop.train_steps, "Desktop app: with --train-now, the steps to run (default: the config's)");
+  cli.add_option("--train-out", p->desktop.train_out, "Desktop app: with --train-now, the output directory");
+  cli.add_option("--icon-png", p->desktop.icon_png, "Desktop app: write the application icon (256 px PNG) to this file and exit");
   cli.add_option("--frames", p->desktop.frames, "Desktop app: frames to draw before --screenshot")->capture_default_str();
   // Each Add*Command adds one subcommand: remember it with its function.
   auto add = [&](CommandFn fn) {

@@ -29,7 +29,7 @@ CommandFn AddDbCommand(CLI::App& cli) {
   auto* runs = sub->add_subcommand("runs", "List runs (id, kind, status, times)");
   runs->add_flag("--json", o->json, "Print JSON");
   auto* exp = sub->add_subcommand("export", "Print a table as CSV or JSON");
-  exp->add_option("table", o->table, "models, runs, metrics, question_sets, questions, contestants, answers, judgments, battles, ratings, rating_entries, rating_battles")->required();
+  exp->add_option("table", o->table, "models, runs, metrics, question_sets, questions, contestants, answers, judgments, battles, ratings, rating_entries, rating_battles, chat_turns")->required();
   exp->add_option("--format", o->format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
   exp->add_option("-o,--output", o->out, "Write to this file instead of stdout");
   auto* path = sub->add_subcommand("path", "Print the database path");

@@ -18,6 +18,13 @@ struct DesktopOptions {
   std::string arena_vote = "a";  // …and votes this (a, b, tie, both_bad) when both are done
   bool evaluate_now = false;  // test hook: the Evaluate panel runs a one-question evaluation at start
   std::vector<int64_t> history_select;  // test hook: the History panel selects this run (and compares it with a second)
+  bool serve_now = false;     // test hook: the Serve panel starts the server at once…
+  int serve_port = 0;         // …on this port (0: any free one)…
+  int serve_requests = 1;     // …and the screenshot waits until this many requests were answered
+  bool train_now = false;     // test hook: the Train panel runs its config at start…
+  int train_steps = 0;        // …for this many steps (0: the config's)
+  std::string train_out;      // …into this directory (empty: the panel's default)
+  std::string icon_png;       // write the application icon (256 px PNG) here and exit
 };
 
 using DesktopFn = int (*)(const DesktopOptions&);

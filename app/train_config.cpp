@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <toml++/toml.h>
 
 namespace lms::app {
@@ -37,9 +39,17 @@ std::string Resolve(const fs::path& base, const std::string& p) {
 }  // namespace
 
 Result<TrainRunConfig> LoadTrainConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseTrainConfig(text.str(), path);
+}
+
+Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::string& path) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return Status::InvalidArgument(fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
   }

@@ -47,5 +47,7 @@ struct TrainRunConfig {
 
 // Parses the file; relative paths become relative to the file's directory.
 Result<TrainRunConfig> LoadTrainConfig(const std::string& path);
+// The same for `text` read (or edited) from the file at `path`.
+Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::string& path);
 
 }  // namespace lms::app

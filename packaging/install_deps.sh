@@ -7,7 +7,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
   libspdlog-dev libfmt-dev libtomlplusplus-dev libpcre2-dev libutf8proc-dev libssl-dev catch2
   python3 python3-venv python3-pip
-  libimgui-dev libglfw3-dev libstb-dev libgl-dev libgl1-mesa-dri xvfb xauth
+  libimgui-dev libglfw3-dev libstb-dev libgl-dev libgl1-mesa-dri xvfb xauth fonts-dejavu-core
 )
 if [ "${1:-}" = "--with-fuzzer" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 missing=()

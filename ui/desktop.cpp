@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/util/log.h"
+#include "ui/app_icon.h"
 #include "ui/log_ring.h"
 #include "ui/panels/arena_panel.h"
 #include "ui/panels/chat_panel.h"
@@ -26,6 +27,8 @@
 #include "ui/panels/history_panel.h"
 #include "ui/panels/log_panel.h"
 #include "ui/panels/models_panel.h"
+#include "ui/panels/serve_panel.h"
+#include "ui/panels/train_panel.h"
 
 namespace lms::ui {
 namespace {
@@ -92,9 +95,47 @@ bool SaveScreenshot(GLFWwindow* window, const std::string& path) {
   return stbi_write_png(path.c_str(), w, h, 4, flipped.data(), static_cast<int>(row)) != 0;
 }
 
+// The window icon at the sizes window managers ask for most.
+void SetWindowIcon(GLFWwindow* window) {
+  static const int kSizes[] = {16, 32, 48, 64, 128};
+  std::vector<std::vector<unsigned char>> pixels;
+  std::vector<GLFWimage> images;
+  for (int size : kSizes) pixels.push_back(DrawAppIcon(size));
+  for (size_t i = 0; i < pixels.size(); ++i) images.push_back({kSizes[i], kSizes[i], pixels[i].data()});
+  glfwSetWindowIcon(window, static_cast<int>(images.size()), images.data());
+}
+
+// DejaVu Sans from fonts-dejavu-core (or $LMS_FONT) with the punctuation, arrows and maths signs
+// the panels print; ImGui's built-in font when neither is there. Returns what was loaded.
+std::string LoadFont(ImGuiIO& io) {
+  std::vector<std::string> candidates;
+  if (const char* f = std::getenv("LMS_FONT"); f && *f) candidates.push_back(f);
+  candidates.push_back("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+  static ImVector<ImWchar> ranges;  // must outlive the font atlas build
+  if (ranges.empty()) {
+    ImFontGlyphRangesBuilder builder;
+    builder.AddRanges(io.Fonts->GetGlyphRangesDefault());
+    static const ImWchar kExtra[] = {0x0100, 0x017F, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2190, 0x21FF, 0x2200, 0x22FF, 0x2500, 0x257F, 0};
+    builder.AddRanges(kExtra);
+    builder.BuildRanges(&ranges);
+  }
+  for (const std::string& path : candidates) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) continue;
+    if (io.Fonts->AddFontFromFileTTF(path.c_str(), 15.0f, nullptr, ranges.Data)) return path;
+  }
+  io.Fonts->AddFontDefault();
+  return "built-in";
+}
+
 }  // namespace
 
 int RunDesktop(const app::DesktopOptions& options) {
+  if (!options.icon_png.empty()) {
+    if (WriteAppIconPng(options.icon_png, 256)) return 0;
+    std::fprintf(stderr, "error: cannot write %s\n", options.icon_png.c_str());
+    return 1;
+  }
   const bool test_run = !options.screenshot.empty();
   glfwSetErrorCallback(OnGlfwError);
   if (!glfwInit()) {
@@ -121,6 +162,7 @@ int RunDesktop(const app::DesktopOptions& options) {
     return 1;
   }
   glfwMakeContextCurrent(window);
+  SetWindowIcon(window);
   glfwSwapInterval(1);
 
   IMGUI_CHECKVERSION();
@@ -130,12 +172,14 @@ int RunDesktop(const app::DesktopOptions& options) {
   static std::string ini_path;
   if (test_run) {
     io.IniFilename = nullptr;
+    io.ConfigFlags |= ImGuiConfigFlags_NoMouse;  // no hover tooltips from wherever the pointer is
   } else {
     std::error_code ec;
     fs::create_directories(config_dir, ec);
     ini_path = (config_dir / "imgui.ini").string();
     io.IniFilename = ini_path.c_str();
   }
+  const std::string font = LoadFont(io);
   ImGui::StyleColorsDark();
   ImGui::GetStyle().WindowRounding = 0;
   ImGui_ImplGlfw_InitForOpenGL(window, true);
@@ -160,6 +204,12 @@ int RunDesktop(const app::DesktopOptions& options) {
   std::vector<std::unique_ptr<Panel>> panels;
   panels.push_back(std::move(models));
   panels.push_back(std::move(chat));
+  auto serve = std::make_unique<ServePanel>();
+  if (options.serve_now) serve->Script(shared.selected_model, options.serve_port, options.serve_requests);
+  panels.push_back(std::move(serve));
+  auto train = std::make_unique<TrainPanel>();
+  if (options.train_now) train->Script(options.train_steps, options.train_out);
+  panels.push_back(std::move(train));
   auto evaluate = std::make_unique<EvaluatePanel>();
   if (options.evaluate_now) evaluate->Script(1, 24);
   panels.push_back(std::move(evaluate));
@@ -177,7 +227,7 @@ int RunDesktop(const app::DesktopOptions& options) {
   for (const auto& p : panels) known_panel = known_panel || Lower(p->Name()) == state.panel;
   if (!known_panel) {
     if (!options.panel.empty()) {
-      std::fprintf(stderr, "error: no panel named '%s' (models, chat, evaluate, arena, history, log)\n", options.panel.c_str());
+      std::fprintf(stderr, "error: no panel named '%s' (models, chat, serve, train, evaluate, arena, history, log)\n", options.panel.c_str());
       ImGui_ImplOpenGL3_Shutdown();
       ImGui_ImplGlfw_Shutdown();
       ImGui::DestroyContext();
@@ -235,7 +285,7 @@ int RunDesktop(const app::DesktopOptions& options) {
         if (busy) std::fprintf(stderr, "warning: the %s panel was still busy after %.0f s\n", active->Name(), waited);
         const bool saved = SaveScreenshot(window, options.screenshot);
         nlohmann::json report{{"panel", active ? Lower(active->Name()) : ""}, {"frames", frame},
-                              {"seconds", waited}, {"report", active ? active->Report() : nlohmann::json()}};
+                              {"seconds", waited}, {"font", font}, {"report", active ? active->Report() : nlohmann::json()}};
         std::ofstream(options.screenshot + ".json") << report.dump(1) << "\n";
         if (!saved) {
           std::fprintf(stderr, "error: cannot write the screenshot %s\n", options.screenshot.c_str());

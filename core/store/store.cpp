@@ -141,6 +141,19 @@ ALTER TABLE judgments ADD COLUMN method TEXT NOT NULL DEFAULT 'text' CHECK (meth
 ALTER TABLE judgments ADD COLUMN probabilities TEXT;
 ALTER TABLE judgments ADD COLUMN user_prompt TEXT;
 )sql",
+      // 2 -> 3: conversations from the desktop app's Chat panel: a run of kind "chat" (its config
+      // names the model, system prompt and sampling) and its turns in order.
+      R"sql(
+CREATE TABLE chat_turns (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  turn INTEGER NOT NULL,                    -- 0, 1, … in conversation order
+  role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+  content TEXT NOT NULL,
+  tokens INTEGER,                           -- generated tokens (assistant turns)
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY (run_id, turn)
+);
+)sql",
   };
   return m;
 }
@@ -164,7 +177,7 @@ int SchemaVersion() { return static_cast<int>(Migrations().size()); }
 
 const std::vector<std::string>& ExportableTables() {
   static const std::vector<std::string> t = {"models", "runs", "metrics", "question_sets", "questions", "contestants", "answers",
-                                             "judgments", "battles", "ratings", "rating_entries", "rating_battles"};
+                                             "judgments", "battles", "ratings", "rating_entries", "rating_battles", "chat_turns"};
   return t;
 }
 
@@ -268,6 +281,30 @@ Status Store::AddMetric(int64_t run_id, int64_t step, const std::string& name, d
                                                   "ON CONFLICT(run_id, step, name) DO UPDATE SET value = excluded.value"));
   st.Bind(1, run_id).Bind(2, step).Bind(3, name).Bind(4, value);
   return st.Run();
+}
+
+Status Store::AddChatTurn(int64_t run_id, const ChatTurn& t) {
+  LMS_ASSIGN_OR_RETURN(Statement st, db_->Prepare("INSERT INTO chat_turns(run_id, turn, role, content, tokens) VALUES(?1, ?2, ?3, ?4, ?5) "
+                                                  "ON CONFLICT(run_id, turn) DO NOTHING"));
+  st.Bind(1, run_id).Bind(2, t.turn).Bind(3, t.role).Bind(4, t.content).Bind(5, t.tokens);
+  return st.Run();
+}
+
+Result<std::vector<ChatTurn>> Store::ListChatTurns(int64_t run_id) {
+  LMS_ASSIGN_OR_RETURN(Statement st, db_->Prepare("SELECT turn, role, content, tokens FROM chat_turns WHERE run_id = ?1 ORDER BY turn"));
+  st.Bind(1, run_id);
+  std::vector<ChatTurn> out;
+  for (;;) {
+    LMS_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    ChatTurn t;
+    t.turn = static_cast<int>(st.Int(0));
+    t.role = st.Text(1);
+    t.content = st.Text(2);
+    if (!st.IsNull(3)) t.tokens = st.Int(3);
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 Result<int64_t> Store::UpsertQuestionSet(const std::string& name, const std::string& source, const std::string& sha256) {

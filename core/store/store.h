@@ -35,6 +35,13 @@ struct RunInfo {
   std::string kind, name, config, status, started_at, finished_at, version;
 };
 
+// One turn of a conversation saved from the Chat panel (table chat_turns, run kind "chat").
+struct ChatTurn {
+  int turn = 0;  // 0-based order
+  std::string role, content;  // role: system, user or assistant
+  std::optional<int64_t> tokens;  // generated tokens (assistant turns)
+};
+
 class Store {
  public:
   // Creates parent directories and the file when missing, then migrates.
@@ -55,6 +62,9 @@ class Store {
   Status FinishRun(int64_t run_id, const std::string& status);  // "done", "failed", …
   Result<std::vector<RunInfo>> ListRuns();
   Status AddMetric(int64_t run_id, int64_t step, const std::string& name, double value);
+  // Turns are keyed by (run, turn): saving a turn again changes nothing.
+  Status AddChatTurn(int64_t run_id, const ChatTurn& turn);
+  Result<std::vector<ChatTurn>> ListChatTurns(int64_t run_id);
 
   // Question sets: `questions_json` rows keep FastChat's fields (turns, reference).
   Result<int64_t> UpsertQuestionSet(const std::string& name, const std::string& source, const std::string& sha256);

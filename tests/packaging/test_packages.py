@@ -96,6 +96,9 @@ def main():
               "./usr/share/lmstation/assets/examples/ratings_demo.toml"):
         assert f in files, f"{f} missing from the .deb"
     assert "./usr/lib/" not in files, "the .deb bundles libraries it should depend on"
+    if "--screenshot" in helptext:  # the desktop app: its font package and the icon it draws as PNG
+        assert "fonts-dejavu-core" in info, f".deb Depends lacks fonts-dejavu-core: {info}"
+        assert "./usr/share/icons/hicolor/256x256/apps/lmstation.png" in files, "the PNG icon is missing from the .deb"
     if shutil.which("desktop-file-validate"):
         d = tmp / "deb"
         subprocess.run(["dpkg-deb", "-x", str(deb), str(d)], check=True)

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/serve/engine.h"
+#include "core/store/store.h"
 
 namespace lms::ui {
 
@@ -23,7 +24,10 @@ ChatPanel::~ChatPanel() {
   if (stream_ && stream_->channel) stream_->channel->Cancel();
 }
 
-bool ChatPanel::Busy() const { return load_.Running() || (stream_ && !stream_->done) || !script_prompt_.empty(); }
+bool ChatPanel::Busy() const {
+  const bool unsaved = saved_turns_ < turns_.size() && record_error_.empty();
+  return load_.Running() || (stream_ && !stream_->done) || !script_prompt_.empty() || record_.Running() || unsaved;
+}
 
 void ChatPanel::Script(std::string model, std::string prompt) {
   model_path_ = std::move(model);
@@ -72,11 +76,55 @@ void ChatPanel::Poll() {
     }
   }
   if (stream_->channel->done()) stream_->done = true;
+  if (stream_->done) turns_.back().tokens = stream_->tokens;
   if (stream_->tokens > 1) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - stream_->first_token).count();
     if (s > 0) last_tok_s_ = (stream_->tokens - 1) / s;
   }
   last_tokens_ = stream_->tokens;
+}
+
+void ChatPanel::SaveTurns(const UiShared& shared) {
+  if (auto r = record_.Take()) {
+    if (r->ok()) {
+      record_run_id_ = **r;
+      saved_turns_ = saving_upto_;
+      record_error_.clear();
+    } else {
+      record_error_ = "not saved to the record: " + r->status().message();
+    }
+  }
+  const bool generating = stream_ && !stream_->done;
+  if (generating || record_.Running() || saved_turns_ >= turns_.size() || !record_error_.empty()) return;
+  if (conversation_id_.empty()) {
+    std::random_device rd;
+    conversation_id_ = fmt::format("{:08x}{:08x}", rd(), rd());
+  }
+  std::vector<store::ChatTurn> pending;
+  for (size_t i = saved_turns_; i < turns_.size(); ++i) {
+    store::ChatTurn t{static_cast<int>(i), turns_[i].role, turns_[i].content, std::nullopt};
+    if (turns_[i].tokens >= 0) t.tokens = turns_[i].tokens;
+    pending.push_back(std::move(t));
+  }
+  saving_upto_ = turns_.size();
+  std::string name = turns_.front().content.substr(0, 80);
+  const nlohmann::json config = {{"id", conversation_id_}, {"model", runtime_ ? runtime_->path : model_path_},
+                                 {"system", system_}, {"temperature", temperature_}, {"top_p", top_p_}, {"max_tokens", max_tokens_}};
+  const std::string db = shared.db_path.empty() ? store::DefaultDatabasePath() : shared.db_path;
+  record_.Start("saving the conversation...", [db, run_id = record_run_id_, name, cfg = config.dump(),
+                                               pending = std::move(pending)](const auto&) -> Result<int64_t> {
+    LMS_ASSIGN_OR_RETURN(auto st, store::Store::Open(db));
+    int64_t id = run_id;
+    if (id == 0) {
+      LMS_ASSIGN_OR_RETURN(auto run, st->StartRun("chat", name, cfg));
+      id = run.id;
+    }
+    LMS_RETURN_IF_ERROR(st->db().Transaction([&]() -> Status {
+      for (const auto& t : pending) LMS_RETURN_IF_ERROR(st->AddChatTurn(id, t));
+      return st->FinishRun(id, "done");
+    }));
+    return id;
+  });
 }
 
 void ChatPanel::Draw(UiShared& shared) {
@@ -100,6 +148,7 @@ void ChatPanel::Draw(UiShared& shared) {
     }
   }
   Poll();
+  SaveTurns(shared);
 
   ImGui::SetNextItemWidth(480);
   ImGui::InputText("model", &model_path_);
@@ -128,6 +177,11 @@ void ChatPanel::Draw(UiShared& shared) {
     ImGui::TextDisabled("no model loaded");
   }
   if (!error_.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", error_.c_str());
+  if (!record_error_.empty()) ImGui::TextColored(ImVec4(1, 0.6f, 0.4f, 1), "%s", record_error_.c_str());
+  if (record_run_id_ > 0) {
+    ImGui::SameLine();
+    ImGui::TextDisabled("saved as run %lld", static_cast<long long>(record_run_id_));
+  }
   ImGui::Separator();
 
   const float footer = ImGui::GetFrameHeightWithSpacing() * 2.5f;
@@ -150,7 +204,13 @@ void ChatPanel::Draw(UiShared& shared) {
     Send();
   }
   ImGui::SameLine();
-  if (ImGui::Button("New chat") && !generating) turns_.clear();
+  if (ImGui::Button("New chat") && !generating && !record_.Running()) {
+    turns_.clear();
+    conversation_id_.clear();
+    record_run_id_ = 0;
+    saved_turns_ = saving_upto_ = 0;
+    record_error_.clear();
+  }
 }
 
 nlohmann::json ChatPanel::Report() const {
@@ -163,6 +223,9 @@ nlohmann::json ChatPanel::Report() const {
   j["tokens_per_s"] = last_tok_s_;
   if (runtime_) j["kv_blocks_total"] = runtime_->engine->Metrics().kv_blocks_total;
   if (!error_.empty()) j["error"] = error_;
+  j["record_run_id"] = record_run_id_;
+  j["saved_turns"] = saved_turns_;
+  if (!record_error_.empty()) j["record_error"] = record_error_;
   return j;
 }
 

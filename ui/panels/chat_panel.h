@@ -1,6 +1,7 @@
 // Chat: a multi-turn conversation with a local model on the serving engine, tokens streaming
 // in as they are generated, a Stop button, system prompt and sampling settings, and the
-// engine's tokens/s and KV usage.
+// engine's tokens/s and KV usage. Each conversation is saved to the record as a run of kind
+// "chat" with its turns (written off the UI thread after every reply).
 #pragma once
 
 #include <chrono>
@@ -30,9 +31,11 @@ class ChatPanel : public Panel {
   void Load(const std::string& path);
   void Send();
   void Poll();
+  void SaveTurns(const UiShared& shared);
 
   struct Turn {
     std::string role, content;
+    int tokens = -1;  // generated tokens (assistant turns)
   };
   std::string model_path_;
   std::shared_ptr<ModelRuntime> runtime_;
@@ -49,6 +52,12 @@ class ChatPanel : public Panel {
   double last_tok_s_ = 0;
   int last_tokens_ = 0;
   std::string script_prompt_;
+  // The record: the conversation's run (0 until first saved) and how many turns are in it.
+  std::string conversation_id_;
+  int64_t record_run_id_ = 0;
+  size_t saved_turns_ = 0, saving_upto_ = 0;
+  BackgroundJob<int64_t> record_;
+  std::string record_error_;
 };
 
 }  // namespace lms::ui

@@ -17,13 +17,16 @@ void HistoryPanel::Draw(UiShared& shared) {
   if (auto r = load_.Take()) {
     loaded_once_ = true;
     if (r->ok()) {
-      runs_ = std::move(**r);
+      runs_ = std::move((*r)->runs);
+      chats_ = std::move((*r)->chats);
       std::sort(runs_.begin(), runs_.end(), [](const auto& a, const auto& b) { return a.id > b.id; });
       error_.clear();
       if (script_) {
         Select(script_->first);
         compare_id_ = script_->second;
         script_.reset();
+      } else if (!selected_id_ && !runs_.empty()) {
+        Select(runs_.front().id);
       }
     } else {
       error_ = r->status().message();
@@ -40,9 +43,15 @@ void HistoryPanel::Draw(UiShared& shared) {
   db_ = shared.db_path.empty() ? store::DefaultDatabasePath() : shared.db_path;
   if (!started_ || (ImGui::Button("Refresh") && !load_.Running())) {
     started_ = true;
-    load_.Start("reading " + db_, [db = db_](const auto&) -> Result<std::vector<store::RunInfo>> {
+    load_.Start("reading " + db_, [db = db_](const auto&) -> Result<Loaded> {
       LMS_ASSIGN_OR_RETURN(auto st, store::Store::Open(db));
-      return st->ListRuns();
+      Loaded out;
+      LMS_ASSIGN_OR_RETURN(out.runs, st->ListRuns());
+      for (const auto& r : out.runs) {
+        if (r.kind != "chat") continue;
+        LMS_ASSIGN_OR_RETURN(out.chats[r.id], st->ListChatTurns(r.id));
+      }
+      return out;
     });
     if (selected_id_) pending_detail_ = true;
   }
@@ -149,13 +158,30 @@ void HistoryPanel::DrawDetail() {
     }
   }
   if (ImGui::CollapsingHeader("Configuration")) ImGui::TextWrapped("%s", l.run.config.c_str());
+  if (auto chat = chats_.find(l.run.id); chat != chats_.end()) {
+    ImGui::Separator();
+    ImGui::Text("conversation (%zu turns):", chat->second.size());
+    for (const auto& t : chat->second) {
+      const bool user = t.role == "user";
+      ImGui::TextColored(user ? ImVec4(0.5f, 0.8f, 1, 1) : ImVec4(0.6f, 1, 0.6f, 1), "%s", t.role.c_str());
+      ImGui::TextWrapped("%s", t.content.c_str());
+    }
+  }
   ImGui::EndChild();
 }
 
 nlohmann::json HistoryPanel::Report() const {
   nlohmann::json j;
   j["runs"] = nlohmann::json::array();
-  for (const auto& r : runs_) j["runs"].push_back({{"id", r.id}, {"kind", r.kind}, {"name", r.name}, {"status", r.status}});
+  for (const auto& r : runs_) {
+    nlohmann::json row = {{"id", r.id}, {"kind", r.kind}, {"name", r.name}, {"status", r.status}};
+    if (auto c = chats_.find(r.id); c != chats_.end()) {
+      row["turns"] = nlohmann::json::array();
+      for (const auto& t : c->second) row["turns"].push_back({{"role", t.role}, {"content", t.content}});
+    }
+    j["runs"].push_back(std::move(row));
+  }
+  if (selected_id_) j["selected"] = *selected_id_;
   if (shown_) {
     const store::RunLineage& l = shown_->lineage;
     nlohmann::json s = {{"id", l.run.id}, {"upstream", nlohmann::json::array()}, {"downstream", nlohmann::json::array()},
@@ -164,7 +190,7 @@ nlohmann::json HistoryPanel::Report() const {
     for (const auto& r : l.downstream) s["downstream"].push_back(r.id);
     for (const auto& [what, n] : l.produced) s["produced"][what] = n;
     for (const auto& m : l.models) s["models"].push_back({{"contestant", m.contestant}, {"role", m.role}, {"path", m.model_path}});
-    j["selected"] = s;
+    j["lineage"] = s;
     if (!shown_->comparison.empty()) {
       nlohmann::json c = nlohmann::json::array();
       for (const auto& row : shown_->comparison) c.push_back({{"what", row.what}, {"a", row.a}, {"b", row.b}, {"differs", row.differs()}});

@@ -1,9 +1,11 @@
-// History: every run in the SQLite record (kind, name, status, times), newest first. The selected
-// run shows its configuration and lineage (what it wrote, the runs it used and that used it —
-// click one to go there — and the model files behind it); ticking "cmp" on a second run compares
-// the two side by side, differences highlighted. The record is read off the UI thread.
+// History: every run in the SQLite record (kind, name, status, times), newest first; the newest
+// is selected at first. The selected run shows its lineage (what it wrote, the runs it used and
+// that used it — click one to go there — and the model files behind it), its configuration and,
+// for a chat run, its conversation; ticking "cmp" on a second run compares the two side by side,
+// differences highlighted. The record is read off the UI thread.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -25,6 +27,10 @@ class HistoryPanel : public Panel {
   void Script(int64_t id, std::optional<int64_t> compare_with) { script_ = {id, compare_with}; }
 
  private:
+  struct Loaded {
+    std::vector<store::RunInfo> runs;
+    std::map<int64_t, std::vector<store::ChatTurn>> chats;  // by run id, for runs of kind "chat"
+  };
   struct Detail {
     store::RunLineage lineage;
     std::vector<store::ComparisonRow> comparison;  // empty without a second run
@@ -33,9 +39,10 @@ class HistoryPanel : public Panel {
   void DrawRunsTable();
   void DrawDetail();
 
-  BackgroundJob<std::vector<store::RunInfo>> load_;
+  BackgroundJob<Loaded> load_;
   BackgroundJob<Detail> detail_;
   std::vector<store::RunInfo> runs_;
+  std::map<int64_t, std::vector<store::ChatTurn>> chats_;
   std::optional<Detail> shown_;
   std::string error_, db_;
   std::optional<int64_t> selected_id_, compare_id_;

@@ -144,3 +144,46 @@ TEST_CASE("Another connection sees committed rows while the store is open", "[st
 }
 
 }  // namespace lms::store
+
+namespace lms::store {
+
+TEST_CASE("A version-2 record migrates to chat_turns and keeps its runs; chat turns are saved once, in order", "[store][chat]") {
+  const std::string path = test::TempDir() + "/chat_migrate.db";
+  {
+    auto s = Store::Open(path);
+    REQUIRE(s.ok());
+    REQUIRE(SchemaVersion() >= 3);
+    REQUIRE((*s)->StartRun("answer", "older", "{}").ok());
+    // Back to what a version-2 lmstation wrote: no chat_turns table.
+    REQUIRE((*s)->db().Exec("DROP TABLE chat_turns; PRAGMA user_version = 2").ok());
+  }
+  auto s = Store::Open(path);
+  REQUIRE(s.ok());
+  Store& st = **s;
+  CHECK(st.user_version() == SchemaVersion());
+  auto runs = st.ListRuns();
+  REQUIRE(runs.ok());
+  REQUIRE(runs->size() == 1);
+  CHECK((*runs)[0].name == "older");
+
+  auto run = st.StartRun("chat", "What is 2+2?", R"({"model":"m.gguf","id":"c1"})");
+  REQUIRE(run.ok());
+  REQUIRE(st.AddChatTurn(run->id, {1, "assistant", "4", 2}).ok());
+  REQUIRE(st.AddChatTurn(run->id, {0, "user", "What is 2+2?", std::nullopt}).ok());
+  REQUIRE(st.AddChatTurn(run->id, {1, "assistant", "changed", 9}).ok());  // saved again: kept as it was
+  CHECK_FALSE(st.AddChatTurn(run->id, {2, "robot", "?", std::nullopt}).ok());  // not a role
+  CHECK_FALSE(st.AddChatTurn(run->id + 100, {0, "user", "x", std::nullopt}).ok());  // no such run
+  auto turns = st.ListChatTurns(run->id);
+  REQUIRE(turns.ok());
+  REQUIRE(turns->size() == 2);
+  CHECK((*turns)[0].role == "user");
+  CHECK((*turns)[0].content == "What is 2+2?");
+  CHECK_FALSE((*turns)[0].tokens.has_value());
+  CHECK((*turns)[1].content == "4");
+  CHECK((*turns)[1].tokens == std::optional<int64_t>(2));
+  // Deleting the run deletes its turns.
+  REQUIRE(st.db().Exec("DELETE FROM runs WHERE kind = 'chat'").ok());
+  CHECK(st.ListChatTurns(run->id)->empty());
+}
+
+}  // namespace lms::store

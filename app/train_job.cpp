@@ -1,0 +1,237 @@
+#include "app/train_job.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "app/train_record.h"
+#include "app/train_setup.h"
+#include "core/train/checkpoint.h"
+#include "core/train/fileio.h"
+#include "core/train/gguf_io.h"
+#include "core/train/trainer.h"
+
+namespace lms::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Keeps the log rows of steps ≤ `step` (a resumed run rewrites what followed its checkpoint).
+Status TruncateLog(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return Status::Ok();
+  std::string line, kept;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header) {
+      kept += line + "\n";
+      header = false;
+      continue;
+    }
+    // A row the killed run left half-written has no valid step: drop it with the rest.
+    char* end = nullptr;
+    const long long row_step = std::strtoll(line.c_str(), &end, 10);
+    if (end != line.c_str() && *end == ',' && row_step <= step) kept += line + "\n";
+  }
+  return train::WriteFileAtomic(path, std::vector<uint8_t>(kept.begin(), kept.end()));
+}
+
+nlohmann::json TimelineJson(const train::StepReport& rep, int stages, int microbatches) {
+  nlohmann::json ev = nlohmann::json::array();
+  for (const auto& e : rep.events) {
+    ev.push_back({{"stage", e.stage}, {"microbatch", e.microbatch}, {"op", e.forward ? "F" : "B"},
+                  {"start_s", e.start_s}, {"end_s", e.end_s}});
+  }
+  return {{"stages", stages}, {"microbatches", microbatches}, {"wall_s", rep.wall_s}, {"busy_s", rep.busy_s},
+          {"peak_in_flight", rep.peak_in_flight}, {"bubble", rep.Bubble()},
+          {"bubble_theory", train::TheoreticalBubble(stages, microbatches)}, {"events", ev}};
+}
+
+}  // namespace
+
+TrainProgress TrainJob::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return progress_;
+}
+
+void TrainJob::Publish(const TrainProgress& p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  progress_ = p;
+}
+
+Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
+                                   const std::function<void(const TrainProgress&)>& on_step) {
+  TrainProgress P;
+  P.total_steps = c.steps;
+  Publish(P);
+  std::unique_ptr<TrainRecord> rec;
+  // Errors also mark the recorded run failed and show in the snapshot.
+  auto fail = [&](const Status& s) -> Status {
+    if (rec) (void)rec->Finish("failed");
+    P.phase = "failed";
+    Publish(P);
+    return s;
+  };
+  std::error_code ec;
+  fs::create_directories(c.out, ec);
+  if (ec) return fail(Status::IoError("cannot create output directory '" + c.out + "': " + ec.message()));
+
+  auto setup = PrepareTraining(c, o.resume);
+  if (!setup.ok()) return fail(setup.status());
+  TrainingSetup& S = *setup;
+  auto trainer = train::Trainer::Create(S.trainer, std::move(S.initial_params), std::move(S.train_tokens),
+                                        std::move(S.val_tokens));
+  if (!trainer.ok()) return fail(trainer.status());
+  train::Trainer& tr = **trainer;
+  const std::string ckpt_path = (fs::path(c.out) / "checkpoint.bin").string();
+  const std::string log_path = (fs::path(c.out) / "log.csv").string();
+  if (o.resume && fs::exists(ckpt_path)) {
+    auto ck = train::LoadCheckpoint(ckpt_path);
+    if (!ck.ok()) return fail(ck.status());
+    if (Status st = tr.Restore(*ck); !st.ok()) return fail(st);
+    if (Status st = TruncateLog(log_path, tr.step()); !st.ok()) return fail(st);
+    if (o.verbose) std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_path.c_str(), static_cast<long long>(tr.step()));
+  } else {
+    std::ofstream(log_path, std::ios::trunc) << "step,loss,lr,grad_norm,tokens_per_s,bubble,val_loss\n";
+  }
+  auto record = TrainRecord::Open(o.db, c.out, o.config_path, tr.step());
+  if (!record.ok()) return fail(record.status());
+  rec = std::move(*record);
+  const auto& pipe = S.trainer.pipeline;
+  if (rec && o.verbose) {
+    std::fprintf(stderr, "recording metrics in %s (run %lld)\n", rec->path().c_str(), static_cast<long long>(rec->run_id()));
+  }
+  if (o.verbose) {
+    std::fprintf(stderr, "model: %s, %lld parameters; %d stage(s) %s, layers [%s], %d micro-batch(es); %s\n",
+                 S.trainer.shape.Summary().c_str(), static_cast<long long>(tr.layout().total), tr.pipeline().stages(),
+                 train::ScheduleName(pipe.schedule), fmt::format("{}", fmt::join(pipe.boundaries, ",")).c_str(),
+                 pipe.microbatches, S.plan_note.c_str());
+  }
+  P.phase = "training";
+  P.step = P.first_step = tr.step();
+  P.model_summary = fmt::format("{}, {} parameters", S.trainer.shape.Summary(), tr.layout().total);
+  P.schedule = train::ScheduleName(pipe.schedule);
+  P.microbatches = pipe.microbatches;
+  P.plan_note = S.plan_note;
+  for (int s = 0; s + 1 < static_cast<int>(pipe.boundaries.size()); ++s) {
+    P.plan.push_back({s, pipe.boundaries[s], pipe.boundaries[s + 1], s < static_cast<int>(pipe.threads.size()) ? pipe.threads[s] : 1});
+  }
+  if (rec) {
+    P.record_path = rec->path();
+    P.record_run_id = rec->run_id();
+  }
+  Publish(P);
+
+  auto save = [&]() { return train::SaveCheckpoint(ckpt_path, tr.MakeCheckpoint()); };
+  train::StepStats last;
+  double tok_total = 0, sec_total = 0, bubble_sum = 0;
+  int measured = 0;
+  double val_loss = NAN;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first_step = tr.step();
+  bool cancelled = false;
+  while (tr.step() < c.steps) {
+    if (cancel_.load()) {
+      cancelled = true;
+      break;
+    }
+    auto st = tr.Step();
+    if (!st.ok()) return fail(st.status());
+    last = std::move(*st);
+    tok_total += static_cast<double>(last.tokens);
+    sec_total += last.seconds;
+    bubble_sum += last.bubble;
+    ++measured;
+    std::string val_field;
+    std::optional<double> step_val;
+    if (c.eval_every > 0 && last.step % c.eval_every == 0 && last.step < c.steps) {
+      auto v = tr.ValidationLoss();
+      if (!v.ok()) return fail(v.status());
+      val_loss = *v;
+      step_val = *v;
+      val_field = fmt::format("{:.9g}", *v);
+    }
+    if (rec) {
+      if (Status s = rec->AddStep(last, step_val); !s.ok()) return fail(s);
+    }
+    std::ofstream(log_path, std::ios::app)
+        << fmt::format("{},{:.17g},{:.9g},{:.9g},{:.1f},{:.4f},{}\n", last.step, last.loss, last.lr, last.grad_norm,
+                       last.tokens / last.seconds, last.bubble, val_field);
+    if (c.checkpoint_every > 0 && last.step % c.checkpoint_every == 0) {
+      if (Status s = save(); !s.ok()) return fail(s);
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    P.step = last.step;
+    P.loss.push_back(static_cast<float>(last.loss));
+    P.lr.push_back(last.lr);
+    P.tokens_per_s = tok_total / sec_total;
+    P.bubble = last.bubble;
+    P.eta_s = elapsed / static_cast<double>(tr.step() - first_step) * static_cast<double>(c.steps - tr.step());
+    if (step_val) P.val_loss = step_val;
+    P.timeline = last.report.events;
+    P.timeline_wall_s = last.report.wall_s;
+    Publish(P);
+    if (on_step) on_step(P);
+  }
+  if (Status s = save(); !s.ok()) return fail(s);
+  TrainSummary sum;
+  sum.steps = tr.step();
+  sum.stages = tr.pipeline().stages();
+  sum.microbatches = pipe.microbatches;
+  sum.schedule = train::ScheduleName(pipe.schedule);
+  sum.boundaries = pipe.boundaries;
+  sum.checkpoint = ckpt_path;
+  sum.loss = measured ? last.loss : NAN;
+  sum.tokens_per_s = sec_total > 0 ? tok_total / sec_total : 0.0;
+  sum.bubble = measured ? bubble_sum / measured : 0.0;
+  sum.bubble_theory = train::TheoreticalBubble(sum.stages, sum.microbatches);
+  if (cancelled) {
+    if (rec) {
+      if (Status s = rec->Finish("cancelled"); !s.ok()) return fail(s);
+    }
+    sum.cancelled = true;
+    sum.val_loss = val_loss;
+    P.phase = "cancelled";
+    Publish(P);
+    return sum;
+  }
+  P.phase = "exporting";
+  Publish(P);
+  auto v = tr.ValidationLoss();
+  if (!v.ok()) return fail(v.status());
+  val_loss = *v;
+  if (rec && measured) {
+    if (Status s = rec->AddValue(last.step, "val_loss", val_loss); !s.ok()) return fail(s);
+    if (Status s = rec->AddTimeline(last.step, last.report); !s.ok()) return fail(s);
+  }
+  {
+    std::ofstream tl(fs::path(c.out) / "timeline.json");
+    tl << TimelineJson(last.report, tr.pipeline().stages(), pipe.microbatches).dump(1) << "\n";
+  }
+  train::ExportOptions eo;
+  eo.name = c.export_name;
+  eo.context_length = S.context_length;
+  auto type = ParseTensorType(c.export_type);
+  if (!type) return fail(Status::InvalidArgument("[export] type '" + c.export_type + "' is not a tensor type"));
+  eo.matrix_type = *type;
+  const std::string gguf_path = (fs::path(c.out) / "model.gguf").string();
+  if (Status s = train::ExportGguf(gguf_path, S.trainer.shape, tr.params(), S.tokenizer_kv, eo); !s.ok()) return fail(s);
+  sum.val_loss = val_loss;
+  sum.model = gguf_path;
+  if (rec) {
+    if (Status s = rec->Finish("done"); !s.ok()) return s;
+  }
+  P.val_loss = val_loss;
+  P.phase = "done";
+  Publish(P);
+  return sum;
+}
+
+}  // namespace lms::app
