@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <memory>
 #include <new>
 
@@ -19,6 +18,18 @@ void MicroKernelGeneric(int64_t kc, const float* a, const float* b, float* c, in
   for (int64_t p = 0; p < kc; ++p, a += kMR, b += kNR)
     for (int i = 0; i < kMR; ++i)
       for (int j = 0; j < kNR; ++j) acc[i][j] = std::fma(a[i], b[j], acc[i][j]);
+  for (int i = 0; i < kMR; ++i)
+    for (int j = 0; j < kNR; ++j) c[i * ldc + j] = acc[i][j];
+}
+
+void MicroKernelRowsGeneric(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                            int64_t ldc, bool load) {
+  float acc[kMR][kNR];
+  for (int i = 0; i < kMR; ++i)
+    for (int j = 0; j < kNR; ++j) acc[i][j] = load ? c[i * ldc + j] : 0.0f;
+  for (int64_t p = 0; p < kc; ++p, b += kNR)
+    for (int i = 0; i < kMR; ++i)
+      for (int j = 0; j < kNR; ++j) acc[i][j] = std::fma(a[i * lda + p], b[j], acc[i][j]);
   for (int i = 0; i < kMR; ++i)
     for (int j = 0; j < kNR; ++j) c[i * ldc + j] = acc[i][j];
 }
@@ -85,8 +96,14 @@ void PackB(const MatView& B, int64_t p0, int64_t j0, int64_t kc, int64_t nc, flo
     const int64_t nr = std::min<int64_t>(kNR, nc - jr);
     if (nr < kNR) std::fill_n(dst, kNR * kc, 0.0f);
     if (B.cs == 1) {
-      for (int64_t p = 0; p < kc; ++p)
-        std::memcpy(dst + p * kNR, B.p + (p0 + p) * B.rs + j0 + jr, static_cast<size_t>(nr) * sizeof(float));
+      if (nr == kNR) {
+        for (int64_t p = 0; p < kc; ++p) {
+          const float* src = B.p + (p0 + p) * B.rs + j0 + jr;
+          for (int j = 0; j < kNR; ++j) dst[p * kNR + j] = src[j];
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) std::copy_n(B.p + (p0 + p) * B.rs + j0 + jr, nr, dst + p * kNR);
+      }
     } else {
       for (int64_t j = 0; j < nr; ++j) {
         const float* src = B.p + (j0 + jr + j) * B.cs + p0 * B.rs;
@@ -96,8 +113,13 @@ void PackB(const MatView& B, int64_t p0, int64_t j0, int64_t kc, int64_t nc, flo
   }
 }
 
+struct Kernels {
+  gemm::MicroKernelFn packed;
+  gemm::MicroKernelRowsFn rows;
+};
+
 void GemmSerial(int64_t M, int64_t N, int64_t K, const MatView& A, const MatView& B, float* C,
-                int64_t ldc, bool accumulate, gemm::MicroKernelFn mk) {
+                int64_t ldc, bool accumulate, const Kernels& kn) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -115,7 +137,10 @@ void GemmSerial(int64_t M, int64_t N, int64_t K, const MatView& A, const MatView
       PackB(B, pc, jc, kc, nc, bbuf);
       for (int64_t ic = 0; ic < M; ic += kMC) {
         const int64_t mc = std::min(kMC, M - ic);
-        PackA(A, ic, pc, mc, kc, abuf);
+        // Rows of A that are contiguous in k are read in place, except a short last panel.
+        const bool in_place = A.cs == 1;
+        const int64_t full = in_place ? mc / kMR * kMR : 0;
+        if (full < mc) PackA(A, ic + full, pc, mc - full, kc, abuf + full * kc);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min<int64_t>(kNR, nc - jr);
           const float* bp = bbuf + jr * kc;
@@ -123,15 +148,28 @@ void GemmSerial(int64_t M, int64_t N, int64_t K, const MatView& A, const MatView
             const int64_t mr = std::min<int64_t>(kMR, mc - ir);
             const float* ap = abuf + ir * kc;
             float* c = C + (ic + ir) * ldc + jc + jr;
+            if (ir < full) {
+              const float* ar = A.p + (ic + ir) * A.rs + pc;
+              if (nr == kNR) {
+                kn.rows(kc, ar, A.rs, bp, c, ldc, load);
+              } else {
+                alignas(32) float t[kMR * kNR] = {};
+                if (load)
+                  for (int64_t i = 0; i < mr; ++i) std::copy_n(c + i * ldc, nr, t + i * kNR);
+                kn.rows(kc, ar, A.rs, bp, t, kNR, load);
+                for (int64_t i = 0; i < mr; ++i) std::copy_n(t + i * kNR, nr, c + i * ldc);
+              }
+              continue;
+            }
             if (mr == kMR && nr == kNR) {
-              mk(kc, ap, bp, c, ldc, load);
+              kn.packed(kc, ap, bp, c, ldc, load);
               continue;
             }
             // Edge tile: through a full-size scratch tile, same chains for the valid elements.
             alignas(32) float t[kMR * kNR] = {};
             if (load)
               for (int64_t i = 0; i < mr; ++i) std::copy_n(c + i * ldc, nr, t + i * kNR);
-            mk(kc, ap, bp, t, kNR, load);
+            kn.packed(kc, ap, bp, t, kNR, load);
             for (int64_t i = 0; i < mr; ++i) std::copy_n(t + i * kNR, nr, c + i * ldc);
           }
         }
@@ -144,8 +182,9 @@ void GemmSerial(int64_t M, int64_t N, int64_t K, const MatView& A, const MatView
 
 void Gemm(ThreadPool* pool, int64_t M, int64_t N, int64_t K, MatView A, MatView B, float* C,
           int64_t ldc, bool accumulate) {
-  const gemm::MicroKernelFn mk =
-      gemm::HasAvx2() && !gemm::g_force_generic.load() ? &gemm::MicroKernelAvx2 : &gemm::MicroKernelGeneric;
+  const bool fast = gemm::HasAvx2() && !gemm::g_force_generic.load();
+  const Kernels mk = fast ? Kernels{&gemm::MicroKernelAvx2, &gemm::MicroKernelRowsAvx2}
+                          : Kernels{&gemm::MicroKernelGeneric, &gemm::MicroKernelRowsGeneric};
   // Small products are not worth a fork/join.
   const int nt = pool && M * N * K >= (int64_t{1} << 18) ? pool->size() : 1;
   if (nt == 1) {

@@ -35,8 +35,13 @@ constexpr int kMR = 6, kNR = 16;
 // c (kMR×kNR, row stride ldc) = (load ? c : 0) + Σ_p a[p*kMR + i] · b[p*kNR + j], p in order.
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                bool load);
+// The same with A read in place: rows a + i*lda, contiguous in p (no packing of A).
+using MicroKernelRowsFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b,
+                                   float* c, int64_t ldc, bool load);
 void MicroKernelGeneric(int64_t, const float*, const float*, float*, int64_t, bool);
 void MicroKernelAvx2(int64_t, const float*, const float*, float*, int64_t, bool);
+void MicroKernelRowsGeneric(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+void MicroKernelRowsAvx2(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
 // Forces the portable micro-kernel (tests compare the two); returns the previous setting.
 bool UseGenericForTesting(bool on);
 const char* MicroKernelName();
