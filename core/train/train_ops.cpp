@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/train/train_gemm.h"
+#include "core/train/train_swiglu.h"
 
 namespace lms::train {
 namespace {
@@ -209,8 +210,16 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
   });
 }
 
+namespace {
+bool HasAvx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+}  // namespace
+
 void SwiGluForward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
   ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    if (HasAvx2()) return avx2::SwiGluForward(out, gate, up, i0, i1);
     for (int64_t i = i0; i < i1; ++i) {
       const float g = gate[i];
       out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -221,6 +230,7 @@ void SwiGluForward(ThreadPool& pool, float* out, const float* gate, const float*
 void SwiGluBackward(ThreadPool& pool, float* dgate, float* dup, const float* dout,
                     const float* gate, const float* up, int64_t n) {
   ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    if (HasAvx2()) return avx2::SwiGluBackward(dgate, dup, dout, gate, up, i0, i1);
     for (int64_t i = i0; i < i1; ++i) {
       const float g = gate[i], sig = 1.0f / (1.0f + std::exp(-g));
       dup[i] = dout[i] * g * sig;
