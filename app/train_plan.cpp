@@ -5,10 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <random>
+#include <thread>
 
 #include "app/train_setup.h"
+#include "core/train/optimizer.h"
 #include "core/train/simulate.h"
 #include "core/train/train_model.h"
 #include "core/util/thread_pool.h"
@@ -58,6 +59,21 @@ StageTiming TimeStage(const train::ModelShape& s, const train::ParamLayout& layo
   return {Median(f), Median(b)};
 }
 
+// Median seconds of what a training step does besides its passes: zeroing the gradients, then
+// AdamW (global norm, clipping, update) over every parameter of the model.
+double TimeOptimizerStep(const TrainRunConfig& c, const train::ParamLayout& full, int reps) {
+  std::vector<float> params(static_cast<size_t>(full.total), 0.01f), grads(params.size());
+  train::AdamW opt(c.optim, full);
+  std::vector<double> t;
+  for (int r = 0; r < reps + 1; ++r) {  // the first round faults the optimizer state in
+    const auto t0 = std::chrono::steady_clock::now();
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    opt.Step(r, params, grads);
+    if (r > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Median(t);
+}
+
 double TotalMemory() {
   const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? static_cast<double>(pages) * size : 8e9;
@@ -96,22 +112,29 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
   // micro-batch (t = a + b·n), which decides how small micro-batches may usefully get.
   const int mbs2 = mbs > 1 ? mbs / 2 : (c.batch_size > 1 ? 2 : 1);
   const double tokens2 = static_cast<double>(mbs2) * shape.seq_len;
+  // Every device is timed while all the others run the same work at the same time: in the
+  // pipeline's steady state the stages share the machine's cores, caches and memory bandwidth,
+  // and a stage timed alone would be predicted faster than it runs.
   struct Timings {
     StageTiming layer, layer2, ends;
   };
-  std::map<int, Timings> by_threads;  // threads → timings
+  std::vector<Timings> timed(static_cast<size_t>(D));
+  auto co_run = [&](auto&& time_one) {
+    std::vector<std::thread> th;
+    for (int d = 1; d < D; ++d) th.emplace_back([&, d] { time_one(d); });
+    time_one(0);
+    for (auto& t : th) t.join();
+  };
+  co_run([&](int d) { timed[d].layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps); });
+  if (mbs2 != mbs) {
+    co_run([&](int d) { timed[d].layer2 = TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps); });
+  }
+  co_run([&](int d) { timed[d].ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps); });
   for (int d = 0; d < D; ++d) {
-    auto it = by_threads.find(devices[d]);
-    if (it == by_threads.end()) {
-      Timings t;
-      t.layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
-      t.layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : t.layer;
-      t.ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
-      it = by_threads.emplace(devices[d], t).first;
-    }
-    const StageTiming& layer = it->second.layer;
-    const StageTiming& layer2 = it->second.layer2;
-    const StageTiming& ends = it->second.ends;
+    if (mbs2 == mbs) timed[d].layer2 = timed[d].layer;
+    const StageTiming& layer = timed[d].layer;
+    const StageTiming& layer2 = timed[d].layer2;
+    const StageTiming& ends = timed[d].ends;
     double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
     if (mbs2 != mbs) {
       const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
@@ -146,6 +169,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
     cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
   }
   cost.boundary_bytes_per_token = 4.0 * shape.d_model;
+  cost.step_fixed_s = TimeOptimizerStep(c, full, reps);
   pr.intra_node = {8e9, 2e-6};  // an in-process copy between stage threads
   pr.inter_node = pr.intra_node;
   pr.batch_tokens = int64_t{c.batch_size} * shape.seq_len;
@@ -203,7 +227,7 @@ Result<AutoPlan> PlanForRun(const TrainRunConfig& c, const train::ModelShape& sh
   for (int d : plan.devices) a.threads.push_back(devices[d]);
   a.microbatches = plan.microbatches;
   a.predicted_step_s = plan.predicted_step_s;
-  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per pass", plan.devices.size(),
+  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per step", plan.devices.size(),
                        plan.microbatches, plan.predicted_step_s);
   return a;
 }

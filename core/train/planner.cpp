@@ -153,7 +153,7 @@ Plan Finish(const Ctx& c, std::vector<int> bounds, std::vector<int> devs) {
     sum += t;
     mx = std::max(mx, t);
   }
-  pl.predicted_step_s = sum + (c.M - 1) * mx;
+  pl.predicted_step_s = sum + (c.M - 1) * mx + c.p.cost.step_fixed_s;
   return pl;
 }
 

@@ -70,7 +70,10 @@ SimResult SimulatePlan(const PlanProblem& p, const Plan& plan) {
       send[s] = link.latency_s + p.cost.boundary_bytes_per_token * mb_tokens / link.bandwidth_Bps;
     }
   }
-  return SimulatePipeline(st, send, p.schedule, plan.microbatches);
+  SimResult r = SimulatePipeline(st, send, p.schedule, plan.microbatches);
+  // The optimizer runs after the pass; the bubble stays that of the pass.
+  r.step_s += p.cost.step_fixed_s;
+  return r;
 }
 
 Result<Cluster> NamedCluster(const std::string& kind) {
