@@ -191,9 +191,10 @@ void Gemm(ThreadPool* pool, int64_t M, int64_t N, int64_t K, MatView A, MatView 
     GemmSerial(M, N, K, A, B, C, ldc, accumulate, mk);
     return;
   }
-  // Split the larger dimension in whole tiles: each thread packs the other operand itself, which
-  // costs (threads / that dimension) of the arithmetic.
-  const bool split_m = M >= N;
+  // Split in whole tiles. Each thread packs the operand it does not split: when A is read in
+  // place (rows contiguous in k) splitting N duplicates nothing; otherwise split the larger
+  // dimension, which duplicates the smaller share of packing.
+  const bool split_m = A.cs == 1 ? (N + kNR - 1) / kNR < nt : M >= N;
   const int64_t unit = split_m ? kMR : kNR, tiles = ((split_m ? M : N) + unit - 1) / unit;
   pool->Run([&](int t, int n) {
     const int64_t a = std::min(split_m ? M : N, tiles * t / n * unit);
