@@ -112,26 +112,44 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
   // micro-batch (t = a + b·n), which decides how small micro-batches may usefully get.
   const int mbs2 = mbs > 1 ? mbs / 2 : (c.batch_size > 1 ? 2 : 1);
   const double tokens2 = static_cast<double>(mbs2) * shape.seq_len;
-  // Every device is timed while all the others run the same work at the same time: in the
-  // pipeline's steady state the stages share the machine's cores, caches and memory bandwidth,
-  // and a stage timed alone would be predicted faster than it runs.
+  // Each kind of device (thread count) is timed alone; then every device is timed again while
+  // all of them run the same layer at once, as the stages do in the pipeline's steady state:
+  // the ratio is each device's contention factor (cores, caches and memory bandwidth shared).
   struct Timings {
     StageTiming layer, layer2, ends;
   };
   std::vector<Timings> timed(static_cast<size_t>(D));
-  auto co_run = [&](auto&& time_one) {
-    std::vector<std::thread> th;
-    for (int d = 1; d < D; ++d) th.emplace_back([&, d] { time_one(d); });
-    time_one(0);
-    for (auto& t : th) t.join();
-  };
-  co_run([&](int d) { timed[d].layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps); });
-  if (mbs2 != mbs) {
-    co_run([&](int d) { timed[d].layer2 = TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps); });
-  }
-  co_run([&](int d) { timed[d].ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps); });
   for (int d = 0; d < D; ++d) {
-    if (mbs2 == mbs) timed[d].layer2 = timed[d].layer;
+    int same = 0;
+    while (devices[same] != devices[d]) ++same;
+    if (same < d) {
+      timed[d] = timed[same];
+      continue;
+    }
+    timed[d].layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
+    timed[d].layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : timed[d].layer;
+    timed[d].ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
+  }
+  if (D > 1) {
+    std::vector<StageTiming> shared(static_cast<size_t>(D));
+    std::vector<std::thread> th;
+    for (int d = 1; d < D; ++d)
+      th.emplace_back([&, d] { shared[d] = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps); });
+    shared[0] = TimeStage(one, layout, p, 1, false, mbs, devices[0], reps);
+    for (auto& t : th) t.join();
+    // One factor per kind of device (the mean over its devices), so equal devices stay equal.
+    for (int d = 0; d < D; ++d) {
+      double sum = 0;
+      int n = 0;
+      for (int e = 0; e < D; ++e) {
+        if (devices[e] != devices[d]) continue;
+        sum += (shared[e].fwd_s + shared[e].bwd_s) / (timed[e].layer.fwd_s + timed[e].layer.bwd_s);
+        ++n;
+      }
+      cost.contention.push_back(std::max(1.0, sum / n));  // sharing never speeds a device up
+    }
+  }
+  for (int d = 0; d < D; ++d) {
     const StageTiming& layer = timed[d].layer;
     const StageTiming& layer2 = timed[d].layer2;
     const StageTiming& ends = timed[d].ends;

@@ -64,6 +64,10 @@ SimResult SimulatePlan(const PlanProblem& p, const Plan& plan) {
         st[s].bwd_s += p.cost.s_per_microbatch[l][d] * 2.0 / 3.0;
       }
     }
+    if (S > 1 && !p.cost.contention.empty()) {  // the stages overlap most of the time
+      st[s].fwd_s *= p.cost.contention[d];
+      st[s].bwd_s *= p.cost.contention[d];
+    }
     if (s + 1 < S) {
       const bool same_node = p.devices[d].node == p.devices[plan.devices[s + 1]].node;
       const PlanLink& link = same_node ? p.intra_node : p.inter_node;
