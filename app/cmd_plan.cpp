@@ -135,6 +135,7 @@ CommandFn AddPlanCommand(CLI::App& cli) {
     auto equal = train::EvaluatePlan(*pr, plan->microbatches, train::EqualSplit(shape.n_layers, S_eq), eq_devs);
     const train::SimResult sim = train::SimulatePlan(*pr, *plan);
     nlohmann::json j = {{"plan", PlanJson(*pr, *plan, sim)},
+                        {"contention", pr->cost.contention}, {"optimizer_step_s", pr->cost.step_fixed_s},
                         {"profile_s", std::chrono::duration<double>(t1 - t0).count()},
                         {"planning_s", plan_s}, {"tmax_evaluated", plan->tmax_evaluated}};
     train::SimResult sim_eq;
@@ -170,6 +171,11 @@ CommandFn AddPlanCommand(CLI::App& cli) {
     std::printf("model: %s; %d device(s)%s; planned in %.3f s (%lld t_max bounds)\n", shape.Summary().c_str(), D,
                 o->cluster.empty() ? " (profiled here)" : (" (" + o->cluster + ")").c_str(), plan_s,
                 static_cast<long long>(plan->tmax_evaluated));
+    if (!pr->cost.contention.empty()) {
+      std::printf("contention (stage slowdown while all devices run):");
+      for (double f : pr->cost.contention) std::printf(" %.2f", f);
+      std::printf("; optimizer %.4f s/step\n", pr->cost.step_fixed_s);
+    }
     PrintTable("plan", *pr, *plan, sim);
     auto measured = [](const nlohmann::json& p) {
       if (p.contains("measured_step_s")) {
