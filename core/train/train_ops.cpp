@@ -136,9 +136,12 @@ void Rope(ThreadPool& pool, float* x, const RopeTable& rt, int64_t B, int64_t T,
   });
 }
 
-// Attention runs per (sequence, head) on the matrix kernels: scores = Q·Kᵀ over the whole T×T
-// square (the masked half costs twice the arithmetic but runs vectorised), a masked softmax, then
-// out = P·V. Masked probabilities are exact zeros, so they add nothing to the products.
+// Attention runs per (sequence, head) on the training GEMM, in blocks of query rows: a block
+// [r0, r1) computes scores against keys below r1 only (the masked rest is set to zero), and the
+// products with P skip the terms where P is masked. Those terms are exact zeros, so every result
+// equals that of the full square.
+constexpr int64_t kCausalRows = 36;  // whole 6-row tiles
+
 void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, const float* k,
                       const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
@@ -149,7 +152,10 @@ void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, 
       float* a = att + (b * H + h) * T * T;                 // (T, T)
       const float* qh = q + b * T * qd + h * hd;            // rows of stride qd
       const float* kr = k + b * T * kvd + kh * hd;          // this head's keys, rows of stride kvd
-      Gemm(nullptr, T, T, hd, MatView{qh, qd, 1}, MatView{kr, 1, kvd}, a, T, false);  // a = Q·Kᵀ
+      for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {  // a = Q·Kᵀ, columns up to the block's end
+        const int64_t r1 = std::min(T, r0 + kCausalRows);
+        Gemm(nullptr, r1 - r0, r1, hd, MatView{qh + r0 * qd, qd, 1}, MatView{kr, 1, kvd}, a + r0 * T, T, false);
+      }
       for (int64_t t = 0; t < T; ++t) {
         float* r = a + t * T;
         float mx = -INFINITY;
@@ -161,7 +167,11 @@ void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, 
         std::fill(r + t + 1, r + T, 0.0f);
       }
       const float* vr = v + b * T * kvd + kh * hd;
-      Gemm(nullptr, T, hd, T, MatView{a, T, 1}, MatView{vr, kvd, 1}, out + b * T * qd + h * hd, qd, false);  // out = P·V
+      float* oh = out + b * T * qd + h * hd;
+      for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {  // out = P·V over the visible keys
+        const int64_t r1 = std::min(T, r0 + kCausalRows);
+        Gemm(nullptr, r1 - r0, hd, r1, MatView{a + r0 * T, T, 1}, MatView{vr, kvd, 1}, oh + r0 * qd, qd, false);
+      }
     }
   });
 }
@@ -191,8 +201,13 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
         const float* qh = q + b * T * qd + h * hd;
         float* dqh = dq + b * T * qd + h * hd;
         // out = P·V:  dP = dout·Vᵀ,  dV += Pᵀ·dout
-        Gemm(nullptr, T, T, hd, MatView{g, qd, 1}, MatView{vr, 1, kvd}, ds.data(), T, false);
-        Gemm(nullptr, T, hd, T, MatView{a, 1, T}, MatView{g, qd, 1}, dvh, kvd, true);
+        for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {
+          const int64_t r1 = std::min(T, r0 + kCausalRows);
+          // dP rows [r0, r1): keys up to r1; dV rows [r0, r1): queries from r0 on
+          Gemm(nullptr, r1 - r0, r1, hd, MatView{g + r0 * qd, qd, 1}, MatView{vr, 1, kvd}, ds.data() + r0 * T, T, false);
+          Gemm(nullptr, r1 - r0, hd, T - r0, MatView{a + r0 * T + r0, 1, T}, MatView{g + r0 * qd, qd, 1}, dvh + r0 * kvd,
+               kvd, true);
+        }
         // softmax: dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
         for (int64_t t = 0; t < T; ++t) {
           const float* p = a + t * T;
@@ -203,8 +218,12 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
           std::fill(d + t + 1, d + T, 0.0f);
         }
         // S = Q·Kᵀ:  dQ = dS·K,  dK += dSᵀ·Q
-        Gemm(nullptr, T, hd, T, MatView{ds.data(), T, 1}, MatView{kr, kvd, 1}, dqh, qd, false);
-        Gemm(nullptr, T, hd, T, MatView{ds.data(), 1, T}, MatView{qh, qd, 1}, dkh, kvd, true);
+        for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {
+          const int64_t r1 = std::min(T, r0 + kCausalRows);
+          Gemm(nullptr, r1 - r0, hd, r1, MatView{ds.data() + r0 * T, T, 1}, MatView{kr, kvd, 1}, dqh + r0 * qd, qd, false);
+          Gemm(nullptr, r1 - r0, hd, T - r0, MatView{ds.data() + r0 * T + r0, 1, T}, MatView{qh + r0 * qd, qd, 1},
+               dkh + r0 * kvd, kvd, true);
+        }
       }
     }
   });
