@@ -23,7 +23,7 @@ struct AutoPlan {
 std::vector<int> LocalDevices(const TrainRunConfig& c);
 
 // Profiles the model's layers on each local device, all devices at once (best of `reps` timings).
-Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps = 5);
+Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps = 11);
 
 // Costs from FLOPs and bytes for a described cluster (see train::NamedCluster).
 Result<train::PlanProblem> DescribeCluster(const TrainRunConfig& c, const train::ModelShape& shape,
