@@ -5,10 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <random>
+#include <thread>
 
 #include "app/train_setup.h"
+#include "core/train/optimizer.h"
 #include "core/train/simulate.h"
 #include "core/train/train_model.h"
 #include "core/util/thread_pool.h"
@@ -23,16 +24,16 @@ std::vector<int> Divisors(int n) {
   return d;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+// The least-disturbed of several timings: on a machine shared with other work a short timing
+// is only ever lengthened (preemption, another process's cache traffic), so the minimum is the
+// estimate of the work itself; `plan --measure` reports the measured steps the same way too.
+double Best(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 struct StageTiming {
   double fwd_s = 0, bwd_s = 0;
 };
 
-// Median forward and backward seconds of one micro-batch through a stage of layers [0, n).
+// Best forward and backward seconds of one micro-batch through a stage of layers [0, n).
 StageTiming TimeStage(const train::ModelShape& s, const train::ParamLayout& layout, const std::vector<float>& p,
                       int n_layers, bool ends, int mbs, int threads, int reps) {
   ThreadPool pool(threads);
@@ -55,7 +56,22 @@ StageTiming TimeStage(const train::ModelShape& s, const train::ParamLayout& layo
     f.push_back(std::chrono::duration<double>(t1 - t0).count());
     b.push_back(std::chrono::duration<double>(t2 - t1).count());
   }
-  return {Median(f), Median(b)};
+  return {Best(f), Best(b)};
+}
+
+// Best seconds of what a training step does besides its passes: zeroing the gradients, then
+// AdamW (global norm, clipping, update) over every parameter of the model.
+double TimeOptimizerStep(const TrainRunConfig& c, const train::ParamLayout& full, int reps) {
+  std::vector<float> params(static_cast<size_t>(full.total), 0.01f), grads(params.size());
+  train::AdamW opt(c.optim, full);
+  std::vector<double> t;
+  for (int r = 0; r < reps + 1; ++r) {  // the first round faults the optimizer state in
+    const auto t0 = std::chrono::steady_clock::now();
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    opt.Step(r, params, grads);
+    if (r > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Best(t);
 }
 
 double TotalMemory() {
@@ -96,22 +112,47 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
   // micro-batch (t = a + b·n), which decides how small micro-batches may usefully get.
   const int mbs2 = mbs > 1 ? mbs / 2 : (c.batch_size > 1 ? 2 : 1);
   const double tokens2 = static_cast<double>(mbs2) * shape.seq_len;
+  // Each kind of device (thread count) is timed alone; then every device is timed again while
+  // all of them run the same layer at once, as the stages do in the pipeline's steady state:
+  // the ratio is each device's contention factor (cores, caches and memory bandwidth shared).
   struct Timings {
     StageTiming layer, layer2, ends;
   };
-  std::map<int, Timings> by_threads;  // threads → timings
+  std::vector<Timings> timed(static_cast<size_t>(D));
   for (int d = 0; d < D; ++d) {
-    auto it = by_threads.find(devices[d]);
-    if (it == by_threads.end()) {
-      Timings t;
-      t.layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
-      t.layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : t.layer;
-      t.ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
-      it = by_threads.emplace(devices[d], t).first;
+    int same = 0;
+    while (devices[same] != devices[d]) ++same;
+    if (same < d) {
+      timed[d] = timed[same];
+      continue;
     }
-    const StageTiming& layer = it->second.layer;
-    const StageTiming& layer2 = it->second.layer2;
-    const StageTiming& ends = it->second.ends;
+    timed[d].layer = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps);
+    timed[d].layer2 = mbs2 != mbs ? TimeStage(one, layout, p, 1, false, mbs2, devices[d], reps) : timed[d].layer;
+    timed[d].ends = TimeStage(one, layout, p, 1, true, mbs, devices[d], reps);
+  }
+  if (D > 1) {
+    std::vector<StageTiming> shared(static_cast<size_t>(D));
+    std::vector<std::thread> th;
+    for (int d = 1; d < D; ++d)
+      th.emplace_back([&, d] { shared[d] = TimeStage(one, layout, p, 1, false, mbs, devices[d], reps); });
+    shared[0] = TimeStage(one, layout, p, 1, false, mbs, devices[0], reps);
+    for (auto& t : th) t.join();
+    // One factor per kind of device (the mean over its devices), so equal devices stay equal.
+    for (int d = 0; d < D; ++d) {
+      double sum = 0;
+      int n = 0;
+      for (int e = 0; e < D; ++e) {
+        if (devices[e] != devices[d]) continue;
+        sum += (shared[e].fwd_s + shared[e].bwd_s) / (timed[e].layer.fwd_s + timed[e].layer.bwd_s);
+        ++n;
+      }
+      cost.contention.push_back(std::max(1.0, sum / n));  // sharing never speeds a device up
+    }
+  }
+  for (int d = 0; d < D; ++d) {
+    const StageTiming& layer = timed[d].layer;
+    const StageTiming& layer2 = timed[d].layer2;
+    const StageTiming& ends = timed[d].ends;
     double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
     if (mbs2 != mbs) {
       const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
@@ -146,6 +187,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
     cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
   }
   cost.boundary_bytes_per_token = 4.0 * shape.d_model;
+  cost.step_fixed_s = TimeOptimizerStep(c, full, reps);
   pr.intra_node = {8e9, 2e-6};  // an in-process copy between stage threads
   pr.inter_node = pr.intra_node;
   pr.batch_tokens = int64_t{c.batch_size} * shape.seq_len;
@@ -203,7 +245,7 @@ Result<AutoPlan> PlanForRun(const TrainRunConfig& c, const train::ModelShape& sh
   for (int d : plan.devices) a.threads.push_back(devices[d]);
   a.microbatches = plan.microbatches;
   a.predicted_step_s = plan.predicted_step_s;
-  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per pass", plan.devices.size(),
+  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per step", plan.devices.size(),
                        plan.microbatches, plan.predicted_step_s);
   return a;
 }

@@ -22,8 +22,8 @@ struct AutoPlan {
 // The local devices of a run: stage_threads when given, else `stages` devices of `threads`.
 std::vector<int> LocalDevices(const TrainRunConfig& c);
 
-// Profiles the model's layers on each distinct local device (median of `reps` timings).
-Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps = 3);
+// Profiles the model's layers on each local device, all devices at once (best of `reps` timings).
+Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps = 11);
 
 // Costs from FLOPs and bytes for a described cluster (see train::NamedCluster).
 Result<train::PlanProblem> DescribeCluster(const TrainRunConfig& c, const train::ModelShape& shape,

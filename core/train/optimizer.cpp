@@ -15,7 +15,15 @@ float LearningRate(const OptimConfig& c, int64_t step) {
   return static_cast<float>(c.min_lr + (c.lr - c.min_lr) * cosine);
 }
 
+namespace {
+bool HasAvx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+}  // namespace
+
 double GlobalNorm(const std::vector<float>& g) {
+  if (HasAvx2()) return std::sqrt(avx2::SumSquares(g.data(), static_cast<int64_t>(g.size())));
   double s = 0.0;
   for (float x : g) s += double{x} * x;
   return std::sqrt(s);
@@ -36,6 +44,11 @@ double AdamW::Step(int64_t step, std::vector<float>& p, std::vector<float>& g) {
   const float bc1 = 1.0f - static_cast<float>(std::pow(c_.beta1, t));
   const float bc2 = 1.0f - static_cast<float>(std::pow(c_.beta2, t));
   const size_t n = p.size();
+  if (HasAvx2()) {
+    const AdamWScalars s{clip, lr, c_.beta1, c_.beta2, bc1, bc2, c_.eps, c_.weight_decay};
+    avx2::AdamWUpdate(s, p.data(), g.data(), m_.data(), v_.data(), decay_.data(), static_cast<int64_t>(n));
+    return norm;
+  }
   for (size_t i = 0; i < n; ++i) {
     const float gi = g[i] * clip;
     g[i] = gi;

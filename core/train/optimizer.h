@@ -26,6 +26,19 @@ float LearningRate(const OptimConfig& c, int64_t step);
 // sqrt(Σ g²) accumulated in double.
 double GlobalNorm(const std::vector<float>& g);
 
+// The per-step constants of one AdamW update.
+struct AdamWScalars {
+  float clip, lr, beta1, beta2, bc1, bc2, eps, weight_decay;
+};
+
+namespace avx2 {
+// The AdamW loop over n elements (see AdamW::Step), 8 lanes at a time.
+void AdamWUpdate(const AdamWScalars& s, float* p, float* g, float* m, float* v, const uint8_t* decay,
+                 int64_t n);
+// Σ g² in double (four interleaved partial sums).
+double SumSquares(const float* g, int64_t n);
+}  // namespace avx2
+
 class AdamW {
  public:
   AdamW(const OptimConfig& c, const ParamLayout& layout);

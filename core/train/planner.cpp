@@ -26,7 +26,8 @@ DeviceTypes GroupDevices(const PlanProblem& p) {
   for (int d = 0; d < D; ++d) {
     for (size_t t = 0; t < g.members.size() && g.type_of[d] < 0; ++t) {
       const int r = g.members[t][0];
-      bool same = p.devices[r].memory_bytes == p.devices[d].memory_bytes && p.devices[r].node == p.devices[d].node;
+      bool same = p.devices[r].memory_bytes == p.devices[d].memory_bytes && p.devices[r].node == p.devices[d].node &&
+                  (p.cost.contention.empty() || p.cost.contention[r] == p.cost.contention[d]);
       for (int l = 0; same && l < p.cost.layers(); ++l) {
         same = p.cost.fwd_s_per_token[l][r] == p.cost.fwd_s_per_token[l][d] &&
                p.cost.bwd_s_per_token[l][r] == p.cost.bwd_s_per_token[l][d] &&
@@ -44,6 +45,8 @@ DeviceTypes GroupDevices(const PlanProblem& p) {
   }
   return g;
 }
+
+double Contention(const PlanProblem& p, int d) { return p.cost.contention.empty() ? 1.0 : p.cost.contention[d]; }
 
 bool MultiNode(const PlanProblem& p) {
   for (const auto& d : p.devices)
@@ -109,6 +112,11 @@ Status CheckProblem(const PlanProblem& p) {
   if (!p.cost.s_per_microbatch.empty() && static_cast<int>(p.cost.s_per_microbatch.size()) != L) {
     return Status::InvalidArgument("plan: per-micro-batch costs given for some layers only");
   }
+  if (!p.cost.contention.empty()) {
+    if (static_cast<int>(p.cost.contention.size()) != D) return Status::InvalidArgument("plan: contention given for the wrong device count");
+    for (double f : p.cost.contention)
+      if (!(f > 0)) return Status::InvalidArgument("plan: contention factors must be positive");
+  }
   for (int l = 0; l < L; ++l) {
     if (!p.cost.s_per_microbatch.empty() && static_cast<int>(p.cost.s_per_microbatch[l].size()) != D) {
       return Status::InvalidArgument(fmt::format("plan: layer {} has per-micro-batch costs for the wrong device count", l));
@@ -147,13 +155,14 @@ Plan Finish(const Ctx& c, std::vector<int> bounds, std::vector<int> devs) {
   const int S = static_cast<int>(pl.devices.size());
   double sum = 0, mx = 0;
   for (int s = 0; s < S; ++s) {
-    const double t = StageTime(c, pl.boundaries[s], pl.boundaries[s + 1], pl.devices[s], s == S - 1);
+    const double alone = StageTime(c, pl.boundaries[s], pl.boundaries[s + 1], pl.devices[s], s == S - 1);
+    const double t = alone * Contention(c.p, pl.devices[s]);
     pl.stage_s.push_back(t);
     pl.stage_memory.push_back(StageMemory(c, pl.boundaries[s], pl.boundaries[s + 1], s, S));
-    sum += t;
+    sum += alone;
     mx = std::max(mx, t);
   }
-  pl.predicted_step_s = sum + (c.M - 1) * mx;
+  pl.predicted_step_s = sum + (c.M - 1) * mx + c.p.cost.step_fixed_s;
   return pl;
 }
 
@@ -189,12 +198,17 @@ class MDp {
     s_max_ = p.stages > 0 ? p.stages : std::min(L_, D);
     const size_t row = static_cast<size_t>(L_ + 1);
     ts_.assign(static_cast<size_t>(NT_) * L_ * row, kInf);
+    us_.assign(ts_.size(), kInf);
     mem_end_.assign(static_cast<size_t>(NT_) * L_ * (s_max_ + 1), 0);
     for (int t = 0; t < NT_; ++t) {
       const int d = types.members[t][0];
       for (int k = 0; k < L_; ++k) {
         double* ts = &ts_[(static_cast<size_t>(t) * L_ + k) * row];
-        for (int b = k + 1; b <= L_; ++b) ts[b] = StageTime(c_, k, b, d, b == L_);
+        double* us = &us_[(static_cast<size_t>(t) * L_ + k) * row];
+        for (int b = k + 1; b <= L_; ++b) {
+          ts[b] = StageTime(c_, k, b, d, b == L_);
+          us[b] = ts[b] * Contention(p, d);
+        }
         for (int sh = 1; sh <= s_max_; ++sh) {
           int e = k;
           while (e < L_ && StageMemory(c_, k, e + 1, 0, sh) <= p.devices[d].memory_bytes) ++e;
@@ -202,14 +216,14 @@ class MDp {
         }
       }
     }
-    // lb_[k]: a lower bound on Σ t_i over any stages covering layers k..L−1 (each layer on its
+    // lb_[k]: a lower bound on Σ u_i over any stages covering layers k..L−1 (each layer on its
     // fastest type, no transfers), slightly relaxed so rounding never cuts a feasible state.
     lb_.assign(row, 0.0);
     for (int l = L_ - 1; l >= 0; --l) {
       double fastest = kInf;
       for (int t = 0; t < NT_; ++t) {
         const int d = types.members[t][0];
-        fastest = std::min(fastest, pre.Time(d, l, l + 1) * c_.mb_tokens + pre.Fixed(d, l, l + 1));
+        fastest = std::min(fastest, (pre.Time(d, l, l + 1) * c_.mb_tokens + pre.Fixed(d, l, l + 1)) * Contention(p, d));
       }
       lb_[l] = lb_[l + 1] + fastest;
     }
@@ -228,13 +242,13 @@ class MDp {
     std::vector<double> cand;
     for (int a = 0; a < L_; ++a)
       for (int b = a + 1; b <= L_; ++b)
-        for (int t = 0; t < NT_; ++t) cand.push_back(StageTime(c_, a, b, types_.members[t][0], b == L_));
+        for (int t = 0; t < NT_; ++t) cand.push_back(us_[(static_cast<size_t>(t) * L_ + a) * (L_ + 1) + b]);
     std::sort(cand.begin(), cand.end());
     cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
     return cand;
   }
 
-  // Least Σ t_i with every t_i ≤ tmax (kInf when none); Rebuild() then gives the split.
+  // Least Σ t_i with every u_i ≤ tmax (kInf when none); Rebuild() then gives the split.
   double Solve(double tmax) {
     const size_t row = static_cast<size_t>(L_ + 1);
     std::fill(H_.begin(), H_.end(), kInf);
@@ -258,11 +272,12 @@ class MDp {
           const int rest_mask = mask - stride_[t];
           const int after = stages - 1;  // stages after this one
           const double* ts = &ts_[(static_cast<size_t>(t) * L_ + k) * row];
+          const double* us = &us_[(static_cast<size_t>(t) * L_ + k) * row];
           const double* rest = &H_[static_cast<size_t>(rest_mask) * row];
           // Memory admits ends up to mem_end; the later stages need a layer each.
           const int end = std::min(mem_end_[(static_cast<size_t>(t) * L_ + k) * (s_max_ + 1) + stages], L_ - after);
           if (after == 0) {  // the last stage ends the model
-            if (end == L_ && ts[L_] <= tmax && ts[L_] < best) {
+            if (end == L_ && us[L_] <= tmax && ts[L_] < best) {
               best = ts[L_];
               bb = L_;
               bt = t;
@@ -270,7 +285,7 @@ class MDp {
             continue;
           }
           for (int b = std::max(k + 1, first_b[after]); b <= end; ++b) {
-            if (ts[b] > tmax) break;  // grows with b (before the last layer)
+            if (us[b] > tmax) break;  // grows with b (before the last layer)
             const double v = ts[b] + rest[b];
             if (v < best) {
               best = v;
@@ -319,7 +334,8 @@ class MDp {
   int L_, NT_, n_masks_ = 1, s_min_ = 1, s_max_ = 1, best_mask_ = -1;
   std::vector<int> radix_, stride_, used_;
   std::vector<std::vector<int>> present_;  // [mask] types with at least one device in it
-  std::vector<double> ts_;    // [type][k][b] stage time of layers [k, b)
+  std::vector<double> ts_;    // [type][k][b] stage time of layers [k, b), alone
+  std::vector<double> us_;    // [type][k][b] the same under contention (what t_max bounds)
   std::vector<int> mem_end_;  // [type][k][stages from the end] furthest end that fits memory
   std::vector<double> lb_;    // [k] lower bound on the time of layers k..L−1
   std::vector<double> H_;     // [mask][k]

@@ -2,7 +2,10 @@
 //
 // Given each layer's forward/backward time per token on each device and its memory, choose the
 // number of micro-batches M, the stage boundaries and the device of each stage minimising
-//     T(M) = Σ_i t_i + (M − 1) · max_i t_i        (t_i: stage i's time for one micro-batch)
+//     T(M) = Σ_i t_i + (M − 1) · max_i u_i        (t_i: stage i's time for one micro-batch
+//                                                   alone, u_i = contention(d_i) · t_i: while
+//                                                   all stages run; the bound below is on u)
+// (plus the optimizer's fixed cost per step, the same for every plan)
 // subject to each stage's memory under the schedule (1F1B: stage s holds min(M, S−s)
 // micro-batches of activations; GPipe: M). As in Alpa, the bound t_max = max_i t_i is
 // enumerated over the distinct candidate stage times in increasing order; for each, a DP over
@@ -42,6 +45,13 @@ struct CostTable {
   std::vector<double> weight_bytes;    // [layer] parameters (state = 4×: weights, grads, Adam m, v)
   std::vector<double> act_bytes_per_token;  // [layer] activations kept per in-flight token
   double boundary_bytes_per_token = 0;      // activation (and gradient) sent between stages
+  // Per optimizer step, outside the pipeline: zeroing gradients, their global norm and the
+  // AdamW update over all parameters. The same for every plan; part of the predicted step.
+  double step_fixed_s = 0;
+  // Slowdown of each device's stage while all devices work at once ([device], empty = 1): in
+  // the pipeline's steady state the stages overlap and share cores, caches and memory
+  // bandwidth; during fill and drain a stage mostly runs alone.
+  std::vector<double> contention;
   int layers() const { return static_cast<int>(weight_bytes.size()); }
 };
 
@@ -60,9 +70,9 @@ struct Plan {
   int microbatches = 1;
   std::vector<int> boundaries;       // S+1 layer boundaries
   std::vector<int> devices;          // device index per stage
-  std::vector<double> stage_s;       // per-micro-batch stage time (fwd + bwd + sends)
+  std::vector<double> stage_s;       // per-micro-batch stage time (fwd + bwd + sends) under contention
   std::vector<double> stage_memory;  // bytes per stage under the schedule
-  double predicted_step_s = 0;       // Σ t_i + (M−1)·max t_i
+  double predicted_step_s = 0;       // Σ t_i + (M−1)·max u_i + cost.step_fixed_s
   int64_t tmax_evaluated = 0;        // how many t_max bounds the search tried
 };
 

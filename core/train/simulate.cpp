@@ -64,13 +64,20 @@ SimResult SimulatePlan(const PlanProblem& p, const Plan& plan) {
         st[s].bwd_s += p.cost.s_per_microbatch[l][d] * 2.0 / 3.0;
       }
     }
+    if (S > 1 && !p.cost.contention.empty()) {  // the stages overlap most of the time
+      st[s].fwd_s *= p.cost.contention[d];
+      st[s].bwd_s *= p.cost.contention[d];
+    }
     if (s + 1 < S) {
       const bool same_node = p.devices[d].node == p.devices[plan.devices[s + 1]].node;
       const PlanLink& link = same_node ? p.intra_node : p.inter_node;
       send[s] = link.latency_s + p.cost.boundary_bytes_per_token * mb_tokens / link.bandwidth_Bps;
     }
   }
-  return SimulatePipeline(st, send, p.schedule, plan.microbatches);
+  SimResult r = SimulatePipeline(st, send, p.schedule, plan.microbatches);
+  // The optimizer runs after the pass; the bubble stays that of the pass.
+  r.step_s += p.cost.step_fixed_s;
+  return r;
 }
 
 Result<Cluster> NamedCluster(const std::string& kind) {

@@ -18,8 +18,8 @@ struct SimStage {
 };
 
 struct SimResult {
-  double step_s = 0;
-  double bubble = 0;                   // 1 − Σ busy / (S · step)
+  double step_s = 0;                   // the pass (SimulatePlan: plus the optimizer's fixed cost)
+  double bubble = 0;                   // 1 − Σ busy / (S · pass)
   std::vector<TimelineEvent> events;   // like a measured StepReport's
   std::vector<double> busy_s;
 };

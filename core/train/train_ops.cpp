@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/train/train_kernels.h"
+#include "core/train/train_gemm.h"
+#include "core/train/train_swiglu.h"
 
 namespace lms::train {
 namespace {
@@ -82,31 +83,16 @@ void RmsNormBackward(ThreadPool& pool, float* dinp, float* dw, const float* dout
 
 void MatMulForward(ThreadPool& pool, float* out, const float* inp, const float* w, int64_t BT,
                    int64_t K, int64_t N) {
-  const auto& kn = kern::Best();
-  if (BT >= 4 * pool.size()) {
-    ParallelRows(pool, (BT + 3) / 4, [&](int64_t b0, int64_t b1) {
-      kn.dot_rows(out, N, inp, K, w, b0 * 4, std::min(BT, b1 * 4), N, K);
-    });
-  } else {  // few rows (a tiny batch): split the output columns instead
-    ParallelRows(pool, N, [&](int64_t n0, int64_t n1) {
-      kn.dot_rows(out + n0, N, inp, K, w + n0 * K, 0, BT, n1 - n0, K);
-    });
-  }
+  // out (BT,N) = inp (BT,K) · wᵀ ; w (N,K) read as B[k][n] = w[n][k]
+  Gemm(&pool, BT, N, K, MatView{inp, K, 1}, MatView{w, 1, K}, out, N, false);
 }
 
 void MatMulBackward(ThreadPool& pool, float* dinp, float* dw, const float* dout, const float* inp,
                     const float* w, int64_t BT, int64_t K, int64_t N) {
-  const auto& kn = kern::Best();
-  if (dinp) {
-    // dinp[t][k] += Σ_n dout[t][n] · w[n][k]
-    ParallelRows(pool, (BT + 3) / 4, [&](int64_t b0, int64_t b1) {
-      kn.accum_outer(dinp, K, dout, N, 1, w, K, b0 * 4, std::min(BT, b1 * 4), K, N);
-    });
-  }
-  // dw[n][k] += Σ_t dout[t][n] · inp[t][k]
-  ParallelRows(pool, (N + 3) / 4, [&](int64_t b0, int64_t b1) {
-    kn.accum_outer(dw, K, dout, 1, N, inp, K, b0 * 4, std::min(N, b1 * 4), K, BT);
-  });
+  // dinp[t][k] += Σ_n dout[t][n] · w[n][k]
+  if (dinp) Gemm(&pool, BT, K, N, MatView{dout, N, 1}, MatView{w, K, 1}, dinp, K, true);
+  // dw[n][k] += Σ_t dout[t][n] · inp[t][k] ; A[n][t] = dout[t][n]
+  Gemm(&pool, N, K, BT, MatView{dout, 1, N}, MatView{inp, K, 1}, dw, K, true);
 }
 
 RopeTable MakeRopeTable(int64_t T, int64_t head_dim, float theta_base, bool neox) {
@@ -150,22 +136,26 @@ void Rope(ThreadPool& pool, float* x, const RopeTable& rt, int64_t B, int64_t T,
   });
 }
 
-// Attention runs per (sequence, head) on the matrix kernels: scores = Q·Kᵀ over the whole T×T
-// square (the masked half costs twice the arithmetic but runs vectorised), a masked softmax, then
-// out = P·V. Masked probabilities are exact zeros, so they add nothing to the products.
+// Attention runs per (sequence, head) on the training GEMM, in blocks of query rows: a block
+// [r0, r1) computes scores against keys below r1 only (the masked rest is set to zero), and the
+// products with P skip the terms where P is masked. Those terms are exact zeros, so every result
+// equals that of the full square.
+constexpr int64_t kCausalRows = 36;  // whole 6-row tiles
+
 void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, const float* k,
                       const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const auto& kn = kern::Best();
   ParallelRows(pool, B * H, [&](int64_t i0, int64_t i1) {
-    std::vector<float> kc(static_cast<size_t>(T * hd));  // this head's keys, contiguous (T, hd)
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / H, h = i % H, kh = h / group;
-      for (int64_t t = 0; t < T; ++t) std::copy_n(k + (b * T + t) * kvd + kh * hd, hd, &kc[t * hd]);
       float* a = att + (b * H + h) * T * T;                 // (T, T)
       const float* qh = q + b * T * qd + h * hd;            // rows of stride qd
-      kn.dot_rows(a, T, qh, qd, kc.data(), 0, T, T, hd);    // a = Q·Kᵀ
+      const float* kr = k + b * T * kvd + kh * hd;          // this head's keys, rows of stride kvd
+      for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {  // a = Q·Kᵀ, columns up to the block's end
+        const int64_t r1 = std::min(T, r0 + kCausalRows);
+        Gemm(nullptr, r1 - r0, r1, hd, MatView{qh + r0 * qd, qd, 1}, MatView{kr, 1, kvd}, a + r0 * T, T, false);
+      }
       for (int64_t t = 0; t < T; ++t) {
         float* r = a + t * T;
         float mx = -INFINITY;
@@ -176,9 +166,12 @@ void AttentionForward(ThreadPool& pool, float* out, float* att, const float* q, 
         for (int64_t j = 0; j <= t; ++j) r[j] *= inv;
         std::fill(r + t + 1, r + T, 0.0f);
       }
+      const float* vr = v + b * T * kvd + kh * hd;
       float* oh = out + b * T * qd + h * hd;
-      for (int64_t t = 0; t < T; ++t) std::fill_n(oh + t * qd, hd, 0.0f);
-      kn.accum_outer(oh, qd, a, T, 1, v + b * T * kvd + kh * hd, kvd, 0, T, hd, T);  // out = P·V
+      for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {  // out = P·V over the visible keys
+        const int64_t r1 = std::min(T, r0 + kCausalRows);
+        Gemm(nullptr, r1 - r0, hd, r1, MatView{a + r0 * T, T, 1}, MatView{vr, kvd, 1}, oh + r0 * qd, qd, false);
+      }
     }
   });
 }
@@ -188,20 +181,19 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
                        int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   const int64_t qd = H * hd, kvd = KV * hd, group = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const auto& kn = kern::Best();
   // One task per (sequence, kv head): it alone writes that head's dk/dv columns and the dq
   // columns of the query heads sharing it.
   ParallelRows(pool, B * KV, [&](int64_t i0, int64_t i1) {
-    std::vector<float> vc(static_cast<size_t>(T * hd)), ds(static_cast<size_t>(T * T));
+    std::vector<float> ds(static_cast<size_t>(T * T));
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / KV, kh = i % KV;
       float* dkh = dk + b * T * kvd + kh * hd;
       float* dvh = dv + b * T * kvd + kh * hd;
-      const float* kh_rows = k + b * T * kvd + kh * hd;
+      const float* kr = k + b * T * kvd + kh * hd;
+      const float* vr = v + b * T * kvd + kh * hd;
       for (int64_t t = 0; t < T; ++t) {
         std::fill_n(dkh + t * kvd, hd, 0.0f);
         std::fill_n(dvh + t * kvd, hd, 0.0f);
-        std::copy_n(v + (b * T + t) * kvd + kh * hd, hd, &vc[t * hd]);
       }
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
         const float* a = att + (b * H + h) * T * T;
@@ -209,8 +201,13 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
         const float* qh = q + b * T * qd + h * hd;
         float* dqh = dq + b * T * qd + h * hd;
         // out = P·V:  dP = dout·Vᵀ,  dV += Pᵀ·dout
-        kn.dot_rows(ds.data(), T, g, qd, vc.data(), 0, T, T, hd);
-        kn.accum_outer(dvh, kvd, a, 1, T, g, qd, 0, T, hd, T);
+        for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {
+          const int64_t r1 = std::min(T, r0 + kCausalRows);
+          // dP rows [r0, r1): keys up to r1; dV rows [r0, r1): queries from r0 on
+          Gemm(nullptr, r1 - r0, r1, hd, MatView{g + r0 * qd, qd, 1}, MatView{vr, 1, kvd}, ds.data() + r0 * T, T, false);
+          Gemm(nullptr, r1 - r0, hd, T - r0, MatView{a + r0 * T + r0, 1, T}, MatView{g + r0 * qd, qd, 1}, dvh + r0 * kvd,
+               kvd, true);
+        }
         // softmax: dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
         for (int64_t t = 0; t < T; ++t) {
           const float* p = a + t * T;
@@ -221,16 +218,27 @@ void AttentionBackward(ThreadPool& pool, float* dq, float* dk, float* dv, const 
           std::fill(d + t + 1, d + T, 0.0f);
         }
         // S = Q·Kᵀ:  dQ = dS·K,  dK += dSᵀ·Q
-        for (int64_t t = 0; t < T; ++t) std::fill_n(dqh + t * qd, hd, 0.0f);
-        kn.accum_outer(dqh, qd, ds.data(), T, 1, kh_rows, kvd, 0, T, hd, T);
-        kn.accum_outer(dkh, kvd, ds.data(), 1, T, qh, qd, 0, T, hd, T);
+        for (int64_t r0 = 0; r0 < T; r0 += kCausalRows) {
+          const int64_t r1 = std::min(T, r0 + kCausalRows);
+          Gemm(nullptr, r1 - r0, hd, r1, MatView{ds.data() + r0 * T, T, 1}, MatView{kr, kvd, 1}, dqh + r0 * qd, qd, false);
+          Gemm(nullptr, r1 - r0, hd, T - r0, MatView{ds.data() + r0 * T + r0, 1, T}, MatView{qh + r0 * qd, qd, 1},
+               dkh + r0 * kvd, kvd, true);
+        }
       }
     }
   });
 }
 
+namespace {
+bool HasAvx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+}  // namespace
+
 void SwiGluForward(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n) {
   ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    if (HasAvx2()) return avx2::SwiGluForward(out, gate, up, i0, i1);
     for (int64_t i = i0; i < i1; ++i) {
       const float g = gate[i];
       out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -241,6 +249,7 @@ void SwiGluForward(ThreadPool& pool, float* out, const float* gate, const float*
 void SwiGluBackward(ThreadPool& pool, float* dgate, float* dup, const float* dout,
                     const float* gate, const float* up, int64_t n) {
   ParallelRows(pool, n, [&](int64_t i0, int64_t i1) {
+    if (HasAvx2()) return avx2::SwiGluBackward(dgate, dup, dout, gate, up, i0, i1);
     for (int64_t i = i0; i < i1; ++i) {
       const float g = gate[i], sig = 1.0f / (1.0f + std::exp(-g));
       dup[i] = dout[i] * g * sig;

@@ -305,6 +305,15 @@ TEST_CASE("plan prints a plan and beats or ties the equal split in prediction", 
   REQUIRE(c.exit_code == 0);
   auto cj = nlohmann::json::parse(c.out);
   CHECK(cj["plan"]["simulated_step_s"].get<double>() > 0.0);
+  // --stages and --microbatches fix what the planner may choose; --measure times real steps.
+  auto f = Lmstation("plan " + cfg + " --stages 1 --microbatches 2 --measure --reps 1 --json");
+  REQUIRE(f.exit_code == 0);
+  auto fj = nlohmann::json::parse(f.out);
+  CHECK(fj["plan"]["microbatches"].get<int>() == 2);
+  CHECK(fj["plan"]["boundaries"].size() == 2);
+  CHECK(fj["plan"]["measured_step_s"].get<double>() > 0.0);
+  CHECK(fj["plan"]["measured_best_step_s"].get<double>() <= fj["plan"]["measured_step_s"].get<double>());
+  CHECK(Lmstation("plan " + cfg + " --microbatches 3").exit_code != 0);  // does not divide the batch
 }
 
 }  // namespace lms

@@ -188,6 +188,8 @@ def main():
         dict(base),
         dict(base, tied=False, rope_neox=True, n_kv_heads=4, stages=2, microbatches=2, schedule="gpipe"),
         dict(base, n_layers=4, stages=4, microbatches=4, ignore_fraction=0.25, n_kv_heads=1),
+        # sequences longer than the attention's 36-row causal blocks (and not a multiple of them)
+        dict(base, n_layers=1, seq_len=80, batch=2, stages=1, microbatches=2),
     ]
     results = [check(tool, c, seed) for seed, c in enumerate(configs)]
     passed = sum(results)

@@ -77,6 +77,12 @@ TEST_CASE("planner: the DP finds brute force's optimum on small instances", "[tr
       if (seed % 7 == 0)
         for (auto& row : p.cost.s_per_microbatch) row[D - 1] = row[0];
     }
+    if (seed % 3 == 1) {  // stages slowed while all run (bound on u_i, sum of alone t_i)
+      std::mt19937_64 rng(seed + 1000);
+      p.cost.contention.resize(D);
+      for (auto& f : p.cost.contention) f = std::uniform_real_distribution<double>(1.0, 2.5)(rng);
+      if (seed % 7 == 0) p.cost.contention[D - 1] = p.cost.contention[0];
+    }
     auto dp = PlanPipeline(p);
     auto bf = BruteForcePlan(p);
     REQUIRE(dp.ok() == bf.ok());
