@@ -46,7 +46,7 @@ BatchLayout MakeBatch(const std::vector<int>& start, const std::vector<int>& new
 TEST_CASE("gpu ops: embedding rows of every weight type", "[gpu][ops]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   BackendPair p;
-  const int vocab = 1000, d = 576;
+  const int vocab = 1000, d = 768;  // a whole number of K-quant super-blocks (256)
   BatchLayout batch = MakeBatch({0}, {37}, {{0, 1, 2}}, 16, vocab);
   batch.tokens[0] = 0;
   batch.tokens[36] = vocab - 1;
