@@ -1,4 +1,4 @@
-// lmstation train / plan as a user runs them: a tiny config on the essays shipped with the tests;
+// lmstation train / plan as a user runs them: a tiny config on the essays shipped in assets/text;
 // kill -9 in the middle of a run and resume, bit-identically; the exported model runs.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -53,7 +53,7 @@ std::string WriteConfig(const std::string& model_section, const std::string& tra
   const std::string dir = test::TempDir();
   const std::string path = dir + "/cfg.toml";
   std::ofstream(path) << model_section << "\n[data]\ntext = \"" << LMS_SOURCE_DIR
-                      << "/tests/data/text/essays.txt\"\ntokenizer = \"byte\"\n\n"
+                      << "/assets/text/essays.txt\"\ntokenizer = \"byte\"\n\n"
                       << "[optim]\nlr = 3e-3\nwarmup_steps = 5\n\n" << train_section << "\n";
   return path;
 }
@@ -326,7 +326,7 @@ TEST_CASE("train: fine-tune SmolLM2 from its GGUF, export, and chat with the res
   const std::string dir = test::TempDir();
   const std::string cfg = dir + "/ft.toml";
   std::ofstream(cfg) << "[model]\nbase = \"" << *model << "\"\nseq_len = 16\n\n[data]\ntext = \"" << LMS_SOURCE_DIR
-                     << "/tests/data/text/essays.txt\"\n\n[optim]\nlr = 1e-5\nwarmup_steps = 1\n\n"
+                     << "/assets/text/essays.txt\"\n\n[optim]\nlr = 1e-5\nwarmup_steps = 1\n\n"
                      << "[train]\nsteps = 1\nbatch_size = 1\neval_batches = 1\n\n[export]\ntype = \"q8_0\"\n";
   auto r = Lmstation("train " + cfg + " --out " + dir + "/out --json");
   REQUIRE(r.exit_code == 0);
@@ -339,7 +339,7 @@ TEST_CASE("train: fine-tune SmolLM2 from its GGUF, export, and chat with the res
   CHECK(!nlohmann::json::parse(run.out)["tokens"].empty());
   // The exported weights are the model, not noise: its perplexity on the essays stays near the
   // base model's (a transposed or misnamed tensor gives thousands).
-  const std::string text = std::string(LMS_SOURCE_DIR) + "/tests/data/text/essays.txt";
+  const std::string text = std::string(LMS_SOURCE_DIR) + "/assets/text/essays.txt";
   auto base = Lmstation("perplexity " + *model + " " + text + " --ctx 128 --chunks 2 --json");
   auto tuned = Lmstation("perplexity " + dir + "/out/model.gguf " + text + " --ctx 128 --chunks 2 --json");
   REQUIRE(base.exit_code == 0);

@@ -14,7 +14,7 @@ What it does, for each peer and each concurrency level C (peers alternate level 
     -cb -c C*(prompt+output+64)`, i.e. the same per-sequence context), waits for /health,
     sends a few warm-up requests;
   * sends N requests (default max(2C, 16)) to POST /v1/completions with stream=true, each a
-    slice of English text from tests/data/text/ of a length drawn from --prompt-len (tokens,
+    slice of English text from assets/text/ of a length drawn from --prompt-len (tokens,
     approximated as 4 characters each), max_tokens --output-len, temperature 0; C requests are
     in flight at once (closed loop), or with --rate R they arrive as a Poisson process of R
     requests/s (open loop, at most C in flight);
@@ -181,7 +181,7 @@ def stream_completion(port, prompt, max_tokens, model_name):
 
 
 def make_prompts(n, lo, hi, rng):
-    text = " ".join(p.read_text() for p in sorted((ROOT / "tests/data/text").glob("*.txt")))
+    text = " ".join(p.read_text() for p in sorted((ROOT / "assets/text").glob("*.txt")))
     text = " ".join(text.split())
     prompts = []
     for _ in range(n):

@@ -50,7 +50,7 @@ kv_heads = {a.kv_heads}
 d_ff = {a.d_ff}
 seq_len = {a.seq}
 [data]
-text = ["{REPO / 'tests' / 'data' / 'text' / 'essays.txt'}"]
+text = ["{REPO / 'assets' / 'text' / 'essays.txt'}"]
 tokenizer = "byte"
 [train]
 steps = {a.steps}

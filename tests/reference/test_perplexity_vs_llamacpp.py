@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Perplexity: lmstation vs llama.cpp on tests/data/text/*.txt, context 512.
+"""Perplexity: lmstation vs llama.cpp on assets/text/*.txt, context 512.
 
 Chunking is llama.cpp's llama-perplexity scheme, reproduced here over llama.cpp's own logits:
   * tokenize the whole file once (add_special=True, parse_special=False);
@@ -12,7 +12,7 @@ lmstation computes the same with `lmstation perplexity MODEL FILE --ctx 512 --js
 Pass: |ppl_lms - ppl_llama| / ppl_llama < 1% for every file, and the same chunk and scored
 token counts.
 
-Usage: test_perplexity_vs_llamacpp.py [FILE ...]   (default: tests/data/text/*.txt;
+Usage: test_perplexity_vs_llamacpp.py [FILE ...]   (default: assets/text/*.txt;
        env LMSTATION_BIN, LMS_TEST_MODEL; exit 77 = skipped)
 """
 
@@ -59,9 +59,9 @@ def main(argv) -> int:
     model = rc.model_path()
     binary = rc.lmstation_bin()
     rc.require_subcommand(binary, "perplexity")
-    files = [Path(a) for a in argv] or sorted((rc.REPO_ROOT / "tests" / "data" / "text").glob("*.txt"))
+    files = [Path(a) for a in argv] or sorted((rc.REPO_ROOT / "assets" / "text").glob("*.txt"))
     if not files:
-        rc.skip("no text files in tests/data/text")
+        rc.skip("no text files in assets/text")
 
     ref = rc.LlamaRef(model, n_ctx=CTX, n_threads=THREADS, n_batch=CTX)
     failed = False
