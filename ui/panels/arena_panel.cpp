@@ -27,7 +27,7 @@ ArenaPanel::~ArenaPanel() {
 }
 
 bool ArenaPanel::Busy() const {
-  return load_.Running() || pending_battle_ || !a_.done || !b_.done || board_job_.Running() || board_stale_ ||
+  return load_.Running() || pending_battle_ || !a_.done || !b_.done || board_job_.Running() || board_have_ < board_wanted_ ||
          (!script_vote_.empty() && (!voted_ || !board_));
 }
 
@@ -146,11 +146,9 @@ void ArenaPanel::Vote(const UiShared& shared, eval::Winner w, const char* label)
 void ArenaPanel::RefreshBoard(const UiShared& shared) {
   const std::string db = DbPath(shared);
   board_requested_ = true;
-  if (board_job_.Running()) {
-    board_stale_ = true;
-    return;
-  }
-  board_stale_ = false;
+  ++board_wanted_;
+  if (board_job_.Running()) return;  // started again once this one is shown
+  board_started_ = board_wanted_;
   board_job_.Start("rating", [db](const auto&) -> Result<eval::Leaderboard> {
     LMS_ASSIGN_OR_RETURN(auto st, store::Store::Open(db));
     LMS_ASSIGN_OR_RETURN(eval::BattleSet set, st->LoadBattles(std::nullopt));
@@ -178,13 +176,19 @@ void ArenaPanel::Draw(UiShared& shared) {
     }
   }
   if (auto r = board_job_.Take()) {
+    board_have_ = board_started_;
     if (r->ok()) {
       board_ = std::move(**r);
     } else {
       error_ = r->status().message();
     }
   }
-  if (!board_requested_ || (board_stale_ && !board_job_.Running())) RefreshBoard(shared);
+  if (!board_requested_) {
+    RefreshBoard(shared);
+  } else if (board_started_ < board_wanted_ && !board_job_.Running()) {
+    --board_wanted_;  // RefreshBoard counts it again
+    RefreshBoard(shared);
+  }
   if (pending_battle_ && !load_.Running()) StartBattle(shared);
   Poll();
   const bool both_done = a_.done && b_.done;

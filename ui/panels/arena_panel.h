@@ -55,7 +55,9 @@ class ArenaPanel : public Panel {
   BackgroundJob<eval::Leaderboard> board_job_;
   std::optional<eval::Leaderboard> board_;
   bool board_requested_ = false;
-  bool board_stale_ = false;  // a vote came while the board was being computed: compute it again
+  // Board computations asked for, started and shown (a vote during a computation asks for
+  // another; the panel is busy until the latest asked for is shown).
+  int board_wanted_ = 0, board_started_ = 0, board_have_ = 0;
   std::string script_vote_;
   bool pending_battle_ = false;
 };
