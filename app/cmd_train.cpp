@@ -16,14 +16,15 @@ namespace lms::app {
 CommandFn AddTrainCommand(CLI::App& cli) {
   struct Opts {
     std::string config, out, schedule, plan, db;
-    int stages = 0, microbatches = 0, steps = 0, threads = 0;
+    int stages = 0, microbatches = 0, steps = 0, threads = 0, chunks = 0;
     bool json = false, resume = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = cli.add_subcommand("train", "Train or fine-tune a model from a TOML config (pipeline-parallel)");
   sub->add_option("config", o->config, "TOML file")->required()->check(CLI::ExistingFile);
   sub->add_option("--stages", o->stages, "Pipeline stages (overrides the file)");
-  sub->add_option("--schedule", o->schedule, "gpipe or 1f1b (overrides the file)");
+  sub->add_option("--schedule", o->schedule, "gpipe, 1f1b or interleaved (overrides the file)");
+  sub->add_option("--chunks", o->chunks, "Model chunks per stage for the interleaved schedule (default 2)");
   sub->add_option("--microbatches", o->microbatches, "Micro-batches per step (overrides the file)");
   sub->add_option("--steps", o->steps, "Optimizer steps (overrides the file)");
   sub->add_option("--out", o->out, "Output directory (overrides the file)");
@@ -39,6 +40,7 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     if (o->stages > 0) c.stages = o->stages;
     if (!o->schedule.empty()) c.schedule = o->schedule;
     if (o->microbatches > 0) c.microbatches = o->microbatches;
+    if (o->chunks > 0) c.chunks = o->chunks;
     if (o->steps > 0) c.steps = o->steps;
     if (!o->out.empty()) c.out = o->out;
     if (!o->plan.empty()) c.plan = o->plan;
@@ -62,7 +64,7 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     if (o->json) {
       nlohmann::json j = {{"loss", s.loss}, {"val_loss", s.val_loss}, {"tokens_per_s", s.tokens_per_s},
                           {"bubble", s.bubble}, {"bubble_theory", s.bubble_theory},
-                          {"steps", s.steps}, {"stages", s.stages}, {"schedule", s.schedule},
+                          {"steps", s.steps}, {"stages", s.stages}, {"schedule", s.schedule}, {"chunks", s.chunks},
                           {"microbatches", s.microbatches}, {"boundaries", s.boundaries}, {"model", s.model},
                           {"checkpoint", s.checkpoint}};
       std::printf("%s\n", j.dump().c_str());

@@ -62,7 +62,7 @@ Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::stri
       {"data", {"text", "tokenizer", "val_fraction"}},
       {"optim", {"lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "grad_clip"}},
       {"train", {"steps", "batch_size", "grad_accum", "seed", "eval_every", "eval_batches", "checkpoint_every", "threads", "out"}},
-      {"pipeline", {"stages", "schedule", "microbatches", "plan", "stage_threads"}},
+      {"pipeline", {"stages", "schedule", "microbatches", "plan", "stage_threads", "chunks"}},
       {"export", {"type", "name", "chat_template"}},
   };
   for (const auto& [k, v] : t) {
@@ -92,6 +92,7 @@ Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::stri
                     Read(t, "train", "checkpoint_every", c.checkpoint_every), Read(t, "train", "threads", c.threads),
                     Read(t, "train", "out", c.out), Read(t, "pipeline", "stages", c.stages),
                     Read(t, "pipeline", "schedule", c.schedule), Read(t, "pipeline", "microbatches", c.microbatches),
+                    Read(t, "pipeline", "chunks", c.chunks),
                     Read(t, "pipeline", "plan", c.plan), Read(t, "export", "type", c.export_type),
                     Read(t, "export", "name", c.export_name), Read(t, "export", "chat_template", c.chat_template)}) {
     if (!st.ok()) return ctx(st);

@@ -33,7 +33,8 @@ struct TrainRunConfig {
   int threads = 0;                   // worker threads per stage (0: cores / stages)
   // [pipeline]
   int stages = 1;
-  std::string schedule = "1f1b";
+  std::string schedule = "1f1b";     // gpipe | 1f1b | interleaved
+  int chunks = 0;                    // model chunks per stage (interleaved; 0: 2 there, 1 otherwise)
   int microbatches = 1;
   std::string plan = "equal";        // "equal" | "auto"
   std::vector<int> stage_threads;    // per-stage threads (unequal devices); overrides threads

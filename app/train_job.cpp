@@ -43,15 +43,15 @@ Status TruncateLog(const std::string& path, int64_t step) {
   return train::WriteFileAtomic(path, std::vector<uint8_t>(kept.begin(), kept.end()));
 }
 
-nlohmann::json TimelineJson(const train::StepReport& rep, int stages, int microbatches) {
+nlohmann::json TimelineJson(const train::StepReport& rep, int stages, int microbatches, int chunks) {
   nlohmann::json ev = nlohmann::json::array();
   for (const auto& e : rep.events) {
-    ev.push_back({{"stage", e.stage}, {"microbatch", e.microbatch}, {"op", e.forward ? "F" : "B"},
+    ev.push_back({{"stage", e.stage}, {"microbatch", e.microbatch}, {"op", e.forward ? "F" : "B"}, {"chunk", e.chunk},
                   {"start_s", e.start_s}, {"end_s", e.end_s}});
   }
-  return {{"stages", stages}, {"microbatches", microbatches}, {"wall_s", rep.wall_s}, {"busy_s", rep.busy_s},
+  return {{"stages", stages}, {"microbatches", microbatches}, {"chunks", chunks}, {"wall_s", rep.wall_s}, {"busy_s", rep.busy_s},
           {"peak_in_flight", rep.peak_in_flight}, {"bubble", rep.Bubble()},
-          {"bubble_theory", train::TheoreticalBubble(stages, microbatches)}, {"events", ev}};
+          {"bubble_theory", train::TheoreticalBubble(stages, microbatches, chunks)}, {"events", ev}};
 }
 
 }  // namespace
@@ -120,8 +120,9 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   P.schedule = train::ScheduleName(pipe.schedule);
   P.microbatches = pipe.microbatches;
   P.plan_note = S.plan_note;
-  for (int s = 0; s + 1 < static_cast<int>(pipe.boundaries.size()); ++s) {
-    P.plan.push_back({s, pipe.boundaries[s], pipe.boundaries[s + 1], s < static_cast<int>(pipe.threads.size()) ? pipe.threads[s] : 1});
+  for (int c = 0; c + 1 < static_cast<int>(pipe.boundaries.size()); ++c) {  // a row per chunk, named by its stage
+    const int s = c % tr.pipeline().stages();
+    P.plan.push_back({s, pipe.boundaries[c], pipe.boundaries[c + 1], s < static_cast<int>(pipe.threads.size()) ? pipe.threads[s] : 1});
   }
   if (rec) {
     P.record_path = rec->path();
@@ -185,13 +186,14 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   sum.steps = tr.step();
   sum.stages = tr.pipeline().stages();
   sum.microbatches = pipe.microbatches;
+  sum.chunks = tr.pipeline().chunks();
   sum.schedule = train::ScheduleName(pipe.schedule);
   sum.boundaries = pipe.boundaries;
   sum.checkpoint = ckpt_path;
   sum.loss = measured ? last.loss : NAN;
   sum.tokens_per_s = sec_total > 0 ? tok_total / sec_total : 0.0;
   sum.bubble = measured ? bubble_sum / measured : 0.0;
-  sum.bubble_theory = train::TheoreticalBubble(sum.stages, sum.microbatches);
+  sum.bubble_theory = train::TheoreticalBubble(sum.stages, sum.microbatches, sum.chunks);
   if (cancelled) {
     if (rec) {
       if (Status s = rec->Finish("cancelled"); !s.ok()) return fail(s);
@@ -213,7 +215,7 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   }
   {
     std::ofstream tl(fs::path(c.out) / "timeline.json");
-    tl << TimelineJson(last.report, tr.pipeline().stages(), pipe.microbatches).dump(1) << "\n";
+    tl << TimelineJson(last.report, tr.pipeline().stages(), pipe.microbatches, tr.pipeline().chunks()).dump(1) << "\n";
   }
   train::ExportOptions eo;
   eo.name = c.export_name;

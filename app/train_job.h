@@ -51,7 +51,7 @@ struct TrainProgress {
 struct TrainSummary {
   double loss = 0, val_loss = 0, tokens_per_s = 0, bubble = 0, bubble_theory = 0;
   int64_t steps = 0;
-  int stages = 0, microbatches = 0;
+  int stages = 0, microbatches = 0, chunks = 1;
   std::string schedule;
   std::vector<int> boundaries;
   std::string model, checkpoint;  // model: empty when cancelled (not exported)

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -55,8 +56,11 @@ Status TrainRecord::AddStep(const train::StepStats& st, std::optional<double> va
 
 Status TrainRecord::AddTimeline(int64_t step, const train::StepReport& rep) {
   return store_->db().Transaction([&]() -> Status {
+    // Under the interleaved schedule a stage runs several chunks: the key names the chunk too.
+    const bool chunked = std::any_of(rep.events.begin(), rep.events.end(), [](const auto& e) { return e.chunk > 0; });
     for (const auto& e : rep.events) {
-      const std::string key = fmt::format("timeline.s{}.mb{}.{}", e.stage, e.microbatch, e.forward ? "F" : "B");
+      const std::string key = chunked ? fmt::format("timeline.s{}.c{}.mb{}.{}", e.stage, e.chunk, e.microbatch, e.forward ? "F" : "B")
+                                      : fmt::format("timeline.s{}.mb{}.{}", e.stage, e.microbatch, e.forward ? "F" : "B");
       LMS_RETURN_IF_ERROR(AddValue(step, key + ".start_s", e.start_s));
       LMS_RETURN_IF_ERROR(AddValue(step, key + ".end_s", e.end_s));
     }

@@ -1,7 +1,8 @@
 // Training metrics in the SQLite record: one `runs` row per output directory (kind "train"), and
 // per step `metrics` rows loss, lr, grad_norm, tokens_per_s, bubble, val_loss (when evaluated),
 // wall_s and stage<s>_busy_s; the last step also gets its per-stage timeline as
-// timeline.s<stage>.mb<m>.<F|B>.start_s / .end_s. A resumed run continues the same row and drops
+// timeline.s<stage>.mb<m>.<F|B>.start_s / .end_s (timeline.s<stage>.c<chunk>.mb<m>… under the
+// interleaved schedule). A resumed run continues the same row and drops
 // the metrics of steps after its checkpoint, as the CSV log does.
 #pragma once
 

@@ -90,9 +90,24 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
   t.eval_batches = c.eval_batches;
   LMS_ASSIGN_OR_RETURN(t.pipeline.schedule, train::ParseSchedule(c.schedule));
   t.pipeline.microbatches = c.microbatches;
+  const bool interleaved = t.pipeline.schedule == train::ScheduleKind::kInterleaved;
+  t.pipeline.chunks = c.chunks > 0 ? c.chunks : (interleaved ? 2 : 1);
+  if (!interleaved && t.pipeline.chunks != 1) {
+    return Status::InvalidArgument("[pipeline] chunks apply only to schedule = \"interleaved\"");
+  }
+  if (interleaved && t.pipeline.chunks < 2) {
+    return Status::InvalidArgument("the interleaved schedule needs at least 2 chunks per stage");
+  }
   if (c.stages < 1) return Status::InvalidArgument("stages must be at least 1");
-  if (c.stages > shape.n_layers) {
-    return Status::InvalidArgument(fmt::format("{} stages for {} layers: every stage needs a layer", c.stages, shape.n_layers));
+  if (c.stages * t.pipeline.chunks > shape.n_layers) {
+    return Status::InvalidArgument(
+        interleaved ? fmt::format("{} stages × {} chunks for {} layers: every chunk needs a layer", c.stages,
+                                  t.pipeline.chunks, shape.n_layers)
+                    : fmt::format("{} stages for {} layers: every stage needs a layer", c.stages, shape.n_layers));
+  }
+  if (interleaved && c.microbatches % c.stages != 0) {
+    return Status::InvalidArgument(fmt::format("the interleaved schedule needs micro-batches in multiples of the stages "
+                                               "({} micro-batches, {} stages)", c.microbatches, c.stages));
   }
   t.pipeline.threads = StageThreads(c);
   if (c.plan == "equal") {
@@ -100,9 +115,10 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
       return Status::InvalidArgument(fmt::format("[pipeline] stage_threads has {} entries for {} stages",
                                                  t.pipeline.threads.size(), c.stages));
     }
-    t.pipeline.boundaries = train::EqualSplit(shape.n_layers, c.stages);
-    s.plan_note = "equal split";
+    t.pipeline.boundaries = train::EqualSplit(shape.n_layers, c.stages * t.pipeline.chunks);
+    s.plan_note = interleaved ? fmt::format("equal split into {} chunks", c.stages * t.pipeline.chunks) : "equal split";
   } else if (c.plan == "auto") {
+    if (interleaved) return Status::InvalidArgument("plan = \"auto\" chooses stages for gpipe and 1f1b, not interleaved");
     LMS_ASSIGN_OR_RETURN(AutoPlan plan, PlanForRun(c, shape));
     t.pipeline.boundaries = plan.boundaries;
     t.pipeline.threads = plan.threads;

@@ -12,15 +12,53 @@ namespace lms::train {
 Result<ScheduleKind> ParseSchedule(const std::string& name) {
   if (name == "gpipe") return ScheduleKind::kGPipe;
   if (name == "1f1b") return ScheduleKind::k1F1B;
-  return Status::InvalidArgument("unknown schedule '" + name + "' (expected gpipe or 1f1b)");
+  if (name == "interleaved") return ScheduleKind::kInterleaved;
+  return Status::InvalidArgument("unknown schedule '" + name + "' (expected gpipe, 1f1b or interleaved)");
 }
 
-const char* ScheduleName(ScheduleKind k) { return k == ScheduleKind::kGPipe ? "gpipe" : "1f1b"; }
+const char* ScheduleName(ScheduleKind k) {
+  switch (k) {
+    case ScheduleKind::kGPipe: return "gpipe";
+    case ScheduleKind::k1F1B: return "1f1b";
+    case ScheduleKind::kInterleaved: return "interleaved";
+  }
+  return "?";
+}
 
-std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int S, int M) {
+namespace {
+
+// Device s's order under interleaved 1F1B. The k-th forward of a device (k = 0..M·V−1) is
+// micro-batch (k div S·V)·S + k mod S of chunk (k mod S·V) div S: S micro-batches through chunk
+// 0, the same S through chunk 1, …, then the next S. Backwards take the chunks in reverse.
+std::vector<PipeOp> InterleavedOps(int s, int S, int M, int V) {
+  const int total = M * V;
+  auto at = [&](int k, bool forward) {
+    const int group = k % (S * V);
+    const int chunk = forward ? group / S : V - 1 - group / S;
+    return PipeOp{forward, (k / (S * V)) * S + k % S, chunk};
+  };
+  const int warmup = std::min(total, 2 * (S - s - 1) + (V - 1) * S);
+  std::vector<PipeOp> o;
+  int next_f = 0, next_b = 0;
+  for (; next_f < warmup; ++next_f) o.push_back(at(next_f, true));
+  while (next_f < total) {
+    o.push_back(at(next_f++, true));
+    o.push_back(at(next_b++, false));
+  }
+  while (next_b < total) o.push_back(at(next_b++, false));
+  return o;
+}
+
+}  // namespace
+
+std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int S, int M, int V) {
   std::vector<std::vector<PipeOp>> ops(S);
   for (int s = 0; s < S; ++s) {
     auto& o = ops[s];
+    if (k == ScheduleKind::kInterleaved) {
+      o = InterleavedOps(s, S, M, V);
+      continue;
+    }
     if (k == ScheduleKind::kGPipe) {
       for (int m = 0; m < M; ++m) o.push_back({true, m});
       for (int m = 0; m < M; ++m) o.push_back({false, m});
@@ -38,7 +76,7 @@ std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int S, int M) {
   return ops;
 }
 
-double TheoreticalBubble(int S, int M) { return static_cast<double>(S - 1) / (M + S - 1); }
+double TheoreticalBubble(int S, int M, int V) { return static_cast<double>(S - 1) / (static_cast<double>(V) * M + S - 1); }
 
 std::vector<int> EqualSplit(int L, int S) {
   std::vector<int> b(S + 1, 0);
@@ -57,20 +95,36 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, cons
                                                    const PipelineOptions& opt_in) {
   LMS_RETURN_IF_ERROR(shape.Validate());
   PipelineOptions opt = opt_in;
-  const int S = static_cast<int>(opt.boundaries.size()) - 1;
-  if (S < 1) return Status::InvalidArgument("a pipeline needs at least one stage");
-  if (S > shape.n_layers) {
-    return Status::InvalidArgument(fmt::format("{} stages for {} layers: every stage needs a layer", S, shape.n_layers));
+  const int C = static_cast<int>(opt.boundaries.size()) - 1;  // chunks (= stages but interleaved)
+  if (C < 1) return Status::InvalidArgument("a pipeline needs at least one stage");
+  const int V = opt.chunks;
+  if (opt.schedule == ScheduleKind::kInterleaved) {
+    if (V < 2) return Status::InvalidArgument("the interleaved schedule needs at least 2 chunks per stage");
+    if (C % V != 0) {
+      return Status::InvalidArgument(fmt::format("{} layer ranges do not divide into {} chunks per stage", C, V));
+    }
+  } else if (V != 1) {
+    return Status::InvalidArgument("chunks per stage apply only to the interleaved schedule");
+  }
+  const int S = C / V;  // devices
+  if (C > shape.n_layers) {
+    return Status::InvalidArgument(
+        V == 1 ? fmt::format("{} stages for {} layers: every stage needs a layer", C, shape.n_layers)
+               : fmt::format("{} stages × {} chunks for {} layers: every chunk needs a layer", S, V, shape.n_layers));
   }
   if (opt.boundaries.front() != 0 || opt.boundaries.back() != shape.n_layers) {
     return Status::InvalidArgument(fmt::format("stage boundaries must run from 0 to {} layers", shape.n_layers));
   }
-  for (int s = 0; s < S; ++s) {
-    if (opt.boundaries[s + 1] <= opt.boundaries[s]) {
-      return Status::InvalidArgument(fmt::format("stage {} has no layers (boundaries must increase)", s));
+  for (int c = 0; c < C; ++c) {
+    if (opt.boundaries[c + 1] <= opt.boundaries[c]) {
+      return Status::InvalidArgument(fmt::format("{} {} has no layers (boundaries must increase)", V == 1 ? "stage" : "chunk", c));
     }
   }
   if (opt.microbatches < 1) return Status::InvalidArgument("micro-batches must be at least 1");
+  if (opt.schedule == ScheduleKind::kInterleaved && opt.microbatches % S != 0) {
+    return Status::InvalidArgument(fmt::format("the interleaved schedule needs micro-batches in multiples of the "
+                                               "stages ({} micro-batches, {} stages)", opt.microbatches, S));
+  }
   if (opt.micro_batch_size < 1) return Status::InvalidArgument("micro-batch size must be at least 1");
   if (opt.threads.empty()) opt.threads.assign(S, 1);
   if (static_cast<int>(opt.threads.size()) != S) {
@@ -83,11 +137,13 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, cons
   for (int s = 0; s < S; ++s) {
     if (opt.threads[s] < 1) return Status::InvalidArgument(fmt::format("stage {} needs at least one thread", s));
     p->pools_.push_back(std::make_unique<ThreadPool>(opt.threads[s]));
-    p->stages_.push_back(std::make_unique<Stage>(shape, layout, opt.boundaries[s], opt.boundaries[s + 1], s == 0,
-                                                 s == S - 1, opt.micro_batch_size, p->pools_.back().get()));
+  }
+  for (int c = 0; c < C; ++c) {
+    p->stages_.push_back(std::make_unique<Stage>(shape, layout, opt.boundaries[c], opt.boundaries[c + 1], c == 0,
+                                                 c == C - 1, opt.micro_batch_size, p->pools_[c % S].get()));
   }
   p->transport_ = std::make_unique<InProcessTransport>();
-  if (S > 1 && shape.tied) p->head_grad_.assign(static_cast<size_t>(layout.token_embd.size()), 0.0f);
+  if (C > 1 && shape.tied) p->head_grad_.assign(static_cast<size_t>(layout.token_embd.size()), 0.0f);
   return p;
 }
 
@@ -108,15 +164,16 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
   if (static_cast<int64_t>(params->size()) != layout_->total) {
     return Status::InvalidArgument("parameter vector does not match the model layout");
   }
-  const int S = stages(), M = opt_.microbatches;
+  const int S = stages(), V = opt_.chunks, C = S * V, M = opt_.microbatches;
   const int64_t rows = int64_t{opt_.micro_batch_size} * shape_.seq_len, d = shape_.d_model;
   std::vector<std::vector<PipeOp>> ops;
   if (backward) {
-    ops = MakeSchedule(opt_.schedule, S, M);
-  } else {
+    ops = MakeSchedule(opt_.schedule, S, M, V);
+  } else {  // forward only: each device's chunks in order, micro-batch by micro-batch
     ops.assign(S, {});
     for (int s = 0; s < S; ++s)
-      for (int m = 0; m < M; ++m) ops[s].push_back({true, m});
+      for (int m = 0; m < M; ++m)
+        for (int v = 0; v < V; ++v) ops[s].push_back({true, m, v});
   }
   const float* p = params->data();
   float* g = grads ? grads->data() : nullptr;
@@ -139,18 +196,20 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
   const auto t0 = std::chrono::steady_clock::now();
   auto now = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
 
-  auto run_stage = [&](int s) {
-    Stage& st = *stages_[s];
-    const bool first = s == 0, last = s == S - 1;
-    std::vector<float> out(first && last ? 0 : static_cast<size_t>(rows * d));
-    for (const PipeOp& op : ops[s]) {
+  auto run_stage = [&](int dev) {
+    std::vector<float> out(C == 1 ? 0 : static_cast<size_t>(rows * d));
+    int live = 0;
+    for (const PipeOp& op : ops[dev]) {
       const int m = op.microbatch;
+      const int s = op.chunk * S + dev;  // the chunk's place in the pipeline
+      Stage& st = *stages_[s];
+      const bool first = s == 0, last = s == C - 1;
       Status err;
       std::vector<float> in;
       if (op.forward) {
         if (!first) {
           auto r = transport_->Recv(s, s - 1, MessageKind::kActivation, m);
-          if (!r.ok()) { status[s] = r.status(); break; }
+          if (!r.ok()) { status[dev] = r.status(); break; }
           in = std::move(r).value();
         }
         const double start = now();
@@ -159,28 +218,31 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
                          last ? nullptr : out.data(), &ls);
         if (!backward) st.Release(m);
         const double end = now();
-        if (!err.ok()) { status[s] = err; break; }
-        events[s].push_back({s, m, true, start, end});
-        rep.busy_s[s] += end - start;
+        if (!err.ok()) { status[dev] = err; break; }
+        events[dev].push_back({dev, m, true, start, end, op.chunk});
+        rep.busy_s[dev] += end - start;
+        rep.peak_in_flight[dev] = std::max(rep.peak_in_flight[dev], ++live);
+        if (!backward) --live;
         if (last) mb_loss[m] = ls;
         if (!last) err = transport_->Send(s, s + 1, MessageKind::kActivation, m, out);
       } else {
         if (!last) {
           auto r = transport_->Recv(s, s + 1, MessageKind::kGradient, m);
-          if (!r.ok()) { status[s] = r.status(); break; }
+          if (!r.ok()) { status[dev] = r.status(); break; }
           in = std::move(r).value();
         }
         const double start = now();
         err = st.Backward(m, p, in.data(), g, head_grad, first ? nullptr : out.data());
         const double end = now();
-        if (!err.ok()) { status[s] = err; break; }
-        events[s].push_back({s, m, false, start, end});
-        rep.busy_s[s] += end - start;
+        if (!err.ok()) { status[dev] = err; break; }
+        events[dev].push_back({dev, m, false, start, end, op.chunk});
+        rep.busy_s[dev] += end - start;
+        --live;
         if (!first) err = transport_->Send(s, s - 1, MessageKind::kGradient, m, out);
       }
-      if (!err.ok()) { status[s] = err; break; }
+      if (!err.ok()) { status[dev] = err; break; }
     }
-    if (!status[s].ok()) transport_->Abort();
+    if (!status[dev].ok()) transport_->Abort();
   };
 
   if (S == 1) {
@@ -211,10 +273,7 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
     float* emb = g + layout_->token_embd.offset;
     for (size_t i = 0; i < head_grad_.size(); ++i) emb[i] += head_grad_[i];
   }
-  for (int s = 0; s < S; ++s) {
-    rep.peak_in_flight[s] = stages_[s]->peak_in_flight();
-    rep.events.insert(rep.events.end(), events[s].begin(), events[s].end());
-  }
+  for (int s = 0; s < S; ++s) rep.events.insert(rep.events.end(), events[s].begin(), events[s].end());
   return rep;
 }
 

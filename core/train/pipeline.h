@@ -13,47 +13,58 @@
 
 namespace lms::train {
 
-enum class ScheduleKind { kGPipe, k1F1B };
-Result<ScheduleKind> ParseSchedule(const std::string& name);  // "gpipe" | "1f1b"
+enum class ScheduleKind { kGPipe, k1F1B, kInterleaved };
+Result<ScheduleKind> ParseSchedule(const std::string& name);  // "gpipe" | "1f1b" | "interleaved"
 const char* ScheduleName(ScheduleKind k);
 
 struct PipeOp {
   bool forward = true;
   int microbatch = 0;
+  int chunk = 0;  // which of the device's model chunks (interleaved; 0 otherwise)
 };
-// The order in which each stage runs its forwards and backwards.
+// The order in which each of S devices runs its forwards and backwards.
 //  GPipe: all M forwards, then all M backwards.
 //  1F1B (PipeDream-Flush): S−s−1 warm-up forwards, then one forward / one backward, then the
 //  remaining backwards; stage s holds at most S−s micro-batches' activations.
-// Backwards run in micro-batch order 0..M−1 in both, so gradients sum in the same order.
-std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int stages, int microbatches);
+//  Interleaved 1F1B (Megatron-LM's): the model is cut into S·V chunks and device s holds chunks
+//  s, s+S, …, s+(V−1)·S. Forwards go through the chunks in groups of S micro-batches; a device
+//  warms up with 2·(S−s−1) + (V−1)·S forwards, then alternates. The bubble shrinks V-fold at
+//  the cost of more activations in flight. Needs M to be a multiple of S and V ≥ 2.
+// Backwards run in micro-batch order 0..M−1 for every chunk in all three, so gradients sum in
+// the same order.
+std::vector<std::vector<PipeOp>> MakeSchedule(ScheduleKind k, int stages, int microbatches, int chunks = 1);
 
-// (S−1)/(M+S−1): the idle fraction of a pipeline with equal stage times.
-double TheoreticalBubble(int stages, int microbatches);
+// (S−1)/(V·M+S−1): the idle fraction of a pipeline with equal stage times (V = 1 for GPipe
+// and 1F1B).
+double TheoreticalBubble(int stages, int microbatches, int chunks = 1);
 
 // Equal split of L layers into S ranges (boundaries, size S+1).
 std::vector<int> EqualSplit(int layers, int stages);
 
 struct PipelineOptions {
-  std::vector<int> boundaries;      // S+1 layer boundaries: stage s runs [b[s], b[s+1])
-  std::vector<int> threads;         // worker threads per stage (size S; default 1 each)
+  // S·V+1 layer boundaries: chunk c runs layers [b[c], b[c+1]) on device c mod S (V = 1 but
+  // for the interleaved schedule, where a device is a stage of V chunks).
+  std::vector<int> boundaries;
+  std::vector<int> threads;         // worker threads per device (size S; default 1 each)
   ScheduleKind schedule = ScheduleKind::k1F1B;
+  int chunks = 1;                   // V: model chunks per device (interleaved only)
   int microbatches = 1;             // M
   int micro_batch_size = 1;         // sequences per micro-batch
 };
 
 struct TimelineEvent {
-  int stage = 0, microbatch = 0;
+  int stage = 0, microbatch = 0;    // stage: the device
   bool forward = true;
   double start_s = 0, end_s = 0;    // seconds from the step's start
+  int chunk = 0;                    // the device's model chunk (interleaved)
 };
 
 struct StepReport {
   double loss_sum = 0.0;            // Σ per-token losses
   int64_t tokens = 0;               // counted targets
   double wall_s = 0.0;
-  std::vector<double> busy_s;       // per stage
-  std::vector<int> peak_in_flight;  // per stage: most micro-batches with live activations
+  std::vector<double> busy_s;       // per device
+  std::vector<int> peak_in_flight;  // per device: most (chunk, micro-batch) activations alive at once
   std::vector<TimelineEvent> events;
   // 1 − Σ busy / (S · wall): the fraction of stage-time spent waiting.
   double Bubble() const;
@@ -65,7 +76,8 @@ class Pipeline {
                                                   const PipelineOptions& opt);
   ~Pipeline();
 
-  int stages() const { return static_cast<int>(stages_.size()); }
+  int stages() const { return static_cast<int>(pools_.size()); }  // devices
+  int chunks() const { return opt_.chunks; }
   const PipelineOptions& options() const { return opt_; }
 
   // One step's forward and backward over M·micro_batch_size sequences: inputs and targets are
@@ -76,7 +88,7 @@ class Pipeline {
   // Forward only (validation): the summed loss of the same kind of batch.
   Result<StepReport> Forward(const std::vector<float>& params, const int32_t* inputs, const int32_t* targets);
 
-  Stage& stage(int s) { return *stages_[s]; }
+  Stage& stage(int c) { return *stages_[c]; }  // chunk c (= stage c unless interleaved)
 
  private:
   Pipeline() = default;

@@ -105,6 +105,10 @@ Status CheckProblem(const PlanProblem& p) {
   const int L = p.cost.layers(), D = static_cast<int>(p.devices.size());
   if (L < 1) return Status::InvalidArgument("plan: no layers");
   if (D < 1) return Status::InvalidArgument("plan: no devices");
+  if (p.schedule == ScheduleKind::kInterleaved) {
+    return Status::InvalidArgument("plan: the planner chooses stages for gpipe and 1f1b; the interleaved schedule "
+                                   "takes an equal split of the layers into chunks");
+  }
   if (static_cast<int>(p.cost.fwd_s_per_token.size()) != L || static_cast<int>(p.cost.bwd_s_per_token.size()) != L ||
       static_cast<int>(p.cost.act_bytes_per_token.size()) != L) {
     return Status::InvalidArgument("plan: cost table columns differ in length");

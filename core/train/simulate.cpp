@@ -7,40 +7,42 @@
 namespace lms::train {
 
 SimResult SimulatePipeline(const std::vector<SimStage>& st, const std::vector<double>& send_s, ScheduleKind schedule,
-                           int M) {
-  const int S = static_cast<int>(st.size());
-  const auto ops = MakeSchedule(schedule, S, M);
-  // ready_f[s][m]: when micro-batch m's activation is available at stage s; ready_b likewise.
-  std::vector<std::vector<double>> ready_f(S, std::vector<double>(M, -1)), ready_b(S, std::vector<double>(M, -1));
+                           int M, int V) {
+  const int C = static_cast<int>(st.size());  // chunks: stages, or S·V under the interleaved schedule
+  const int S = std::max(1, C / std::max(1, V));
+  const auto ops = MakeSchedule(schedule, S, M, V);
+  // ready_f[c][m]: when micro-batch m's activation is available at chunk c; ready_b likewise.
+  std::vector<std::vector<double>> ready_f(C, std::vector<double>(M, -1)), ready_b(C, std::vector<double>(M, -1));
   for (int m = 0; m < M; ++m) ready_f[0][m] = 0;
   std::vector<size_t> next(S, 0);
   std::vector<double> free_at(S, 0);
   SimResult r;
   r.busy_s.assign(S, 0);
-  // Repeatedly run any stage whose next op has its input; the schedules are deadlock-free.
+  // Repeatedly run any device whose next op has its input; an op waiting forever is a deadlock.
   bool progressed = true;
   while (progressed) {
     progressed = false;
     for (int s = 0; s < S; ++s) {
       while (next[s] < ops[s].size()) {
         const PipeOp& op = ops[s][next[s]];
-        const int m = op.microbatch;
-        // The last stage's backward needs only its own forward, which ran earlier in its order.
-        const double ready = op.forward ? ready_f[s][m] : (s == S - 1 ? ready_f[s][m] : ready_b[s][m]);
+        const int m = op.microbatch, c = op.chunk * S + s;
+        // The last chunk's backward needs only its own forward, which ran earlier in its order.
+        const double ready = op.forward ? ready_f[c][m] : (c == C - 1 ? ready_f[c][m] : ready_b[c][m]);
         if (ready < 0) break;
         const double start = std::max(free_at[s], ready);
-        const double dur = op.forward ? st[s].fwd_s : st[s].bwd_s;
+        const double dur = op.forward ? st[c].fwd_s : st[c].bwd_s;
         const double end = start + dur;
         free_at[s] = end;
         r.busy_s[s] += dur;
-        r.events.push_back({s, m, op.forward, start, end});
-        if (op.forward && s + 1 < S) ready_f[s + 1][m] = end + send_s[s];
-        if (!op.forward && s > 0) ready_b[s - 1][m] = end + send_s[s - 1];
+        r.events.push_back({s, m, op.forward, start, end, op.chunk});
+        if (op.forward && c + 1 < C) ready_f[c + 1][m] = end + send_s[c];
+        if (!op.forward && c > 0) ready_b[c - 1][m] = end + send_s[c - 1];
         ++next[s];
         progressed = true;
       }
     }
   }
+  for (int s = 0; s < S; ++s) r.deadlocked = r.deadlocked || next[s] < ops[s].size();
   for (double f : free_at) r.step_s = std::max(r.step_s, f);
   double busy = 0;
   for (double b : r.busy_s) busy += b;

@@ -21,12 +21,15 @@ struct SimResult {
   double step_s = 0;                   // the pass (SimulatePlan: plus the optimizer's fixed cost)
   double bubble = 0;                   // 1 − Σ busy / (S · pass)
   std::vector<TimelineEvent> events;   // like a measured StepReport's
-  std::vector<double> busy_s;
+  std::vector<double> busy_s;          // per device
+  bool deadlocked = false;             // some op never got its input (a broken schedule)
 };
 
 // send_s[s]: time to move one micro-batch's activation (or gradient) between stage s and s+1.
+// Under the interleaved schedule `stages` lists the S·V chunks in pipeline order (chunk c on
+// device c mod S) and send_s has an entry per chunk boundary.
 SimResult SimulatePipeline(const std::vector<SimStage>& stages, const std::vector<double>& send_s,
-                           ScheduleKind schedule, int microbatches);
+                           ScheduleKind schedule, int microbatches, int chunks = 1);
 
 // The stages of a plan under problem p's costs and links (device nodes decide each link).
 SimResult SimulatePlan(const PlanProblem& p, const Plan& plan);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -292,6 +293,39 @@ TEST_CASE("train --db records per-step metrics and the last step's timeline; res
   m = RecordedMetrics(home_db, dir + "/default", &run3, &status);
   CHECK(m.size() == 3);
   std::filesystem::remove_all(DataHome());
+}
+
+TEST_CASE("train --schedule interleaved matches 1f1b's losses and records each chunk's timeline", "[train][cli][db]") {
+  const char* four_layers = "[model]\nlayers = 4\nd_model = 32\nheads = 2\nkv_heads = 1\nd_ff = 64\nseq_len = 16\n";
+  const std::string cfg = WriteConfig(four_layers, "[train]\nsteps = 4\nbatch_size = 4\neval_batches = 1\n");
+  const std::string dir = test::TempDir();
+  const std::string flags = " --stages 2 --microbatches 2 -t 1 --json";
+  auto plain = Lmstation("train " + cfg + flags + " --out " + dir + "/one");
+  REQUIRE(plain.exit_code == 0);
+  auto inter = Lmstation("train " + cfg + flags + " --schedule interleaved --out " + dir + "/two --db " + dir + "/r.db");
+  REQUIRE(inter.exit_code == 0);
+  auto j = nlohmann::json::parse(inter.out);
+  CHECK(j["schedule"] == "interleaved");
+  CHECK(j["chunks"] == 2);
+  CHECK(j["boundaries"] == std::vector<int>{0, 1, 2, 3, 4});  // 2 stages × 2 chunks of one layer
+  CHECK(j["bubble_theory"].get<double>() == Approx(1.0 / 5.0));  // (S−1)/(V·M+S−1)
+  // The same computation in another order: the same loss curve.
+  const auto a = LogValues(dir + "/one/log.csv"), b = LogValues(dir + "/two/log.csv");
+  REQUIRE(a.size() == 4);
+  REQUIRE(b.size() == 4);
+  for (const auto& [step, want] : a) CHECK(std::fabs(b.at(step)[0] - want[0]) < 1e-6);
+  auto tl = nlohmann::json::parse(std::ifstream(dir + "/two/timeline.json"));
+  CHECK(tl["events"].size() == 16);  // 2 stages × 2 chunks × 2 micro-batches × (F, B)
+  int64_t run = 0;
+  std::string status;
+  auto m = RecordedMetrics(dir + "/r.db", dir + "/two", &run, &status);
+  int timeline = 0;
+  for (const auto& [name, v] : m[4]) timeline += name.rfind("timeline.", 0) == 0;
+  CHECK(timeline == 32);
+  // Chunk 1 of stage 0 (layer 2) waits for chunk 0 of stage 1 (layer 1).
+  CHECK(m[4]["timeline.s0.c1.mb0.F.start_s"] >= m[4]["timeline.s1.c0.mb0.F.end_s"]);
+  // Micro-batches must come in multiples of the stages.
+  CHECK(Lmstation("train " + cfg + " --stages 2 --microbatches 1 --schedule interleaved --out " + dir + "/bad").exit_code == 1);
 }
 
 TEST_CASE("plan prints a plan and beats or ties the equal split in prediction", "[train][cli][plan]") {

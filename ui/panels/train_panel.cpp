@@ -158,7 +158,8 @@ void TrainPanel::DrawPlan() {
 void TrainPanel::DrawTimeline() {
   const app::TrainProgress& p = progress_;
   timeline_boxes_ = 0;
-  const int stages = static_cast<int>(p.plan.size());
+  int stages = 0;  // the plan has a row per chunk (several per stage under the interleaved schedule)
+  for (const auto& row : p.plan) stages = std::max(stages, row.stage + 1);
   ImGui::Text("pipeline timeline of step %lld (%.1f ms): forward", static_cast<long long>(p.step), 1e3 * p.timeline_wall_s);
   const ImU32 kForward = IM_COL32(79, 156, 245, 255), kBackward = IM_COL32(245, 160, 79, 255);
   ImGui::SameLine();
@@ -188,10 +189,12 @@ void TrainPanel::DrawTimeline() {
     dl->AddRectFilled(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3), e.forward ? kForward : kBackward);
     dl->AddRect(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3), IM_COL32(20, 20, 20, 255));
     if (ImGui::IsMouseHoveringRect(ImVec2(x0, y + 3), ImVec2(x1, y + row_h - 3))) {
-      ImGui::SetTooltip("stage %d, micro-batch %d, %s: %.1f to %.1f ms", e.stage, e.microbatch, e.forward ? "forward" : "backward",
-                        1e3 * e.start_s, 1e3 * e.end_s);
+      ImGui::SetTooltip("stage %d, chunk %d, micro-batch %d, %s: %.1f to %.1f ms", e.stage, e.chunk, e.microbatch,
+                        e.forward ? "forward" : "backward", 1e3 * e.start_s, 1e3 * e.end_s);
     }
-    const std::string mb = std::to_string(e.microbatch);
+    // Under the interleaved schedule a box says micro-batch.chunk.
+    const bool interleaved = static_cast<int>(p.plan.size()) > stages;
+    const std::string mb = interleaved ? fmt::format("{}.{}", e.microbatch, e.chunk) : std::to_string(e.microbatch);
     if (x1 - x0 > ImGui::CalcTextSize(mb.c_str()).x + 4) dl->AddText(ImVec2(x0 + 3, y + 5), IM_COL32(10, 10, 10, 255), mb.c_str());
     ++timeline_boxes_;
   }
