@@ -118,7 +118,7 @@ CommandFn AddPlanCommand(CLI::App& cli) {
     auto sk = train::ParseSchedule(c.schedule);
     if (!sk.ok()) return Fail(sk.status());
     const auto t0 = std::chrono::steady_clock::now();
-    auto pr = o->cluster.empty() ? ProfileLocal(c, shape) : DescribeCluster(c, shape, o->cluster);
+    auto pr = o->cluster.empty() ? ProfileLocal(c, shape, o->microbatches > 0) : DescribeCluster(c, shape, o->cluster);
     if (!pr.ok()) return Fail(pr.status());
     pr->schedule = *sk;
     if (o->microbatches > 0) pr->microbatch_choices = {o->microbatches};

@@ -22,8 +22,11 @@ struct AutoPlan {
 // The local devices of a run: stage_threads when given, else `stages` devices of `threads`.
 std::vector<int> LocalDevices(const TrainRunConfig& c);
 
-// Profiles the model's layers on each local device, all devices at once (best of `reps` timings).
-Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, int reps = 11);
+// Profiles the model's layers on each local device, alone and all devices at once (the median of
+// `reps` timings each). fixed_microbatches: the plan will use c.microbatches (else any divisor
+// of the batch), which decides the micro-batch sizes profiled.
+Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, bool fixed_microbatches,
+                                        int reps = 21);
 
 // Costs from FLOPs and bytes for a described cluster (see train::NamedCluster).
 Result<train::PlanProblem> DescribeCluster(const TrainRunConfig& c, const train::ModelShape& shape,
