@@ -2,12 +2,14 @@
 # The GPU checks, from prebuilt executables, for a machine with an NVIDIA GPU and the CUDA 13
 # libraries but none of our build dependencies (nothing is compiled there).
 #   On the build machine (a build configured with -DLMS_CUDA=ON):
-#     tests/gpu/device_run.sh pack [BUILD_DIR]   copies lms_gpu_tests, bench_cuda, the shared
-#                                                libraries they need and this script into .dev/
+#     tests/gpu/device_run.sh pack [BUILD_DIR]   copies lms_gpu_tests, lms_nccl_tests (when built),
+#                                                bench_cuda and the shared libraries they need
+#                                                into .dev/
 #   On the GPU machine, from the repository root:
 #     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
-# (the GPU test suite), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
+# (the GPU test suite), nccl_tests.txt (the NCCL transport; libnccl from the toolkit, else from
+# the Python package nvidia.nccl where python3 has it), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
 # (the same with CUDA graphs for the decode steps) and bench_torch.txt
 # (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
 # adds torch.compile).
@@ -21,7 +23,9 @@ case "${1:-}" in
     build=${2:-build-cuda}
     pack=${LMS_PACK_SCRIPT:-../shared/device/pack.sh}
     rm -rf .dev
-    bash "$pack" .dev "$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda" || exit 1
+    exes=("$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda")
+    [ -x "$build/tests/lms_nccl_tests" ] && exes+=("$build/tests/lms_nccl_tests")
+    bash "$pack" .dev "${exes[@]}" || exit 1
     echo "packed into .dev/ ($(du -sh .dev | cut -f1)); run there: tests/gpu/device_run.sh run"
     ;;
   run)
@@ -31,7 +35,7 @@ case "${1:-}" in
     {
       echo "== nvidia-smi -L"; nvidia-smi -L
       nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
-      echo "== CUDA libraries"; ls /usr/local/cuda/lib64 2>/dev/null | grep -E 'cudart|cublas'
+      echo "== CUDA libraries"; ls /usr/local/cuda/lib64 /usr/local/cuda/lib 2>/dev/null | grep -E 'cudart|cublas|nccl'
       for exe in .dev/bin/*; do echo "== ldd $exe"; LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64 ldd "$exe"; done
     } >"$out/machine.txt" 2>&1
     cat "$out/machine.txt"
@@ -40,6 +44,13 @@ case "${1:-}" in
     .dev/bin/lms_gpu_tests --durations yes >"$out/gpu_tests.txt" 2>&1 || rc=1
     echo "== lms_gpu_tests: exit ${rc}" | tee -a "$out/gpu_tests.txt"
     tail -n 60 "$out/gpu_tests.txt"
+    if [ -x .dev/bin/lms_nccl_tests ]; then
+      nccl_lib=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null || true)
+      LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/cuda/lib${nccl_lib:+:$nccl_lib} timeout 300 .dev/bin/lms_nccl_tests \
+        >"$out/nccl_tests.txt" 2>&1 || rc=1
+      echo "== lms_nccl_tests: exit ${rc}" | tee -a "$out/nccl_tests.txt"
+      tail -n 20 "$out/nccl_tests.txt"
+    fi
     # shellcheck disable=SC2086
     timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
     cat "$out/bench_cuda.txt"

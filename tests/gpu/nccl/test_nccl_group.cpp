@@ -1,0 +1,92 @@
+// The NCCL transport between local GPUs: every ordered pair of ranks (a rank to itself too)
+// moves a buffer of floats exactly, including sizes that are not a multiple of anything; bad
+// arguments are refused with a message. Skips where no GPU is present.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <random>
+#include <vector>
+
+#include "gpu/comm/nccl_group.h"
+#include "gpu/cuda_backend.h"
+#include "tests/test_support.h"
+
+namespace lms::test {
+namespace {
+
+struct DeviceFloats {
+  int device = 0;
+  float* ptr = nullptr;
+  size_t n = 0;
+  DeviceFloats(int d, size_t count) : device(d), n(count) {
+    REQUIRE(cudaSetDevice(d) == cudaSuccess);
+    REQUIRE(cudaMalloc(&ptr, n * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMemset(ptr, 0, n * sizeof(float)) == cudaSuccess);
+  }
+  ~DeviceFloats() {
+    cudaSetDevice(device);
+    cudaFree(ptr);
+  }
+  void Put(const std::vector<float>& v) {
+    REQUIRE(cudaSetDevice(device) == cudaSuccess);
+    REQUIRE(cudaMemcpy(ptr, v.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  std::vector<float> Get() const {
+    std::vector<float> v(n);
+    REQUIRE(cudaSetDevice(device) == cudaSuccess);
+    REQUIRE(cudaMemcpy(v.data(), ptr, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return v;
+  }
+};
+
+std::vector<int> AllDevices() {
+  std::vector<int> d;
+  for (const auto& info : gpu::ListCudaDevices()) d.push_back(info.index);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("nccl: every pair of local GPUs (and each GPU to itself) moves buffers exactly", "[gpu][nccl]") {
+  const std::vector<int> devices = AllDevices();
+  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  auto group = gpu::NcclGroup::Create(devices);
+  REQUIRE(group.ok());
+  const int R = (*group)->size();
+  CHECK(R == static_cast<int>(devices.size()));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{128 * 576 + 3}}) {
+    for (int from = 0; from < R; ++from) {
+      for (int to = 0; to < R; ++to) {
+        CAPTURE(n, from, to);
+        std::vector<float> want(n);
+        for (float& x : want) x = u(rng);
+        DeviceFloats src(devices[from], n), dst(devices[to], n);
+        src.Put(want);
+        // One thread drives both ranks here, so the send and the receive go in one group.
+        REQUIRE((*group)->GroupStart().ok());
+        REQUIRE((*group)->Send(from, to, src.ptr, n).ok());
+        REQUIRE((*group)->Recv(to, from, dst.ptr, n).ok());
+        REQUIRE((*group)->GroupEnd().ok());
+        REQUIRE((*group)->Synchronize(from).ok());
+        REQUIRE((*group)->Synchronize(to).ok());
+        CHECK(dst.Get() == want);
+      }
+    }
+  }
+  CHECK(!(*group)->Send(0, R, nullptr, 1).ok());  // no such rank
+  CHECK(!(*group)->Recv(-1, 0, nullptr, 1).ok());
+}
+
+TEST_CASE("nccl: a group refuses a GPU twice and GPUs that are not there", "[gpu][nccl]") {
+  const std::vector<int> devices = AllDevices();
+  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  auto twice = gpu::NcclGroup::Create({devices[0], devices[0]});
+  REQUIRE(!twice.ok());
+  CHECK(twice.status().message().find("given twice") != std::string::npos);
+  CHECK(!gpu::NcclGroup::Create({static_cast<int>(devices.size()) + 3}).ok());
+  CHECK(!gpu::NcclGroup::Create({}).ok());
+}
+
+}  // namespace lms::test
