@@ -1,5 +1,7 @@
-// NCCL between the local GPUs of one process: one rank per GPU, the communicators created
-// together (ncclCommInitAll), each rank with its own stream. Pipeline stages on different GPUs
+// NCCL between GPUs: one rank per GPU, each rank with its own stream. Within one process all
+// local GPUs join at once (ncclCommInitAll); across processes or machines each process joins its
+// rank with the unique id rank 0 made (hand it over with core/net/blob_rendezvous, or any launcher
+// such as mpirun). Pipeline stages on different GPUs
 // exchange activations and gradients through it with point-to-point sends and receives of
 // device buffers. Calls for one rank come from one thread (the stage's); a send and its receive
 // issued from the same thread must be grouped (GroupStart/GroupEnd), or NCCL waits forever.
@@ -9,6 +11,7 @@
 #include <nccl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -23,16 +26,20 @@ class NcclGroup {
   // One rank per entry of `devices` (CUDA device ordinals, each at most once: NCCL refuses two
   // ranks of a communicator on one GPU).
   static Result<std::unique_ptr<NcclGroup>> Create(const std::vector<int>& devices);
+  // A communicator spanning processes: NewUniqueId() on rank 0, the same bytes to every process,
+  // then JoinRank in each (it blocks until all `world` ranks have joined).
+  static Result<std::vector<uint8_t>> NewUniqueId();
+  static Result<std::unique_ptr<NcclGroup>> JoinRank(const std::vector<uint8_t>& unique_id, int world, int rank,
+                                                     int device);
   ~NcclGroup();
   NcclGroup(const NcclGroup&) = delete;
   NcclGroup& operator=(const NcclGroup&) = delete;
 
-  int size() const { return static_cast<int>(devices_.size()); }
-  int device(int rank) const { return devices_[rank]; }
-  cudaStream_t stream(int rank) const { return streams_[rank]; }
+  int size() const { return world_; }                      // ranks in the communicator
+  const std::vector<int>& local_ranks() const { return ranks_; }  // the ranks this process drives
 
-  // Enqueue on rank `from`'s stream: send n floats of device memory to rank `to`, or receive n
-  // floats from rank `from_peer` into device memory. A rank may send to itself (a one-GPU
+  // Enqueue on the stream of rank `from` (one this process drives): send n floats of device
+  // memory to rank `to`, or receive n floats from rank `from_peer` into device memory. A rank may send to itself (a one-GPU
   // machine checks the transport that way) when the send and receive are grouped.
   Status Send(int from, int to, const float* buf, size_t n);
   Status Recv(int at, int from_peer, float* buf, size_t n);
@@ -43,8 +50,12 @@ class NcclGroup {
 
  private:
   NcclGroup() = default;
-  Status CheckRank(int r, const char* what) const;
+  // Index into the vectors below of a rank this process drives, or an error.
+  Result<size_t> Local(int rank, const char* what) const;
+  Status CheckPeer(int rank, const char* what) const;
 
+  int world_ = 0;
+  std::vector<int> ranks_;
   std::vector<int> devices_;
   std::vector<ncclComm_t> comms_;
   std::vector<cudaStream_t> streams_;

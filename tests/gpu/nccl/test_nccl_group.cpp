@@ -5,8 +5,10 @@
 #include <cuda_runtime.h>
 
 #include <random>
+#include <thread>
 #include <vector>
 
+#include "core/net/blob_rendezvous.h"
 #include "gpu/comm/nccl_group.h"
 #include "gpu/cuda_backend.h"
 #include "tests/test_support.h"
@@ -87,6 +89,40 @@ TEST_CASE("nccl: a group refuses a GPU twice and GPUs that are not there", "[gpu
   CHECK(twice.status().message().find("given twice") != std::string::npos);
   CHECK(!gpu::NcclGroup::Create({static_cast<int>(devices.size()) + 3}).ok());
   CHECK(!gpu::NcclGroup::Create({}).ok());
+}
+
+TEST_CASE("nccl: a rank joins by a unique id fetched over TCP and sends to itself", "[gpu][nccl]") {
+  const std::vector<int> devices = AllDevices();
+  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  // Rank 0's process makes the id and serves it; the joining process (here a thread) fetches it.
+  auto id = gpu::NcclGroup::NewUniqueId();
+  REQUIRE(id.ok());
+  auto server = net::BlobServer::Listen("127.0.0.1", 0);
+  REQUIRE(server.ok());
+  Status served;
+  std::thread root([&] { served = server->Serve(*id, 1, 30.0); });
+  auto fetched = net::FetchBlob("127.0.0.1", server->port(), 30.0);
+  root.join();
+  REQUIRE(served.ok());
+  REQUIRE(fetched.ok());
+  REQUIRE(*fetched == *id);
+  auto g = gpu::NcclGroup::JoinRank(*fetched, 1, 0, devices[0]);
+  REQUIRE(g.ok());
+  CHECK((*g)->size() == 1);
+  CHECK((*g)->local_ranks() == std::vector<int>{0});
+  const size_t n = 4099;
+  std::vector<float> want(n);
+  for (size_t i = 0; i < n; ++i) want[i] = 0.5f * static_cast<float>(i) - 7.0f;
+  DeviceFloats src(devices[0], n), dst(devices[0], n);
+  src.Put(want);
+  REQUIRE((*g)->GroupStart().ok());
+  REQUIRE((*g)->Send(0, 0, src.ptr, n).ok());
+  REQUIRE((*g)->Recv(0, 0, dst.ptr, n).ok());
+  REQUIRE((*g)->GroupEnd().ok());
+  REQUIRE((*g)->Synchronize(0).ok());
+  CHECK(dst.Get() == want);
+  CHECK(!gpu::NcclGroup::JoinRank({1, 2, 3}, 1, 0, devices[0]).ok());  // not an id
+  CHECK(!gpu::NcclGroup::JoinRank(*id, 2, 2, devices[0]).ok());        // rank out of range
 }
 
 }  // namespace lms::test
