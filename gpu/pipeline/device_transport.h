@@ -1,0 +1,59 @@
+// How pipeline stages on GPUs hand each other activations (forward) and their gradients
+// (backward): device buffers, enqueued on the stages' own streams. Sends do not block; a receive
+// returns once its copy is enqueued behind the send on the receiver's stream. Each stage calls
+// from its own thread.
+//  * InProcessDeviceTransport: stages in one process on one GPU (or GPUs that can reach each
+//    other's memory), e.g. several stages sharing a GPU, which NCCL cannot do (one rank a GPU).
+//  * Between GPUs, NcclGroup (gpu/comm/nccl_group.h) moves the buffers; a pipeline transport on
+//    it must group each schedule step's sends and receives (Megatron-LM's send-forward /
+//    receive-backward pairs), since an NCCL send waits for its receive.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "core/train/transport.h"
+#include "core/util/status.h"
+
+namespace lms::gpu {
+
+class DeviceTransport {
+ public:
+  virtual ~DeviceTransport() = default;
+  virtual Status Send(int src, int dst, train::MessageKind kind, int microbatch, const float* buf, size_t n,
+                      cudaStream_t stream) = 0;
+  virtual Status Recv(int dst, int src, train::MessageKind kind, int microbatch, float* buf, size_t n,
+                      cudaStream_t stream) = 0;
+  // Wakes every waiting receiver with Cancelled (a stage failed).
+  virtual void Abort() = 0;
+};
+
+class InProcessDeviceTransport final : public DeviceTransport {
+ public:
+  ~InProcessDeviceTransport() override;
+  Status Send(int src, int dst, train::MessageKind kind, int microbatch, const float* buf, size_t n,
+              cudaStream_t stream) override;
+  Status Recv(int dst, int src, train::MessageKind kind, int microbatch, float* buf, size_t n,
+              cudaStream_t stream) override;
+  void Abort() override;
+
+ private:
+  struct Parcel {
+    float* data = nullptr;   // a copy the sender made (stream-ordered allocation)
+    size_t n = 0;
+    cudaEvent_t ready = nullptr;
+  };
+  using Key = std::tuple<int, int, int, int>;  // src, dst, kind, microbatch
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Key, Parcel> mailbox_;  // GUARDED_BY(mu_)
+  bool aborted_ = false;           // GUARDED_BY(mu_)
+};
+
+}  // namespace lms::gpu
