@@ -1,0 +1,101 @@
+// The trainer's ops (core/train/train_ops.h) on CUDA: forward and backward kernels on device
+// memory, one TrainKernels per stream. Activations, gradients and master weights are fp32;
+// matrix products go through cuBLAS with fp32 inputs (kF32: the CPU trainer's arithmetic, for
+// tests) or bf16 inputs (kBF16: mixed precision, the fast path) and always fp32 accumulation.
+// Every reduction runs in a fixed order, so results do not depend on timing (no float atomics).
+// Conventions follow core/train/train_ops.h: row-major, BT rows × C channels; backward functions
+// ACCUMULATE into parameter gradients and into dinp unless the comment says "overwritten".
+// All calls are asynchronous on the stream unless they say otherwise.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "core/train/optimizer.h"
+#include "core/util/status.h"
+
+namespace lms::gpu::train {
+
+enum class GemmPrecision { kF32, kBF16 };
+const char* GemmPrecisionName(GemmPrecision p);
+
+// A weight matrix (N, K) in fp32, with an optional bf16 copy of it (device, same shape) that
+// kBF16 products read instead of converting the fp32 weights on every call.
+struct Weight {
+  const float* f32 = nullptr;
+  const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
+};
+
+class TrainKernels {
+ public:
+  static Result<std::unique_ptr<TrainKernels>> Create(cudaStream_t stream, GemmPrecision precision);
+  ~TrainKernels();
+  TrainKernels(const TrainKernels&) = delete;
+  TrainKernels& operator=(const TrainKernels&) = delete;
+
+  cudaStream_t stream() const;
+  GemmPrecision precision() const;
+
+  // dst (n bf16) = round-to-nearest-even(src (n fp32)).
+  Status ToBf16(void* dst, const float* src, int64_t n);
+
+  // out (BT,C) = wte[tokens[t]]; tokens on the device.
+  Status EmbeddingForward(float* out, const int32_t* tokens, const float* wte, int64_t BT, int64_t C);
+  // dwte (V,C) += scatter of dout (BT,C) by token. tokens_host: the same ids on the host; rows of
+  // one token are summed in increasing t (the CPU's order), without atomics.
+  Status EmbeddingBackward(float* dwte, const float* dout, const int32_t* tokens_host, int64_t BT, int64_t C);
+
+  // out (BT,C) = inp * rstd * w; rstd (BT) saved.
+  Status RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C, float eps);
+  // dinp (BT,C) += ..., dw (C) += ...
+  Status RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
+                         const float* rstd, int64_t BT, int64_t C);
+
+  // out (BT,N) = inp (BT,K) · w (N,K)ᵀ, overwritten.
+  Status MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N);
+  // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
+  Status MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w, int64_t BT, int64_t K,
+                        int64_t N);
+
+  // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
+  // cos, sin (T, hd/2). neox: pairs (i, i+hd/2), else (2i, 2i+1). inverse: the transpose (backward).
+  Status Rope(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd, bool neox,
+              bool inverse);
+
+  // Causal grouped-query attention, scale 1/sqrt(hd). q (BT, H*hd), k and v (BT, KV*hd), out
+  // (BT, H*hd) overwritten, att (B, H, T, T) the saved softmax probabilities (upper triangle 0).
+  Status AttentionForward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B,
+                          int64_t T, int64_t H, int64_t KV, int64_t hd);
+  // dq, dk, dv overwritten.
+  Status AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                           const float* v, const float* att, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd);
+
+  // out (n) = silu(gate) * up ; backward: dgate, dup overwritten.
+  Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n);
+  Status SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+
+  // x (n) += y (n).
+  Status Add(float* x, const float* y, int64_t n);
+
+  // Softmax cross-entropy of logits (BT,V) against targets (BT, device; < 0 ignored). Writes
+  // dlogits = (softmax − onehot)·grad_scale into logits in place (ignored rows: 0) and ADDS the
+  // sum of the counted rows' losses to *loss_sum and their number to *count (device scalars).
+  Status CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_t BT, int64_t V, float grad_scale,
+                                     double* loss_sum, int64_t* count);
+
+  // *out (device) = Σ g² in double, overwritten.
+  Status SumSquares(const float* g, int64_t n, double* out);
+  // The AdamW update of core's AdamW::Step (avx2::AdamWUpdate) on n elements: g *= clip, moments,
+  // bias correction, decoupled decay where decay[i] != 0.
+  Status AdamW(const lms::train::AdamWScalars& s, float* p, float* g, float* m, float* v, const uint8_t* decay,
+               int64_t n);
+
+ private:
+  struct Impl;
+  explicit TrainKernels(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lms::gpu::train
