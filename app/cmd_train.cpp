@@ -15,7 +15,7 @@ namespace lms::app {
 
 CommandFn AddTrainCommand(CLI::App& cli) {
   struct Opts {
-    std::string config, out, schedule, plan, db;
+    std::string config, out, schedule, plan, db, device, precision;
     int stages = 0, microbatches = 0, steps = 0, threads = 0, chunks = 0;
     bool json = false, resume = false;
   };
@@ -30,6 +30,8 @@ CommandFn AddTrainCommand(CLI::App& cli) {
   sub->add_option("--out", o->out, "Output directory (overrides the file)");
   sub->add_option("--plan", o->plan, "Stage split: equal or auto (the planner; overrides the file)");
   sub->add_option("-t,--threads", o->threads, "Worker threads per stage (overrides the file)");
+  sub->add_option("--device", o->device, "cpu, cuda (stages spread over every local GPU), cuda:N or cuda:0,1 (overrides the file)");
+  sub->add_option("--precision", o->precision, "f32 or bf16 (CUDA's default: bf16 matrix products, f32 master weights)");
   sub->add_option("--db", o->db, "Record metrics in this database (default: $XDG_DATA_HOME/lmstation/lmstation.db when it exists)");
   sub->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.bin when it exists");
   sub->add_flag("--json", o->json, "Print a final JSON object (loss, val_loss, tokens_per_s, bubble)");
@@ -45,6 +47,8 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     if (!o->out.empty()) c.out = o->out;
     if (!o->plan.empty()) c.plan = o->plan;
     if (o->threads > 0) c.threads = o->threads;
+    if (!o->device.empty()) c.device = o->device;
+    if (!o->precision.empty()) c.precision = o->precision;
     TrainJobOptions jo;
     jo.config_path = o->config;
     jo.db = o->db;

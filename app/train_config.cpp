@@ -61,7 +61,8 @@ Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::stri
       {"model", {"base", "layers", "d_model", "heads", "kv_heads", "d_ff", "seq_len", "rope_theta", "rms_eps", "tied"}},
       {"data", {"text", "tokenizer", "val_fraction"}},
       {"optim", {"lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "eps", "grad_clip"}},
-      {"train", {"steps", "batch_size", "grad_accum", "seed", "eval_every", "eval_batches", "checkpoint_every", "threads", "out"}},
+      {"train", {"steps", "batch_size", "grad_accum", "seed", "eval_every", "eval_batches", "checkpoint_every", "threads", "out", "device",
+                 "precision"}},
       {"pipeline", {"stages", "schedule", "microbatches", "plan", "stage_threads", "chunks"}},
       {"export", {"type", "name", "chat_template"}},
   };
@@ -90,6 +91,7 @@ Result<TrainRunConfig> ParseTrainConfig(const std::string& text, const std::stri
                     Read(t, "train", "seed", c.seed), Read(t, "train", "eval_every", c.eval_every),
                     Read(t, "train", "eval_batches", c.eval_batches),
                     Read(t, "train", "checkpoint_every", c.checkpoint_every), Read(t, "train", "threads", c.threads),
+                    Read(t, "train", "device", c.device), Read(t, "train", "precision", c.precision),
                     Read(t, "train", "out", c.out), Read(t, "pipeline", "stages", c.stages),
                     Read(t, "pipeline", "schedule", c.schedule), Read(t, "pipeline", "microbatches", c.microbatches),
                     Read(t, "pipeline", "chunks", c.chunks),

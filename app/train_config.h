@@ -31,6 +31,8 @@ struct TrainRunConfig {
   int eval_batches = 4;
   int checkpoint_every = 0;          // 0: only at the end
   int threads = 0;                   // worker threads per stage (0: cores / stages)
+  std::string device = "cpu";        // cpu | cuda (every local GPU) | cuda:N | cuda:0,1
+  std::string precision;             // "" (the device's default: f32 on the CPU, bf16 on CUDA) | f32 | bf16
   // [pipeline]
   int stages = 1;
   std::string schedule = "1f1b";     // gpipe | 1f1b | interleaved

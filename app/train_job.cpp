@@ -109,8 +109,9 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
     std::fprintf(stderr, "recording metrics in %s (run %lld)\n", rec->path().c_str(), static_cast<long long>(rec->run_id()));
   }
   if (o.verbose) {
-    std::fprintf(stderr, "model: %s, %lld parameters; %d stage(s) %s, layers [%s], %d micro-batch(es); %s\n",
-                 S.trainer.shape.Summary().c_str(), static_cast<long long>(tr.layout().total), tr.pipeline().stages(),
+    std::fprintf(stderr, "model: %s, %lld parameters; on %s; %d stage(s) %s, layers [%s], %d micro-batch(es); %s\n",
+                 S.trainer.shape.Summary().c_str(), static_cast<long long>(tr.layout().total), tr.engine().Describe().c_str(),
+                 tr.engine().stages(),
                  train::ScheduleName(pipe.schedule), fmt::format("{}", fmt::join(pipe.boundaries, ",")).c_str(),
                  pipe.microbatches, S.plan_note.c_str());
   }
@@ -121,7 +122,7 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   P.microbatches = pipe.microbatches;
   P.plan_note = S.plan_note;
   for (int c = 0; c + 1 < static_cast<int>(pipe.boundaries.size()); ++c) {  // a row per chunk, named by its stage
-    const int s = c % tr.pipeline().stages();
+    const int s = c % tr.engine().stages();
     P.plan.push_back({s, pipe.boundaries[c], pipe.boundaries[c + 1], s < static_cast<int>(pipe.threads.size()) ? pipe.threads[s] : 1});
   }
   if (rec) {
@@ -130,7 +131,11 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   }
   Publish(P);
 
-  auto save = [&]() { return train::SaveCheckpoint(ckpt_path, tr.MakeCheckpoint()); };
+  auto save = [&]() -> Status {
+    auto ck = tr.MakeCheckpoint();
+    if (!ck.ok()) return ck.status();
+    return train::SaveCheckpoint(ckpt_path, *ck);
+  };
   train::StepStats last;
   double tok_total = 0, sec_total = 0, bubble_sum = 0;
   int measured = 0;
@@ -184,9 +189,9 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   if (Status s = save(); !s.ok()) return fail(s);
   TrainSummary sum;
   sum.steps = tr.step();
-  sum.stages = tr.pipeline().stages();
+  sum.stages = tr.engine().stages();
   sum.microbatches = pipe.microbatches;
-  sum.chunks = tr.pipeline().chunks();
+  sum.chunks = tr.engine().chunks();
   sum.schedule = train::ScheduleName(pipe.schedule);
   sum.boundaries = pipe.boundaries;
   sum.checkpoint = ckpt_path;
@@ -215,7 +220,7 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   }
   {
     std::ofstream tl(fs::path(c.out) / "timeline.json");
-    tl << TimelineJson(last.report, tr.pipeline().stages(), pipe.microbatches, tr.pipeline().chunks()).dump(1) << "\n";
+    tl << TimelineJson(last.report, tr.engine().stages(), pipe.microbatches, tr.engine().chunks()).dump(1) << "\n";
   }
   train::ExportOptions eo;
   eo.name = c.export_name;

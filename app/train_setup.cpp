@@ -88,6 +88,8 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
   t.grad_accum = c.grad_accum;
   t.seed = c.seed;
   t.eval_batches = c.eval_batches;
+  t.device = c.device;
+  t.precision = c.precision;
   LMS_ASSIGN_OR_RETURN(t.pipeline.schedule, train::ParseSchedule(c.schedule));
   t.pipeline.microbatches = c.microbatches;
   const bool interleaved = t.pipeline.schedule == train::ScheduleKind::kInterleaved;
@@ -119,6 +121,10 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
     s.plan_note = interleaved ? fmt::format("equal split into {} chunks", c.stages * t.pipeline.chunks) : "equal split";
   } else if (c.plan == "auto") {
     if (interleaved) return Status::InvalidArgument("plan = \"auto\" chooses stages for gpipe and 1f1b, not interleaved");
+    if (c.device != "cpu") {
+      return Status::Unsupported("plan = \"auto\" profiles the CPU's layers; with device = \"" + c.device +
+                                 "\" use plan = \"equal\"");
+    }
     LMS_ASSIGN_OR_RETURN(AutoPlan plan, PlanForRun(c, shape));
     t.pipeline.boundaries = plan.boundaries;
     t.pipeline.threads = plan.threads;

@@ -49,6 +49,8 @@ class AdamW {
 
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   const OptimConfig& config() const { return c_; }
 
  private:

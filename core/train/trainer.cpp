@@ -36,11 +36,15 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, std::ve
     if (static_cast<int64_t>(params.size()) != tr->layout_.total) return Status::InvalidArgument("initial weights do not match the model shape");
     tr->params_ = std::move(params);
   }
-  tr->grads_.assign(tr->params_.size(), 0.0f);
-  tr->opt_ = std::make_unique<AdamW>(c.optim, tr->layout_);
-  PipelineOptions po = c.pipeline;
-  po.micro_batch_size = c.batch_size / M;
-  LMS_ASSIGN_OR_RETURN(tr->pipeline_, Pipeline::Create(c.shape, tr->layout_, po));
+  TrainEngineSpec spec;
+  spec.shape = c.shape;
+  spec.optim = c.optim;
+  spec.pipeline = c.pipeline;
+  spec.pipeline.micro_batch_size = c.batch_size / M;
+  spec.device = c.device;
+  spec.precision = c.precision;
+  LMS_ASSIGN_OR_RETURN(tr->engine_, CreateTrainEngine(spec, tr->layout_));
+  LMS_RETURN_IF_ERROR(tr->engine_->SetState(tr->params_, nullptr, nullptr));
   tr->train_ = std::make_unique<BatchLoader>(std::move(train_tokens), c.shape.seq_len);
   tr->val_ = std::make_unique<BatchLoader>(std::move(val_tokens), c.shape.seq_len);
   return tr;
@@ -49,20 +53,20 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, std::ve
 Result<StepStats> Trainer::Step() {
   const auto t0 = std::chrono::steady_clock::now();
   StepStats st;
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  LMS_RETURN_IF_ERROR(engine_->ZeroGrads());
   const int64_t tokens = int64_t{c_.batch_size} * c_.shape.seq_len * c_.grad_accum;
   double loss_sum = 0;
   int64_t counted = 0;
   for (int a = 0; a < c_.grad_accum; ++a) {
     train_->Next(c_.batch_size, inputs_, targets_);
-    LMS_ASSIGN_OR_RETURN(StepReport rep, pipeline_->ForwardBackward(params_, grads_, inputs_.data(), targets_.data(),
-                                                                   1.0f / static_cast<float>(tokens)));
+    LMS_ASSIGN_OR_RETURN(StepReport rep, engine_->ForwardBackward(inputs_.data(), targets_.data(),
+                                                                 1.0f / static_cast<float>(tokens)));
     loss_sum += rep.loss_sum;
     counted += rep.tokens;
     st.report = std::move(rep);
   }
   st.lr = LearningRate(c_.optim, step_);
-  st.grad_norm = opt_->Step(step_, params_, grads_);
+  LMS_ASSIGN_OR_RETURN(st.grad_norm, engine_->OptimizerStep(step_));
   ++step_;
   st.step = step_;
   st.loss = loss_sum / static_cast<double>(counted);
@@ -80,7 +84,7 @@ Result<double> Trainer::ValidationLoss() {
   std::vector<int32_t> in, tg;
   for (int b = 0; b < c_.eval_batches; ++b) {
     val_->Next(c_.batch_size, in, tg);
-    LMS_ASSIGN_OR_RETURN(StepReport rep, pipeline_->Forward(params_, in.data(), tg.data()));
+    LMS_ASSIGN_OR_RETURN(StepReport rep, engine_->Forward(in.data(), tg.data()));
     sum += rep.loss_sum;
     n += rep.tokens;
   }
@@ -88,7 +92,7 @@ Result<double> Trainer::ValidationLoss() {
   return n ? sum / static_cast<double>(n) : 0.0;
 }
 
-Checkpoint Trainer::MakeCheckpoint() const {
+Result<Checkpoint> Trainer::MakeCheckpoint() const {
   Checkpoint c;
   c.shape = c_.shape;
   c.step = step_;
@@ -96,10 +100,14 @@ Checkpoint Trainer::MakeCheckpoint() const {
   std::ostringstream rs;
   rs << rng_;
   c.rng_state = rs.str();
-  c.params = params_;
-  c.m = opt_->m();
-  c.v = opt_->v();
+  LMS_RETURN_IF_ERROR(engine_->GetParams(c.params));
+  LMS_RETURN_IF_ERROR(engine_->GetMoments(c.m, c.v));
   return c;
+}
+
+const std::vector<float>& Trainer::params() const {
+  if (!engine_->GetParams(params_).ok()) params_.clear();
+  return params_;
 }
 
 Status Trainer::Restore(const Checkpoint& c) {
@@ -109,13 +117,11 @@ Status Trainer::Restore(const Checkpoint& c) {
       a.d_ff != b.d_ff || a.n_vocab != b.n_vocab || a.seq_len != b.seq_len || a.tied != b.tied) {
     return Status::InvalidArgument("checkpoint model shape (" + a.Summary() + ") differs from this run's (" + b.Summary() + ")");
   }
-  if (c.params.size() != params_.size()) return Status::InvalidArgument("checkpoint parameter count differs");
+  if (static_cast<int64_t>(c.params.size()) != layout_.total) return Status::InvalidArgument("checkpoint parameter count differs");
   std::istringstream rs(c.rng_state);
   rs >> rng_;
   if (rs.fail()) return Status::InvalidArgument("checkpoint RNG state is malformed");
-  params_ = c.params;
-  opt_->m() = c.m;
-  opt_->v() = c.v;
+  LMS_RETURN_IF_ERROR(engine_->SetState(c.params, &c.m, &c.v));
   step_ = c.step;
   train_->set_position(c.data_position);
   return Status::Ok();

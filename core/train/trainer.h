@@ -1,5 +1,6 @@
 // The training loop of one run: data → pipeline forward/backward (with gradient accumulation)
-// → global-norm clipping → AdamW, plus validation loss and checkpoint state.
+// → global-norm clipping → AdamW, plus validation loss and checkpoint state. The arithmetic runs
+// on a TrainEngine (the CPU pipeline, or a GPU's).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "core/train/data.h"
 #include "core/train/optimizer.h"
 #include "core/train/pipeline.h"
+#include "core/train/train_engine.h"
 
 namespace lms::train {
 
@@ -22,6 +24,8 @@ struct TrainerConfig {
   int32_t grad_accum = 1;     // passes per optimizer step
   uint64_t seed = 1;
   int32_t eval_batches = 4;   // validation batches of batch_size sequences
+  std::string device = "cpu"; // where the arithmetic runs (train_engine.h)
+  std::string precision;      // "" = the device's default
 };
 
 struct StepStats {
@@ -45,15 +49,16 @@ class Trainer {
   // Mean loss over eval_batches validation batches (always the same ones).
   Result<double> ValidationLoss();
 
-  Checkpoint MakeCheckpoint() const;
+  Result<Checkpoint> MakeCheckpoint() const;
   // Restores weights, optimizer moments, step, RNG and data position. InvalidArgument when the
   // checkpoint's shape differs from this run's.
   Status Restore(const Checkpoint& c);
 
   int64_t step() const { return step_; }
-  const std::vector<float>& params() const { return params_; }
+  // The current weights (copied from the engine's device).
+  const std::vector<float>& params() const;
   const ParamLayout& layout() const { return layout_; }
-  Pipeline& pipeline() { return *pipeline_; }
+  TrainEngine& engine() { return *engine_; }
   const TrainerConfig& config() const { return c_; }
 
  private:
@@ -61,9 +66,8 @@ class Trainer {
 
   TrainerConfig c_;
   ParamLayout layout_;
-  std::vector<float> params_, grads_;
-  std::unique_ptr<AdamW> opt_;
-  std::unique_ptr<Pipeline> pipeline_;
+  mutable std::vector<float> params_;  // a host copy, refreshed by params()
+  std::unique_ptr<TrainEngine> engine_;
   std::unique_ptr<BatchLoader> train_, val_;
   std::mt19937_64 rng_;
   int64_t step_ = 0;

@@ -2,6 +2,7 @@
 // continues exactly, and training lowers the loss.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/train/trainer.h"
@@ -70,7 +71,9 @@ TEST_CASE("trainer: a restored checkpoint continues bit-identically; loss falls"
   auto v0 = (*a)->ValidationLoss();
   REQUIRE(v0.ok());
   for (int s = 0; s < 5; ++s) REQUIRE((*a)->Step().ok());
-  const Checkpoint ck = (*a)->MakeCheckpoint();
+  auto ckr = (*a)->MakeCheckpoint();
+  REQUIRE(ckr.ok());
+  const Checkpoint& ck = *ckr;
   std::vector<double> want;
   for (int s = 0; s < 5; ++s) want.push_back((*a)->Step()->loss);
   auto b = Trainer::Create(c, {}, Text(3000, c.shape.n_vocab), Text(300, c.shape.n_vocab));
@@ -86,4 +89,54 @@ TEST_CASE("trainer: a restored checkpoint continues bit-identically; loss falls"
   Checkpoint other = ck;
   other.shape.d_model = 64;
   CHECK(!(*b)->Restore(other).ok());
+}
+
+TEST_CASE("trainer: the engine is chosen by device, and bad devices are refused", "[train][trainer][engine]") {
+  const TrainerConfig base = SmallConfig();
+  auto make = [&](const std::string& device, const std::string& precision) {
+    TrainerConfig c = base;
+    c.device = device;
+    c.precision = precision;
+    return Trainer::Create(c, {}, Text(2000, c.shape.n_vocab), Text(300, c.shape.n_vocab));
+  };
+  auto cpu = make("cpu", "f32");
+  REQUIRE(cpu.ok());
+  CHECK((*cpu)->engine().Describe() == "cpu");
+  CHECK((*cpu)->engine().stages() == 2);
+  auto bf16 = make("cpu", "bf16");
+  REQUIRE(!bf16.ok());
+  CHECK(bf16.status().message().find("bf16") != std::string::npos);
+  CHECK(!make("cpu:1", "").ok());
+  auto tpu = make("tpu", "");
+  REQUIRE(!tpu.ok());
+  CHECK(tpu.status().message().find("unknown training device") != std::string::npos);
+  if (std::find(RegisteredTrainEngines().begin(), RegisteredTrainEngines().end(), "cuda") == RegisteredTrainEngines().end()) {
+    auto cuda = make("cuda", "");
+    REQUIRE(!cuda.ok());
+    CHECK(cuda.status().code() == StatusCode::kUnsupported);
+  }
+
+  // A registered kind gets the spec, with the micro-batch size worked out; here it builds the
+  // CPU engine, so training through it equals training on "cpu".
+  std::string seen_device;
+  int seen_mbs = 0;
+  RegisterTrainEngine("fake", [&](const TrainEngineSpec& spec, const ParamLayout& layout) {
+    seen_device = spec.device;
+    seen_mbs = spec.pipeline.micro_batch_size;
+    TrainEngineSpec cpu_spec = spec;
+    cpu_spec.device = "cpu";
+    return CreateCpuTrainEngine(cpu_spec, layout);
+  });
+  auto fake = make("fake:3", "");
+  REQUIRE(fake.ok());
+  CHECK(seen_device == "fake:3");
+  CHECK(seen_mbs == base.batch_size / base.pipeline.microbatches);
+  for (int s = 0; s < 2; ++s) {
+    auto x = (*cpu)->Step();
+    auto y = (*fake)->Step();
+    REQUIRE(x.ok());
+    REQUIRE(y.ok());
+    CHECK(x->loss == y->loss);
+  }
+  CHECK((*cpu)->params() == (*fake)->params());
 }
