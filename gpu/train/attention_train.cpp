@@ -1,0 +1,106 @@
+// Causal grouped-query attention, materialised as on the CPU: per (sequence b, query head h)
+// the scores S = Q_h·K_kᵀ (T×T, k = h / (H/KV)) go into att, a causal softmax turns them into
+// probabilities P in place, and out_h = P·V_k. Products are cuBLAS batched GEMMs over all
+// (b, h) with device pointer arrays, always in fp32 (the mixed-precision mode keeps attention in
+// fp32 too). The full T×T square is multiplied; masked entries are exact zeros after the softmax,
+// so they add nothing to the products that follow.
+//
+// Row-major (R, C) matrices with row stride ld read column-major as their transposes, so:
+//   S (T×T, ld T) = Q_h·K_kᵀ      → Sᵀ = K_k·Q_hᵀ:  A = K_k read (hd×T, ld kvd) op T,
+//                                     B = Q_h read (hd×T, ld qd) op N,  m = n = T, k = hd
+//   out_h (T×hd, ld qd) = P·V_k    → outᵀ = V_kᵀ·Pᵀ: A = V_k read (hd×T, ld kvd) op N,
+//                                     B = P read (T×T, ld T) op N,  m = hd, n = T, k = T
+// and in the backward, with the same two shapes:
+//   dP = dout_h·V_kᵀ (as S),  dQ_h = dS·K_k (as out),
+//   dV_k += Pᵀ·dout_h  → dVᵀ = dout_hᵀ·P:  A = dout_h read (hd×T, ld qd) op N, B = P read op T
+//   dK_k += dSᵀ·Q_h    → dKᵀ = Q_hᵀ·dS:    A = Q_h read (hd×T, ld qd) op N,   B = dS read op T
+// dK and dV sum over the query heads of a group: one batched product per group member g, over
+// all (b, k), in increasing g (the first overwrites with beta 0), which is a fixed order.
+#include <cmath>
+#include <climits>
+
+#include "gpu/train/train_kernels.h"
+#include "gpu/cuda_check.h"
+#include "gpu/train/train_kernels_impl.h"
+
+namespace lms::gpu::train {
+namespace {
+
+Status CheckShape(int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  if (KV <= 0 || H % KV != 0) return Status::InvalidArgument("attention: H must be a multiple of KV");
+  if (B * H * T > INT_MAX) return Status::InvalidArgument("attention: too many rows");
+  return Status::Ok();
+}
+
+float* const* AsOut(const float** p) { return const_cast<float**>(p); }  // C arrays: same pointers
+
+}  // namespace
+
+Status TrainKernels::AttentionForward(float* out, float* att, const float* q, const float* k, const float* v,
+                                      int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  Impl& d = *impl_;
+  if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
+  LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
+  const int64_t group = H / KV, qd = H * hd, kvd = KV * hd, bh = B * H;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  LMS_RETURN_IF_ERROR(d.Reserve(d.ptrs, static_cast<size_t>(6 * bh) * sizeof(float*)));
+  const float** P = d.ptrs.as<const float*>();
+  const PtrSpec q_h{q, T * qd, hd, 1}, k_h{k, T * kvd, hd, group}, v_h{v, T * kvd, hd, group};
+  const PtrSpec att_h{att, H * T * T, T * T, 1}, out_h{out, T * qd, hd, 1};
+
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P, k_h, q_h, att_h, bh, H, d.stream));
+  LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, P, kvd, P + bh, qd, AsOut(P + 2 * bh), T,
+                                    0.0f, bh));
+  LMS_CUDA_RETURN_IF_ERROR(LaunchCausalSoftmax(att, bh * T, T, scale, d.stream));
+  const float** P2 = P + 3 * bh;
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P2, v_h, att_h, out_h, bh, H, d.stream));
+  return d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, P2, kvd, P2 + bh, T, AsOut(P2 + 2 * bh), qd, 0.0f, bh);
+}
+
+Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                       const float* k, const float* v, const float* att, int64_t B, int64_t T,
+                                       int64_t H, int64_t KV, int64_t hd) {
+  Impl& d = *impl_;
+  if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
+  LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
+  const int64_t group = H / KV, qd = H * hd, kvd = KV * hd, bh = B * H, bkv = B * KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Pointer arrays: dP and dQ (3·bh each), then dV and dK for every group member (3·bkv each).
+  LMS_RETURN_IF_ERROR(d.Reserve(d.ptrs, static_cast<size_t>(6 * bh + 6 * group * bkv) * sizeof(float*)));
+  LMS_RETURN_IF_ERROR(d.Reserve(d.att_grad, static_cast<size_t>(bh * T * T) * sizeof(float)));
+  const float** P = d.ptrs.as<const float*>();
+  float* ds = d.att_grad.as<float>();
+  const PtrSpec dout_h{dout, T * qd, hd, 1}, k_h{k, T * kvd, hd, group}, v_h{v, T * kvd, hd, group};
+  const PtrSpec ds_h{ds, H * T * T, T * T, 1}, dq_h{dq, T * qd, hd, 1};
+
+  // dP = dout_h·V_kᵀ into ds, then dS in place.
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P, v_h, dout_h, ds_h, bh, H, d.stream));
+  LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, P, kvd, P + bh, qd, AsOut(P + 2 * bh), T,
+                                    0.0f, bh));
+  LMS_CUDA_RETURN_IF_ERROR(LaunchCausalSoftmaxBackward(ds, att, bh * T, T, scale, d.stream));
+  // dQ_h = dS·K_k (overwritten).
+  const float** Pq = P + 3 * bh;
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pq, k_h, ds_h, dq_h, bh, H, d.stream));
+  LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, Pq, kvd, Pq + bh, T, AsOut(Pq + 2 * bh), qd,
+                                    0.0f, bh));
+  // dV_k = Σ_g P_hᵀ·dout_h and dK_k = Σ_g dS_hᵀ·Q_h over h = k·group + g, g increasing; the
+  // problems run over (b, k), so `heads` is KV and a head's offsets step by `group` query heads.
+  for (int64_t g = 0; g < group; ++g) {
+    const float beta = g == 0 ? 0.0f : 1.0f;
+    const float** Pv = P + 6 * bh + 6 * g * bkv;
+    const float** Pk = Pv + 3 * bkv;
+    const PtrSpec dout_g{dout + g * hd, T * qd, group * hd, 1}, q_g{q + g * hd, T * qd, group * hd, 1};
+    const PtrSpec att_g{att + g * T * T, H * T * T, group * T * T, 1};
+    const PtrSpec ds_g{ds + g * T * T, H * T * T, group * T * T, 1};
+    const PtrSpec dv_k{dv, T * kvd, hd, 1}, dk_k{dk, T * kvd, hd, 1};
+    LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pv, dout_g, att_g, dv_k, bkv, KV, d.stream));
+    LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, Pv, qd, Pv + bkv, T, AsOut(Pv + 2 * bkv),
+                                      kvd, beta, bkv));
+    LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pk, q_g, ds_g, dk_k, bkv, KV, d.stream));
+    LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, Pk, qd, Pk + bkv, T, AsOut(Pk + 2 * bkv),
+                                      kvd, beta, bkv));
+  }
+  return Status::Ok();
+}
+
+}  // namespace lms::gpu::train

@@ -1,0 +1,75 @@
+// Softmax cross-entropy with the gradient written over the logits. One block per row: the max
+// and the sum of exponentials by fixed-order block reductions; the row's loss goes to scratch,
+// and one single-block pass adds the counted rows' losses (in double, fixed order) and their
+// number onto the caller's device scalars.
+#include <climits>
+
+#include "gpu/train/train_kernels_impl.h"
+#include "gpu/train/train_reduce.cuh"
+
+namespace lms::gpu::train {
+namespace {
+
+constexpr int kRowThreads = 512;
+constexpr int kSumThreads = 1024;
+
+__global__ void CrossEntropyRowKernel(float* logits, const int32_t* targets, double* row_loss, int64_t V,
+                                      float grad_scale) {
+  const int64_t t = blockIdx.x;
+  float* l = logits + t * V;
+  const int32_t y = targets[t];
+  if (y < 0) {  // the same for the whole block
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) l[i] = 0.0f;
+    if (threadIdx.x == 0) row_loss[t] = 0.0;
+    return;
+  }
+  const float ly = l[y];  // read before any thread overwrites the row (the reductions sync)
+  float mx = -INFINITY;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+  mx = BlockReduceMax(mx);
+  float part = 0.0f;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) part += expf(l[i] - mx);
+  const double sum = BlockReduceSum(static_cast<double>(part));
+  if (threadIdx.x == 0) row_loss[t] = log(sum) + mx - ly;  // lse − logit of the target
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float p = expf(l[i] - mx) * inv;
+    l[i] = (p - (i == y ? 1.0f : 0.0f)) * grad_scale;
+  }
+}
+
+__global__ void LossSumKernel(const double* row_loss, const int32_t* targets, int64_t BT, double* loss_sum,
+                              int64_t* count) {
+  double s = 0.0;
+  long long n = 0;
+  for (int64_t t = threadIdx.x; t < BT; t += blockDim.x) {
+    if (targets[t] >= 0) {
+      s += row_loss[t];
+      ++n;
+    }
+  }
+  s = BlockReduceSum(s);
+  n = BlockReduceSum(n);
+  if (threadIdx.x == 0) {
+    *loss_sum += s;
+    *count += n;
+  }
+}
+
+}  // namespace
+
+Status TrainKernels::CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_t BT, int64_t V,
+                                                 float grad_scale, double* loss_sum, int64_t* count) {
+  Impl& d = *impl_;
+  if (BT <= 0 || V <= 0) return Status::Ok();
+  if (BT > INT_MAX) return Status::InvalidArgument("CrossEntropyForwardBackward: too many rows");
+  LMS_RETURN_IF_ERROR(d.Reserve(d.row_loss, static_cast<size_t>(BT) * sizeof(double)));
+  double* rows = d.row_loss.as<double>();
+  CrossEntropyRowKernel<<<static_cast<unsigned>(BT), kRowThreads, 0, d.stream>>>(logits, targets, rows, V,
+                                                                                  grad_scale);
+  LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
+  LossSumKernel<<<1, kSumThreads, 0, d.stream>>>(rows, targets, BT, loss_sum, count);
+  return LaunchStatus(cudaGetLastError(), "CrossEntropyForwardBackward");
+}
+
+}  // namespace lms::gpu::train

@@ -1,0 +1,49 @@
+// Linear layers on cuBLAS. Our matrices are row-major; cuBLAS is column-major, and a row-major
+// (R, C) matrix with row stride ld is, read column-major, the (C, R) matrix Xᵀ with the same ld.
+// So each row-major product Y = A·B is computed as the column-major Yᵀ = Bᵀ·Aᵀ:
+//   forward   out (BT,N) = inp (BT,K) · w (N,K)ᵀ  →  outᵀ (N×BT) = w · inpᵀ
+//             w read column-major is wᵀ (K×N, ld K): op T; inp read is inpᵀ (K×BT, ld K): op N.
+//   dinp      dinp (BT,K) += dout (BT,N) · w (N,K)  →  dinpᵀ (K×BT) = wᵀ · doutᵀ
+//             w read is wᵀ (K×N, ld K): op N; dout read is doutᵀ (N×BT, ld N): op N.
+//   dw        dw (N,K) += dout (BT,N)ᵀ · inp (BT,K)  →  dwᵀ (K×N) = inpᵀ · dout
+//             inp read is inpᵀ (K×BT, ld K): op N; dout read is doutᵀ (N×BT, ld N): op T.
+#include "gpu/train/train_kernels.h"
+#include "gpu/cuda_check.h"
+#include "gpu/train/train_kernels_impl.h"
+
+namespace lms::gpu::train {
+
+Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
+  Impl& d = *impl_;
+  if (BT <= 0 || N <= 0) return Status::Ok();
+  if (d.precision == GemmPrecision::kF32) {
+    return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, w.f32, K, inp, K, out, N, 0.0f, false);
+  }
+  const void* a = nullptr;
+  const void* wb = w.bf16;
+  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_a, inp, BT * K, &a));
+  if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
+  return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, wb, K, a, K, out, N, 0.0f, true);
+}
+
+Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w,
+                                    int64_t BT, int64_t K, int64_t N) {
+  Impl& d = *impl_;
+  if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
+  if (d.precision == GemmPrecision::kF32) {
+    if (dinp) LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, w.f32, K, dout, N, dinp, K, 1.0f, false));
+    return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp, K, dout, N, dw, K, 1.0f, false);
+  }
+  const void* g = nullptr;
+  const void* a = nullptr;
+  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_b, dout, BT * N, &g));
+  if (dinp) {
+    const void* wb = w.bf16;
+    if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
+    LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, 1.0f, true));
+  }
+  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_a, inp, BT * K, &a));
+  return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
+}
+
+}  // namespace lms::gpu::train

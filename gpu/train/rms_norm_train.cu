@@ -1,0 +1,92 @@
+// RMSNorm forward and backward. Per row: one block, the sums of squares and the dot product in
+// double as on the CPU. The weight gradient sums over rows in a fixed order without atomics:
+// each block column-sums one chunk of rows into a partial row, then one pass adds the partials
+// in chunk order onto dw.
+#include <algorithm>
+#include <climits>
+
+#include "gpu/train/train_kernels_impl.h"
+#include "gpu/train/train_reduce.cuh"
+
+namespace lms::gpu::train {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void RmsNormForwardKernel(float* out, float* rstd, const float* inp, const float* w, int64_t C,
+                                     float eps) {
+  const int64_t t = blockIdx.x;
+  const float* x = inp + t * C;
+  double ss = 0.0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += static_cast<double>(x[c]) * x[c];
+  ss = BlockReduceSum(ss);
+  const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(C) + eps));
+  if (threadIdx.x == 0) rstd[t] = s;
+  float* o = out + t * C;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) o[c] = x[c] * s * w[c];
+}
+
+// y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x)
+__global__ void RmsNormBackwardInpKernel(float* dinp, const float* dout, const float* inp, const float* w,
+                                         const float* rstd, int64_t C) {
+  const int64_t t = blockIdx.x;
+  const float* x = inp + t * C;
+  const float* g = dout + t * C;
+  const float s = rstd[t];
+  double dot = 0.0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dot += static_cast<double>(g[c]) * w[c] * x[c];
+  dot = BlockReduceSum(dot);
+  const float k = static_cast<float>(dot / static_cast<double>(C)) * s * s * s;
+  float* dx = dinp + t * C;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] += s * g[c] * w[c] - k * x[c];
+}
+
+// partial[chunk][c] = Σ over the chunk's rows t, in order, of dy·x·s.
+__global__ void RmsNormDwPartialKernel(float* partial, const float* dout, const float* inp, const float* rstd,
+                                       int64_t BT, int64_t C, int64_t rows_per_chunk) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const int64_t t0 = blockIdx.y * rows_per_chunk, t1 = min(BT, t0 + rows_per_chunk);
+  float acc = 0.0f;
+  for (int64_t t = t0; t < t1; ++t) acc += dout[t * C + c] * inp[t * C + c] * rstd[t];
+  partial[blockIdx.y * C + c] = acc;
+}
+
+__global__ void RmsNormDwFinishKernel(float* dw, const float* partial, int64_t chunks, int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int64_t k = 0; k < chunks; ++k) acc += partial[k * C + c];
+  dw[c] += acc;
+}
+
+}  // namespace
+
+Status TrainKernels::RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C,
+                                    float eps) {
+  if (BT <= 0 || C <= 0) return Status::Ok();
+  if (BT > INT_MAX) return Status::InvalidArgument("RmsNormForward: too many rows");
+  RmsNormForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(out, rstd, inp, w, C, eps);
+  return LaunchStatus(cudaGetLastError(), "RmsNormForward");
+}
+
+Status TrainKernels::RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
+                                     const float* rstd, int64_t BT, int64_t C) {
+  Impl& d = *impl_;
+  if (BT <= 0 || C <= 0) return Status::Ok();
+  if (BT > INT_MAX) return Status::InvalidArgument("RmsNormBackward: too many rows");
+  RmsNormBackwardInpKernel<<<static_cast<unsigned>(BT), kThreads, 0, d.stream>>>(dinp, dout, inp, w, rstd, C);
+  LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
+  // At most 1024 chunks of at least 32 rows: the split depends on BT only.
+  const int64_t rows_per_chunk = std::max<int64_t>(32, (BT + 1023) / 1024);
+  const int64_t chunks = (BT + rows_per_chunk - 1) / rows_per_chunk;
+  LMS_RETURN_IF_ERROR(d.Reserve(d.partials, static_cast<size_t>(chunks * C) * sizeof(float)));
+  const unsigned cblocks = static_cast<unsigned>((C + kThreads - 1) / kThreads);
+  RmsNormDwPartialKernel<<<dim3(cblocks, static_cast<unsigned>(chunks)), kThreads, 0, d.stream>>>(
+      d.partials.as<float>(), dout, inp, rstd, BT, C, rows_per_chunk);
+  LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
+  RmsNormDwFinishKernel<<<cblocks, kThreads, 0, d.stream>>>(dw, d.partials.as<float>(), chunks, C);
+  return LaunchStatus(cudaGetLastError(), "RmsNormBackward");
+}
+
+}  // namespace lms::gpu::train

@@ -1,0 +1,37 @@
+// Rotary embedding in place, one thread per rotated pair, with core's MakeRopeTable tables.
+#include "gpu/train/train_kernels_impl.h"
+
+namespace lms::gpu::train {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void RopeKernel(float* x, const float* cos_t, const float* sin_t, int64_t T, int64_t H, int64_t hd,
+                           bool neox, float sign, int64_t pairs) {
+  const int64_t half = hd / 2;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < pairs; idx += stride) {
+    const int64_t i = idx % half, rh = idx / half;  // rh = row·H + head
+    const int64_t t = (rh / H) % T;
+    float* v = x + rh * hd;
+    const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float c = cos_t[t * half + i], s = sign * sin_t[t * half + i];
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x0 * s + x1 * c;
+  }
+}
+
+}  // namespace
+
+Status TrainKernels::Rope(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd,
+                          bool neox, bool inverse) {
+  const int64_t pairs = B * T * H * (hd / 2);
+  if (pairs <= 0) return Status::Ok();
+  const int64_t blocks = (pairs + kThreads - 1) / kThreads;
+  const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+  RopeKernel<<<grid, kThreads, 0, impl_->stream>>>(x, cos, sin, T, H, hd, neox, inverse ? -1.0f : 1.0f, pairs);
+  return LaunchStatus(cudaGetLastError(), "Rope");
+}
+
+}  // namespace lms::gpu::train

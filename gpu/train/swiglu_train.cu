@@ -1,0 +1,60 @@
+// SwiGLU forward/backward and the residual add: element-wise, the CPU's float formulas.
+#include "gpu/train/train_kernels_impl.h"
+
+namespace lms::gpu::train {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned GridFor(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
+}
+
+__global__ void SwiGluForwardKernel(float* out, const float* gate, const float* up, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void SwiGluBackwardKernel(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
+                                     int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    const float g = gate[i], d = dout[i], sig = 1.0f / (1.0f + expf(-g));
+    const float u = up[i];  // read before the writes: dup may alias up
+    dup[i] = d * g * sig;
+    // d silu(g)/dg = σ(g) (1 + g (1 − σ(g)))
+    dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));
+  }
+}
+
+__global__ void AddKernel(float* x, const float* y, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) x[i] += y[i];
+}
+
+}  // namespace
+
+Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* up, int64_t n) {
+  if (n <= 0) return Status::Ok();
+  SwiGluForwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(out, gate, up, n);
+  return LaunchStatus(cudaGetLastError(), "SwiGluForward");
+}
+
+Status TrainKernels::SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
+                                    int64_t n) {
+  if (n <= 0) return Status::Ok();
+  SwiGluBackwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(dgate, dup, dout, gate, up, n);
+  return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
+}
+
+Status TrainKernels::Add(float* x, const float* y, int64_t n) {
+  if (n <= 0) return Status::Ok();
+  AddKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(x, y, n);
+  return LaunchStatus(cudaGetLastError(), "Add");
+}
+
+}  // namespace lms::gpu::train

@@ -1,0 +1,455 @@
+// The trainer's CUDA ops (gpu/train/train_kernels.h) against the CPU ops of core/train on the
+// same random inputs. Tolerances:
+//  - exact (0) where both sides do the same float operations in the same order: the embedding
+//    gather and scatter, the bf16 conversion;
+//  - max error relative to max |ref| below 1e-5 for the row and element-wise ops (RMSNorm,
+//    RoPE, SwiGLU): the same formulas, but reductions summed in another order and expf against
+//    the CPU's exp differ in the last bits;
+//  - NMSE below 1e-10 for fp32 products (cuBLAS with fp32 compute, no TF32) and attention (fp32
+//    in both modes): only the order of the sums differs, ~1e-7 relative per element;
+//  - NMSE below 1e-4 for bf16 products against the fp32 CPU: rounding both operands to 8 bits
+//    of mantissa gives ~3e-6; and below 1e-9 against the CPU run on bf16-rounded inputs, which
+//    checks that only the operand rounding differs (tensor cores' fp32 accumulation is not
+//    quite IEEE, hence a little above the fp32 bound).
+// Backward ops run on gradients that already hold values, to check that they accumulate. Every
+// case skips without a GPU.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/tensor/fp16.h"
+#include "core/train/optimizer.h"
+#include "core/train/train_ops.h"
+#include "core/util/thread_pool.h"
+#include "gpu/train/train_kernels.h"
+#include "tests/gpu/gpu_test_support.h"
+#include "tests/test_support.h"
+
+namespace lms::test {
+namespace {
+
+using gpu::train::GemmPrecision;
+using gpu::train::TrainKernels;
+
+constexpr double kExactTol = 0.0;
+constexpr double kRowOpTol = 1e-5;    // max |err| / max |ref|
+constexpr double kF32Nmse = 1e-10;
+constexpr double kBf16Nmse = 1e-4;
+constexpr double kBf16RoundedNmse = 1e-9;  // bf16 products against fp32 on bf16-rounded inputs
+
+#define REQUIRE_OK(expr)              \
+  do {                                \
+    const ::lms::Status st_ = (expr); \
+    INFO(st_.ToString());             \
+    REQUIRE(st_.ok());                \
+  } while (0)
+
+// A device copy of a host vector; freed at scope exit.
+template <typename T>
+class DeviceVec {
+ public:
+  explicit DeviceVec(const std::vector<T>& h) : n_(h.size()) {
+    REQUIRE(cudaMalloc(&p_, bytes()) == cudaSuccess);
+    REQUIRE(cudaMemcpy(p_, h.data(), bytes(), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);  // pageable copies may still be in flight
+  }
+  explicit DeviceVec(size_t n) : DeviceVec(std::vector<T>(n)) {}
+  ~DeviceVec() { cudaFree(p_); }
+  DeviceVec(const DeviceVec&) = delete;
+  DeviceVec& operator=(const DeviceVec&) = delete;
+
+  T* get() const { return p_; }
+  size_t bytes() const { return n_ * sizeof(T); }
+  std::vector<T> Read() const {
+    std::vector<T> h(n_);
+    REQUIRE(cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return h;
+  }
+  void Write(const std::vector<T>& h) {
+    REQUIRE(h.size() == n_);
+    REQUIRE(cudaMemcpy(p_, h.data(), bytes(), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// TrainKernels on a stream of its own.
+struct Gpu {
+  explicit Gpu(GemmPrecision p) {
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+    auto r = TrainKernels::Create(stream, p);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    k = std::move(r).value();
+  }
+  ~Gpu() {
+    k.reset();
+    cudaStreamDestroy(stream);
+  }
+  template <typename T>
+  std::vector<T> Read(const DeviceVec<T>& d) {
+    REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+    return d.Read();
+  }
+  TrainKernels* operator->() { return k.get(); }
+
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<TrainKernels> k;
+};
+
+double MaxRelErr(const std::vector<float>& ref, const std::vector<float>& got) {
+  REQUIRE(ref.size() == got.size());
+  double err = 0, mag = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, std::abs(static_cast<double>(ref[i]) - got[i]));
+    mag = std::max(mag, std::abs(static_cast<double>(ref[i])));
+  }
+  return mag > 0 ? err / mag : err;
+}
+
+bool BitwiseEqual(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::vector<int32_t> RandomTokens(size_t n, int32_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = dist(rng);
+  for (size_t i = 3; i < n; i += 5) t[i] = t[i / 2];  // repeats, so rows share a token
+  return t;
+}
+
+std::vector<float> RoundedToBf16(std::vector<float> v) {
+  for (float& x : v) x = Bf16ToFp32(Fp32ToBf16(x));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("train kernels: bf16 conversion rounds to nearest even", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  Gpu g(GemmPrecision::kBF16);
+  std::vector<float> x = RandomFloats(1001, 1, 3.0f);
+  x[0] = 1.0f + 1.0f / 256;  // a tie: rounds down to even
+  x[1] = 1.0f + 3.0f / 256;  // a tie: rounds up to even
+  DeviceVec<float> dx(x);
+  DeviceVec<uint16_t> out(x.size());
+  REQUIRE_OK(g->ToBf16(out.get(), dx.get(), static_cast<int64_t>(x.size())));
+  const auto got = g.Read(out);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < x.size(); ++i) mismatches += got[i] != Fp32ToBf16(x[i]);
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("train kernels: embedding forward and backward", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  Gpu g(GemmPrecision::kF32);
+  struct Shape {
+    int64_t BT, C, V;
+  };
+  for (const Shape s : {Shape{1, 33, 300}, Shape{37, 33, 300}, Shape{37, 576, 300}, Shape{256, 576, 4096}}) {
+    CAPTURE(s.BT, s.C, s.V);
+    const auto tokens = RandomTokens(s.BT, static_cast<int32_t>(s.V), 2);
+    const auto wte = RandomFloats(s.V * s.C, 3);
+    const auto dout = RandomFloats(s.BT * s.C, 4);
+    const auto dwte0 = RandomFloats(s.V * s.C, 5, 0.1f);  // backward accumulates onto this
+    std::vector<float> out(s.BT * s.C), dwte = dwte0;
+    train::EmbeddingForward(pool, out.data(), tokens.data(), wte.data(), s.BT, s.C);
+    train::EmbeddingBackward(pool, dwte.data(), dout.data(), tokens.data(), s.BT, s.C);
+
+    DeviceVec<int32_t> d_tokens(tokens);
+    DeviceVec<float> d_wte(wte), d_out(out.size()), d_dout(dout), d_dwte(dwte0);
+    REQUIRE_OK(g->EmbeddingForward(d_out.get(), d_tokens.get(), d_wte.get(), s.BT, s.C));
+    REQUIRE_OK(g->EmbeddingBackward(d_dwte.get(), d_dout.get(), tokens.data(), s.BT, s.C));
+    CHECK(MaxRelErr(out, g.Read(d_out)) == kExactTol);
+    const auto got = g.Read(d_dwte);
+    CHECK(MaxRelErr(dwte, got) == kExactTol);  // the same additions in the same order
+
+    d_dwte.Write(dwte0);  // determinism: a second run gives the same bits
+    REQUIRE_OK(g->EmbeddingBackward(d_dwte.get(), d_dout.get(), tokens.data(), s.BT, s.C));
+    CHECK(BitwiseEqual(got, g.Read(d_dwte)));
+  }
+}
+
+TEST_CASE("train kernels: RMSNorm forward and backward", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  Gpu g(GemmPrecision::kF32);
+  for (int64_t BT : {1, 37, 256}) {
+    for (int64_t C : {33, 576}) {
+      CAPTURE(BT, C);
+      const auto inp = RandomFloats(BT * C, 6, 2.0f), w = RandomFloats(C, 7), dout = RandomFloats(BT * C, 8);
+      const auto dinp0 = RandomFloats(BT * C, 9, 0.5f), dw0 = RandomFloats(C, 10, 0.5f);
+      std::vector<float> out(BT * C), rstd(BT), dinp = dinp0, dw = dw0;
+      train::RmsNormForward(pool, out.data(), rstd.data(), inp.data(), w.data(), BT, C, 1e-5f);
+      train::RmsNormBackward(pool, dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), rstd.data(), BT, C);
+
+      DeviceVec<float> d_inp(inp), d_w(w), d_dout(dout), d_out(out.size()), d_rstd(rstd.size());
+      DeviceVec<float> d_dinp(dinp0), d_dw(dw0);
+      REQUIRE_OK(g->RmsNormForward(d_out.get(), d_rstd.get(), d_inp.get(), d_w.get(), BT, C, 1e-5f));
+      REQUIRE_OK(g->RmsNormBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
+                                    BT, C));
+      CHECK(MaxRelErr(rstd, g.Read(d_rstd)) < kRowOpTol);
+      CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
+      const auto got_dinp = g.Read(d_dinp), got_dw = g.Read(d_dw);
+      CHECK(MaxRelErr(dinp, got_dinp) < kRowOpTol);
+      CHECK(MaxRelErr(dw, got_dw) < kRowOpTol);
+
+      d_dinp.Write(dinp0);
+      d_dw.Write(dw0);
+      REQUIRE_OK(g->RmsNormBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
+                                    BT, C));
+      CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
+      CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+    }
+  }
+}
+
+TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t BT, K, N;
+  };
+  for (GemmPrecision prec : {GemmPrecision::kF32, GemmPrecision::kBF16}) {
+    Gpu g(prec);
+    for (const Shape s : {Shape{37, 33, 47}, Shape{1, 64, 300}, Shape{256, 576, 1536}, Shape{256, 576, 4096}}) {
+      for (bool with_bf16_copy : {false, true}) {
+        if (prec == GemmPrecision::kF32 && with_bf16_copy) continue;
+        CAPTURE(gpu::train::GemmPrecisionName(prec), s.BT, s.K, s.N, with_bf16_copy);
+        const auto inp = RandomFloats(s.BT * s.K, 11), w = RandomFloats(s.N * s.K, 12, 0.05f);
+        const auto dout = RandomFloats(s.BT * s.N, 13);
+        const auto dinp0 = RandomFloats(s.BT * s.K, 14, 0.5f), dw0 = RandomFloats(s.N * s.K, 15, 0.5f);
+        // The reference: fp32 on the inputs as they are, and (bf16) on the rounded inputs.
+        std::vector<float> out(s.BT * s.N), dinp = dinp0, dw = dw0;
+        train::MatMulForward(pool, out.data(), inp.data(), w.data(), s.BT, s.K, s.N);
+        train::MatMulBackward(pool, dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), s.BT, s.K, s.N);
+        const bool bf16 = prec == GemmPrecision::kBF16;
+        const auto inp_r = RoundedToBf16(inp), w_r = RoundedToBf16(w), dout_r = RoundedToBf16(dout);
+        std::vector<float> out_r(out.size()), dinp_r = dinp0, dw_r = dw0;
+        if (bf16) {
+          train::MatMulForward(pool, out_r.data(), inp_r.data(), w_r.data(), s.BT, s.K, s.N);
+          train::MatMulBackward(pool, dinp_r.data(), dw_r.data(), dout_r.data(), inp_r.data(), w_r.data(), s.BT, s.K,
+                                s.N);
+        }
+
+        DeviceVec<float> d_inp(inp), d_w(w), d_dout(dout), d_out(out.size()), d_dinp(dinp0), d_dw(dw0);
+        DeviceVec<uint16_t> d_wb(w.size());
+        gpu::train::Weight wt{d_w.get(), nullptr};
+        if (with_bf16_copy) {
+          REQUIRE_OK(g->ToBf16(d_wb.get(), d_w.get(), static_cast<int64_t>(w.size())));
+          wt.bf16 = d_wb.get();
+        }
+        REQUIRE_OK(g->MatMulForward(d_out.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+        REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+        const auto got_out = g.Read(d_out), got_dinp = g.Read(d_dinp), got_dw = g.Read(d_dw);
+        const double tol = bf16 ? kBf16Nmse : kF32Nmse;
+        CHECK(Nmse(out, got_out) < tol);
+        CHECK(Nmse(dinp, got_dinp) < tol);
+        CHECK(Nmse(dw, got_dw) < tol);
+        if (bf16) {
+          CHECK(Nmse(out_r, got_out) < kBf16RoundedNmse);
+          CHECK(Nmse(dinp_r, got_dinp) < kBf16RoundedNmse);
+          CHECK(Nmse(dw_r, got_dw) < kBf16RoundedNmse);
+        }
+        // dinp == nullptr: only dw accumulates.
+        d_dw.Write(dw0);
+        REQUIRE_OK(g->MatMulBackward(nullptr, d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+        CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+      }
+    }
+  }
+}
+
+TEST_CASE("train kernels: RoPE forward and inverse", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  Gpu g(GemmPrecision::kF32);
+  struct Shape {
+    int64_t B, T, H, hd;
+  };
+  for (const Shape s : {Shape{2, 5, 3, 16}, Shape{1, 1, 4, 16}, Shape{2, 128, 9, 64}}) {
+    for (bool neox : {false, true}) {
+      for (bool inverse : {false, true}) {
+        CAPTURE(s.B, s.T, s.H, s.hd, neox, inverse);
+        const train::RopeTable rt = train::MakeRopeTable(s.T, s.hd, 10000.0f, neox);
+        std::vector<float> x = RandomFloats(s.B * s.T * s.H * s.hd, 16);
+        DeviceVec<float> d_x(x), d_cos(rt.cos), d_sin(rt.sin);
+        train::Rope(pool, x.data(), rt, s.B, s.T, s.H, s.hd, inverse);
+        REQUIRE_OK(g->Rope(d_x.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.H, s.hd, neox, inverse));
+        CHECK(MaxRelErr(x, g.Read(d_x)) < kRowOpTol);
+      }
+    }
+  }
+}
+
+TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t B, T, H, KV, hd;
+  };
+  const Shape shapes[] = {{2, 7, 4, 2, 16}, {1, 1, 3, 1, 16}, {3, 13, 3, 1, 64}, {1, 40, 4, 4, 16},
+                          {2, 128, 9, 3, 64}};
+  for (GemmPrecision prec : {GemmPrecision::kF32, GemmPrecision::kBF16}) {  // attention is fp32 in both
+    Gpu g(prec);
+    for (const Shape s : shapes) {
+      CAPTURE(gpu::train::GemmPrecisionName(prec), s.B, s.T, s.H, s.KV, s.hd);
+      const int64_t BT = s.B * s.T, qn = BT * s.H * s.hd, kvn = BT * s.KV * s.hd, an = s.B * s.H * s.T * s.T;
+      const auto q = RandomFloats(qn, 17), k = RandomFloats(kvn, 18), v = RandomFloats(kvn, 19);
+      const auto dout = RandomFloats(qn, 20);
+      std::vector<float> out(qn), att(an), dq(qn), dk(kvn), dv(kvn);
+      train::AttentionForward(pool, out.data(), att.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.KV, s.hd);
+      train::AttentionBackward(pool, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                               att.data(), s.B, s.T, s.H, s.KV, s.hd);
+
+      DeviceVec<float> d_q(q), d_k(k), d_v(v), d_dout(dout);
+      // Outputs start as garbage: they are overwritten, not accumulated.
+      DeviceVec<float> d_out(RandomFloats(qn, 21)), d_att(RandomFloats(an, 22));
+      DeviceVec<float> d_dq(RandomFloats(qn, 23)), d_dk(RandomFloats(kvn, 24)), d_dv(RandomFloats(kvn, 25));
+      REQUIRE_OK(g->AttentionForward(d_out.get(), d_att.get(), d_q.get(), d_k.get(), d_v.get(), s.B, s.T, s.H, s.KV,
+                                     s.hd));
+      REQUIRE_OK(g->AttentionBackward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                                      d_v.get(), d_att.get(), s.B, s.T, s.H, s.KV, s.hd));
+      const auto got_att = g.Read(d_att);
+      CHECK(Nmse(att, got_att) < kF32Nmse);
+      size_t nonzero_above = 0;  // the masked triangle is exactly zero
+      for (int64_t r = 0; r < s.B * s.H * s.T; ++r) {
+        for (int64_t j = r % s.T + 1; j < s.T; ++j) nonzero_above += got_att[r * s.T + j] != 0.0f;
+      }
+      CHECK(nonzero_above == 0);
+      CHECK(Nmse(out, g.Read(d_out)) < kF32Nmse);
+      CHECK(Nmse(dq, g.Read(d_dq)) < kF32Nmse);
+      CHECK(Nmse(dk, g.Read(d_dk)) < kF32Nmse);
+      CHECK(Nmse(dv, g.Read(d_dv)) < kF32Nmse);
+    }
+  }
+}
+
+TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  Gpu g(GemmPrecision::kF32);
+  for (int64_t n : {1, 1001, 37 * 1536}) {
+    CAPTURE(n);
+    const auto gate = RandomFloats(n, 26, 3.0f), up = RandomFloats(n, 27), dout = RandomFloats(n, 28);
+    std::vector<float> out(n), dgate(n), dup(n);
+    train::SwiGluForward(pool, out.data(), gate.data(), up.data(), n);
+    train::SwiGluBackward(pool, dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
+    DeviceVec<float> d_gate(gate), d_up(up), d_dout(dout), d_out(n), d_dgate(RandomFloats(n, 29)), d_dup(n);
+    REQUIRE_OK(g->SwiGluForward(d_out.get(), d_gate.get(), d_up.get(), n));
+    REQUIRE_OK(g->SwiGluBackward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n));
+    CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
+    CHECK(MaxRelErr(dgate, g.Read(d_dgate)) < kRowOpTol);
+    CHECK(MaxRelErr(dup, g.Read(d_dup)) < kRowOpTol);
+
+    std::vector<float> sum = gate;
+    for (int64_t i = 0; i < n; ++i) sum[i] += up[i];
+    REQUIRE_OK(g->Add(d_gate.get(), d_up.get(), n));
+    CHECK(MaxRelErr(sum, g.Read(d_gate)) == kExactTol);
+  }
+}
+
+TEST_CASE("train kernels: cross-entropy with ignored rows", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  Gpu g(GemmPrecision::kF32);
+  struct Shape {
+    int64_t BT, V;
+  };
+  for (const Shape s : {Shape{1, 300}, Shape{37, 300}, Shape{256, 4096}}) {
+    CAPTURE(s.BT, s.V);
+    const auto logits0 = RandomFloats(s.BT * s.V, 30, 4.0f);
+    auto targets = RandomTokens(s.BT, static_cast<int32_t>(s.V), 31);
+    for (int64_t t = 2; t < s.BT; t += 7) targets[t] = -1;
+    const float grad_scale = 1.0f / static_cast<float>(s.BT);
+    std::vector<float> dlogits = logits0;
+    const train::LossSum ref =
+        train::CrossEntropyForwardBackward(pool, dlogits.data(), targets.data(), s.BT, s.V, grad_scale);
+
+    DeviceVec<float> d_logits(logits0);
+    DeviceVec<int32_t> d_targets(targets);
+    DeviceVec<double> d_sum(std::vector<double>{1.5});  // the op adds onto these
+    DeviceVec<int64_t> d_count(std::vector<int64_t>{3});
+    REQUIRE_OK(g->CrossEntropyForwardBackward(d_logits.get(), d_targets.get(), s.BT, s.V, grad_scale, d_sum.get(),
+                                              d_count.get()));
+    const auto got = g.Read(d_logits);
+    CHECK(Nmse(dlogits, got) < kF32Nmse);
+    const double first = g.Read(d_sum)[0], sum = first - 1.5;
+    CHECK(std::abs(sum - ref.sum) <= kRowOpTol * std::abs(ref.sum));
+    CHECK(g.Read(d_count)[0] - 3 == ref.count);
+    for (int64_t t = 0; t < s.BT; ++t) {  // ignored rows: zero gradient
+      if (targets[t] >= 0) continue;
+      for (int64_t i = 0; i < s.V; ++i) REQUIRE(got[t * s.V + i] == 0.0f);
+    }
+
+    d_logits.Write(logits0);  // determinism
+    d_sum.Write({1.5});
+    REQUIRE_OK(g->CrossEntropyForwardBackward(d_logits.get(), d_targets.get(), s.BT, s.V, grad_scale, d_sum.get(),
+                                              d_count.get()));
+    CHECK(BitwiseEqual(got, g.Read(d_logits)));
+    const double again = g.Read(d_sum)[0];
+    CHECK(std::memcmp(&again, &first, sizeof(double)) == 0);
+  }
+}
+
+TEST_CASE("train kernels: gradient norm and AdamW steps match core's AdamW", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  Gpu g(GemmPrecision::kF32);
+  // One matrix (decayed) and one vector (not), 1037 parameters in all.
+  train::ParamLayout layout;
+  layout.token_embd = {"token_embd", 0, 37, 20, true};
+  layout.output_norm = {"output_norm", 740, 1, 297, false};
+  layout.total = 1037;
+  train::OptimConfig cfg;
+  cfg.warmup_steps = 2;
+  cfg.total_steps = 5;
+  cfg.grad_clip = 1.0f;  // the random gradients' norm is ~32: clipping applies
+  train::AdamW opt(cfg, layout);
+  std::vector<float> params = RandomFloats(layout.total, 32);
+  std::vector<uint8_t> decay(layout.total, 0);
+  std::fill_n(decay.begin(), 740, uint8_t{1});
+
+  DeviceVec<float> d_p(params), d_g(layout.total), d_m(layout.total), d_v(layout.total);
+  DeviceVec<uint8_t> d_decay(decay);
+  DeviceVec<double> d_ss(1);
+  for (int64_t step = 0; step < 4; ++step) {
+    CAPTURE(step);
+    std::vector<float> grads = RandomFloats(layout.total, 40 + step);
+    d_g.Write(grads);
+    REQUIRE_OK(g->SumSquares(d_g.get(), layout.total, d_ss.get()));
+    const double norm = std::sqrt(g.Read(d_ss)[0]);
+    CHECK(std::abs(norm - train::GlobalNorm(grads)) <= 1e-12 * norm);
+    const double ref_norm = opt.Step(step, params, grads);
+    CHECK(std::abs(norm - ref_norm) <= 1e-12 * ref_norm);
+    // The scalars as AdamW::Step derives them.
+    const float clip = (cfg.grad_clip > 0.0f && norm > cfg.grad_clip) ? static_cast<float>(cfg.grad_clip / norm) : 1.0f;
+    const int64_t t = step + 1;
+    const train::AdamWScalars s{clip,
+                                train::LearningRate(cfg, step),
+                                cfg.beta1,
+                                cfg.beta2,
+                                1.0f - static_cast<float>(std::pow(cfg.beta1, t)),
+                                1.0f - static_cast<float>(std::pow(cfg.beta2, t)),
+                                cfg.eps,
+                                cfg.weight_decay};
+    REQUIRE_OK(g->AdamW(s, d_p.get(), d_g.get(), d_m.get(), d_v.get(), d_decay.get(), layout.total));
+    CHECK(MaxRelErr(grads, g.Read(d_g)) < 1e-6);
+    CHECK(MaxRelErr(opt.m(), g.Read(d_m)) < 1e-6);
+    CHECK(MaxRelErr(opt.v(), g.Read(d_v)) < 1e-6);
+    CHECK(MaxRelErr(params, g.Read(d_p)) < 1e-6);
+  }
+}
+
+}  // namespace lms::test
