@@ -13,6 +13,7 @@
 #include "core/util/log.h"
 #if LMS_HAVE_CUDA
 #include "gpu/cuda_backend.h"
+#include "gpu/train/cuda_train_engine.h"
 #endif
 
 namespace lms::app {
@@ -109,6 +110,7 @@ std::unique_ptr<CliParser> BuildCliParser() {
 int RunCli(int argc, char** argv) {
 #if LMS_HAVE_CUDA
   gpu::RegisterCudaBackend();
+  gpu::train::RegisterCudaTrainEngine();
 #endif
   auto p = BuildCliParser();
   try {

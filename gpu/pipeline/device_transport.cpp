@@ -14,7 +14,7 @@ InProcessDeviceTransport::~InProcessDeviceTransport() {
   }
 }
 
-Status InProcessDeviceTransport::Send(int src, int dst, train::MessageKind kind, int microbatch, const float* buf,
+Status InProcessDeviceTransport::Send(int src, int dst, lms::train::MessageKind kind, int microbatch, const float* buf,
                                       size_t n, cudaStream_t stream) {
   Parcel p;
   p.n = n;
@@ -41,7 +41,7 @@ Status InProcessDeviceTransport::Send(int src, int dst, train::MessageKind kind,
   return Status::Ok();
 }
 
-Status InProcessDeviceTransport::Recv(int dst, int src, train::MessageKind kind, int microbatch, float* buf,
+Status InProcessDeviceTransport::Recv(int dst, int src, lms::train::MessageKind kind, int microbatch, float* buf,
                                       size_t n, cudaStream_t stream) {
   Parcel p;
   {

@@ -26,9 +26,9 @@ namespace lms::gpu {
 class DeviceTransport {
  public:
   virtual ~DeviceTransport() = default;
-  virtual Status Send(int src, int dst, train::MessageKind kind, int microbatch, const float* buf, size_t n,
+  virtual Status Send(int src, int dst, lms::train::MessageKind kind, int microbatch, const float* buf, size_t n,
                       cudaStream_t stream) = 0;
-  virtual Status Recv(int dst, int src, train::MessageKind kind, int microbatch, float* buf, size_t n,
+  virtual Status Recv(int dst, int src, lms::train::MessageKind kind, int microbatch, float* buf, size_t n,
                       cudaStream_t stream) = 0;
   // Wakes every waiting receiver with Cancelled (a stage failed).
   virtual void Abort() = 0;
@@ -37,9 +37,9 @@ class DeviceTransport {
 class InProcessDeviceTransport final : public DeviceTransport {
  public:
   ~InProcessDeviceTransport() override;
-  Status Send(int src, int dst, train::MessageKind kind, int microbatch, const float* buf, size_t n,
+  Status Send(int src, int dst, lms::train::MessageKind kind, int microbatch, const float* buf, size_t n,
               cudaStream_t stream) override;
-  Status Recv(int dst, int src, train::MessageKind kind, int microbatch, float* buf, size_t n,
+  Status Recv(int dst, int src, lms::train::MessageKind kind, int microbatch, float* buf, size_t n,
               cudaStream_t stream) override;
   void Abort() override;
 

@@ -1,0 +1,242 @@
+#include "gpu/train/cuda_stage.h"
+
+#include <cuda_bf16.h>
+#include <fmt/format.h>
+
+namespace lms::gpu::train {
+
+using lms::train::LayerParams;
+using lms::train::ParamTensor;
+
+struct CudaStage::Slot {
+  int owner = -1;                       // the micro-batch using it, or -1
+  std::vector<int32_t> tokens_host;     // (BT): the embedding's backward sorts by token on the host
+  DeviceBuffer<int32_t> tokens, targets;
+  std::vector<DeviceBuffer<float>> x;   // n_local + 1 residual streams (BT, d)
+  struct Layer {
+    DeviceBuffer<float> xn1, rstd1, q, k, v, att, ao, xmid, xn2, rstd2, gate, up, hsw;
+  };
+  std::vector<Layer> layers;
+  DeviceBuffer<float> xnf, rstdf, dlogits;  // last chunk
+};
+
+Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShape& shape,
+                                                     const lms::train::ParamLayout& layout, int l0, int l1, bool first,
+                                                     bool last, int micro_batch, int slots, TrainKernels* kernels) {
+  if (l1 <= l0 || micro_batch < 1 || slots < 1) return Status::InvalidArgument("a CUDA stage needs layers, a micro-batch and a slot");
+  std::unique_ptr<CudaStage> s(new CudaStage());
+  s->shape_ = shape;
+  s->layout_ = &layout;
+  s->l0_ = l0;
+  s->l1_ = l1;
+  s->first_ = first;
+  s->last_ = last;
+  s->B_ = micro_batch;
+  s->k_ = kernels;
+  const int64_t BT = int64_t{micro_batch} * shape.seq_len, T = shape.seq_len, d = shape.d_model,
+                qd = int64_t{shape.n_heads} * shape.head_dim(), kvd = int64_t{shape.n_kv_heads} * shape.head_dim(),
+                ff = shape.d_ff, V = shape.n_vocab;
+  s->rows_ = BT;
+  const lms::train::RopeTable rt = lms::train::MakeRopeTable(T, shape.head_dim(), shape.rope_theta, shape.rope_neox);
+  LMS_RETURN_IF_ERROR(s->rope_cos_.Allocate(static_cast<int64_t>(rt.cos.size()), "rope table"));
+  LMS_RETURN_IF_ERROR(s->rope_sin_.Allocate(static_cast<int64_t>(rt.sin.size()), "rope table"));
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(s->rope_cos_.get(), rt.cos.data(), s->rope_cos_.bytes(), cudaMemcpyHostToDevice));
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(s->rope_sin_.get(), rt.sin.data(), s->rope_sin_.bytes(), cudaMemcpyHostToDevice));
+
+  int64_t bytes = 0;
+  auto alloc = [&bytes](auto& buf, int64_t n, const char* what) {
+    bytes += n * static_cast<int64_t>(sizeof(*buf.get()));
+    return buf.Allocate(n, what);
+  };
+  for (auto* b : {&s->dx_, &s->dxn_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc(s->dq_, BT * qd, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc(s->dao_, BT * qd, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
+  for (auto* b : {&s->dgate_, &s->dup_, &s->dh_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
+
+  for (int i = 0; i < slots; ++i) {
+    auto a = std::make_unique<Slot>();
+    const char* what = "training activations";
+    a->tokens_host.resize(static_cast<size_t>(BT));
+    LMS_RETURN_IF_ERROR(alloc(a->tokens, BT, what));
+    LMS_RETURN_IF_ERROR(alloc(a->targets, BT, what));
+    a->x.resize(static_cast<size_t>(l1 - l0 + 1));
+    for (auto& x : a->x) LMS_RETURN_IF_ERROR(alloc(x, BT * d, what));
+    a->layers.resize(static_cast<size_t>(l1 - l0));
+    for (auto& L : a->layers) {
+      for (auto* b : {&L.xn1, &L.xmid, &L.xn2}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
+      for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
+      for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
+      for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
+      LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * T, what));
+      for (auto* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, what));
+    }
+    if (last) {
+      LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc(a->rstdf, BT, what));
+      LMS_RETURN_IF_ERROR(alloc(a->dlogits, BT * V, what));
+    }
+    s->slots_.push_back(std::move(a));
+  }
+  s->act_bytes_ = bytes;
+  return s;
+}
+
+CudaStage::~CudaStage() = default;
+
+CudaStage::Slot* CudaStage::Acquire(int slot) {
+  for (auto& a : slots_)
+    if (a->owner == slot) return a.get();
+  for (auto& a : slots_) {
+    if (a->owner < 0) {
+      a->owner = slot;
+      return a.get();
+    }
+  }
+  return nullptr;
+}
+
+void CudaStage::Release(int slot) {
+  for (auto& a : slots_)
+    if (a->owner == slot) a->owner = -1;
+}
+
+Weight CudaStage::W(const DeviceParams& P, const ParamTensor& t) const {
+  Weight w;
+  w.f32 = P.p + t.offset;
+  if (P.p_bf16) w.bf16 = static_cast<const __nv_bfloat16*>(P.p_bf16) + t.offset;
+  return w;
+}
+
+Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
+  const LayerParams& W_ = layout_->layers[l];
+  auto& A = a.layers[static_cast<size_t>(l - l0_)];
+  const float* x = a.x[static_cast<size_t>(l - l0_)].get();
+  float* out = a.x[static_cast<size_t>(l - l0_ + 1)].get();
+  const int64_t BT = rows_, T = shape_.seq_len, B = B_, d = shape_.d_model, H = shape_.n_heads,
+                KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
+  TrainKernels& k = *k_;
+  // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p + W_.attn_norm.offset, BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.Rope(A.q.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
+  LMS_RETURN_IF_ERROR(k.Rope(A.k.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
+  LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
+  // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p + W_.ffn_norm.offset, BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
+  return k.Add(out, A.xmid.get(), BT * d);
+}
+
+Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx) {
+  const LayerParams& W_ = layout_->layers[l];
+  auto& A = a.layers[static_cast<size_t>(l - l0_)];
+  const float* x = a.x[static_cast<size_t>(l - l0_)].get();
+  float* g = P.g;
+  const int64_t BT = rows_, T = shape_.seq_len, B = B_, d = shape_.d_model, H = shape_.n_heads,
+                KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
+  TrainKernels& k = *k_;
+  const cudaStream_t s = k.stream();
+  // Feed-forward block; the residual passes dx through unchanged to xmid.
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dh_.get(), 0, dh_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), g + W_.w_down.offset, dx, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
+  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff));
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.w_gate.offset, dgate_.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.w_up.offset, dup_.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, g + W_.ffn_norm.offset, dxn_.get(), A.xmid.get(), P.p + W_.ffn_norm.offset,
+                                        A.rstd2.get(), BT, d));
+  // Attention block: dx now holds d(xmid).
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dao_.get(), 0, dao_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), g + W_.wo.offset, dx, A.ao.get(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(), A.v.get(),
+                                          A.att.get(), B, T, H, KV, hd));
+  LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
+  LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wq.offset, dq_.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wk.offset, dk_.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wv.offset, dv_.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
+  return k.RmsNormBackward(dx, g + W_.attn_norm.offset, dxn_.get(), x, P.p + W_.attn_norm.offset, A.rstd1.get(), BT, d);
+}
+
+Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens, const float* x_in,
+                          const int32_t* targets, float loss_scale, float* x_out, double* loss_sum, int64_t* loss_count) {
+  const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
+  const cudaStream_t s = k_->stream();
+  Slot* a = Acquire(slot);
+  if (!a) return Status::Internal(fmt::format("micro-batch {}: every activation slot of the stage is in use", slot));
+  if (first_) {
+    for (int64_t t = 0; t < BT; ++t) {
+      if (tokens[t] < 0 || tokens[t] >= V) {
+        Release(slot);
+        return Status::InvalidArgument(fmt::format("token id {} is outside the vocabulary (0..{})", tokens[t], V - 1));
+      }
+    }
+    std::copy_n(tokens, BT, a->tokens_host.begin());
+    // Synchronous from pageable memory, so the caller's array may change once this returns.
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->tokens.get(), tokens, a->tokens.bytes(), cudaMemcpyHostToDevice, s));
+    LMS_RETURN_IF_ERROR(k_->EmbeddingForward(a->x[0].get(), a->tokens.get(), P.p + layout_->token_embd.offset, BT, d));
+  } else {
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->x[0].get(), x_in, a->x[0].bytes(), cudaMemcpyDeviceToDevice, s));
+  }
+  for (int l = l0_; l < l1_; ++l) LMS_RETURN_IF_ERROR(LayerForward(P, l, *a));
+  const float* xf = a->x.back().get();
+  if (!last_) {
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(x_out, xf, a->x.back().bytes(), cudaMemcpyDeviceToDevice, s));
+    return Status::Ok();
+  }
+  for (int64_t t = 0; t < BT; ++t) {
+    if (targets[t] >= V) {
+      Release(slot);
+      return Status::InvalidArgument(fmt::format("target id {} is outside the vocabulary (0..{})", targets[t], V - 1));
+    }
+  }
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
+  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p + layout_->output_norm.offset, BT, d,
+                                         shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
+  if (capture_) {
+    captured_.resize(static_cast<size_t>(BT * V));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(captured_.data(), a->dlogits.get(), a->dlogits.bytes(), cudaMemcpyDeviceToHost, s));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+  }
+  return k_->CrossEntropyForwardBackward(a->dlogits.get(), a->targets.get(), BT, V, loss_scale, loss_sum, loss_count);
+}
+
+Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out, float* head_grad, float* dx_in) {
+  Slot* a = nullptr;
+  for (auto& s : slots_)
+    if (s->owner == slot) a = s.get();
+  if (!a) return Status::Internal(fmt::format("backward of micro-batch {} before its forward", slot));
+  const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
+  const cudaStream_t s = k_->stream();
+  if (last_) {
+    // logits = n(x)·Headᵀ: dHead += dlogitsᵀ·n(x), d n(x) = dlogits·Head
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
+    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
+    LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g + layout_->output_norm.offset, dxn_.get(), a->x.back().get(),
+                                            P.p + layout_->output_norm.offset, a->rstdf.get(), BT, d));
+  } else {
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dx_.get(), dx_out, dx_.bytes(), cudaMemcpyDeviceToDevice, s));
+  }
+  for (int l = l1_ - 1; l >= l0_; --l) LMS_RETURN_IF_ERROR(LayerBackward(P, l, *a, dx_.get()));
+  if (first_) {
+    LMS_RETURN_IF_ERROR(k_->EmbeddingBackward(P.g + layout_->token_embd.offset, dx_.get(), a->tokens_host.data(), BT, d));
+  } else {
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dx_in, dx_.get(), dx_.bytes(), cudaMemcpyDeviceToDevice, s));
+  }
+  Release(slot);
+  return Status::Ok();
+}
+
+}  // namespace lms::gpu::train

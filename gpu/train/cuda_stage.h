@@ -1,0 +1,75 @@
+// One pipeline chunk of the trainer on a GPU: layers [l0, l1) of core's train::Stage (with the
+// embedding on the first chunk and the final norm, head and loss on the last), the same
+// arithmetic on device memory through TrainKernels. Activations of every micro-batch that can be
+// in flight at once are allocated up front (an out-of-memory shows at creation, not mid-step).
+// All work is enqueued on the kernels' stream; one thread drives a stage.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/train/train_model.h"
+#include "gpu/train/device_buffer.h"
+#include "gpu/train/train_kernels.h"
+
+namespace lms::gpu::train {
+
+// The flat parameter vector (layout-sized) on one GPU: fp32 weights, their bf16 copy (kBF16),
+// and the gradients.
+struct DeviceParams {
+  const float* p = nullptr;
+  const void* p_bf16 = nullptr;  // __nv_bfloat16*, or nullptr
+  float* g = nullptr;
+};
+
+class CudaStage {
+ public:
+  // `slots`: how many micro-batches may hold activations at once.
+  static Result<std::unique_ptr<CudaStage>> Create(const lms::train::ModelShape& shape,
+                                                   const lms::train::ParamLayout& layout, int l0, int l1, bool first,
+                                                   bool last, int micro_batch, int slots, TrainKernels* kernels);
+  ~CudaStage();
+
+  int64_t rows() const { return rows_; }              // B·T
+  int64_t activation_bytes() const { return act_bytes_; }  // all slots and scratch
+
+  // Forward of micro-batch `slot`. First: tokens (B·T, host). Others: x_in (B·T, d, device).
+  // Non-last: writes x_out (device). Last: targets (host; < 0 ignored), adds the loss sum and
+  // count to the device scalars and keeps dlogits·loss_scale for Backward.
+  Status Forward(int slot, const DeviceParams& P, const int32_t* tokens, const float* x_in, const int32_t* targets,
+                 float loss_scale, float* x_out, double* loss_sum, int64_t* loss_count);
+  // Backward of `slot`, then releases it. dx_out from the next chunk (device; unused on the
+  // last). Accumulates into P.g and the tied head gradient into head_grad (V, d). Writes dx_in
+  // (device) unless first.
+  Status Backward(int slot, const DeviceParams& P, const float* dx_out, float* head_grad, float* dx_in);
+  void Release(int slot);
+
+  // Copies the last forward's logits to the host (tests): the stage keeps them when on.
+  void set_capture_logits(bool on) { capture_ = on; }
+  const std::vector<float>& captured_logits() const { return captured_; }
+
+ private:
+  struct Slot;
+  CudaStage() = default;
+  Slot* Acquire(int slot);
+  Weight W(const DeviceParams& P, const lms::train::ParamTensor& t) const;
+  Status LayerForward(const DeviceParams& P, int l, Slot& a);
+  Status LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx);
+
+  lms::train::ModelShape shape_;
+  const lms::train::ParamLayout* layout_ = nullptr;
+  int l0_ = 0, l1_ = 0;
+  bool first_ = false, last_ = false;
+  int B_ = 1;
+  int64_t rows_ = 0, act_bytes_ = 0;
+  TrainKernels* k_ = nullptr;
+  DeviceBuffer<float> rope_cos_, rope_sin_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // free when owner < 0
+  // Backward scratch (one backward at a time per stage).
+  DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_, dgate_, dup_, dh_;
+  bool capture_ = false;
+  std::vector<float> captured_;
+};
+
+}  // namespace lms::gpu::train

@@ -1,0 +1,540 @@
+#include "gpu/train/cuda_train_engine.h"
+
+#include <cuda_bf16.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <thread>
+
+#include "gpu/cuda_check.h"
+#include "gpu/pipeline/device_transport.h"
+#include "gpu/train/cuda_stage.h"
+
+namespace lms::gpu::train {
+
+using lms::train::MessageKind;
+using lms::train::PipeOp;
+using lms::train::StepReport;
+using lms::train::TimelineEvent;
+
+Result<std::vector<int>> ParseCudaTrainDevices(const std::string& device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return Status::NotFound("no CUDA device is usable for training");
+  }
+  if (device == "cuda") {
+    std::vector<int> all(static_cast<size_t>(count));
+    for (int i = 0; i < count; ++i) all[static_cast<size_t>(i)] = i;
+    return all;
+  }
+  if (device.rfind("cuda:", 0) != 0) return Status::InvalidArgument("not a CUDA device: '" + device + "'");
+  std::vector<int> ids;
+  std::set<int> seen;
+  size_t pos = 5;
+  while (pos <= device.size()) {
+    const size_t comma = device.find(',', pos);
+    const std::string part = device.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 4) {
+      return Status::InvalidArgument("device '" + device + "': expected cuda, cuda:N or cuda:N,M,…");
+    }
+    const int id = std::stoi(part);
+    if (id >= count) return Status::NotFound(fmt::format("no CUDA device {} ({} present)", id, count));
+    if (!seen.insert(id).second) return Status::InvalidArgument(fmt::format("device '{}' names GPU {} twice", device, id));
+    ids.push_back(id);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+namespace {
+
+// One GPU: the flat parameter vector and its optimizer state, of which it updates `owned`.
+struct Gpu {
+  int id = 0;
+  DeviceBuffer<float> p, g, m, v;
+  DeviceBuffer<__nv_bfloat16> p_bf16;  // kBF16 only
+  DeviceBuffer<uint8_t> decay;
+  DeviceBuffer<double> sums;           // Σ g² per owned range
+  std::vector<std::pair<int64_t, int64_t>> owned;
+};
+
+// One pipeline device: a host thread's stream on one of the GPUs.
+struct Dev {
+  int gpu = 0;  // index into gpus_
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<TrainKernels> kernels;
+  DeviceBuffer<float> in, out;  // (rows, d): what the transport delivers and what it sends
+  DeviceBuffer<double> loss_sum;
+  DeviceBuffer<int64_t> loss_count;
+};
+
+struct ScopedDevice {
+  explicit ScopedDevice(int id) { cudaGetDevice(&prev); cudaSetDevice(id); }
+  ~ScopedDevice() { cudaSetDevice(prev); }
+  int prev = 0;
+};
+
+class Engine final : public CudaTrainEngine {
+ public:
+  Engine(const lms::train::TrainEngineSpec& spec, const lms::train::ParamLayout& layout)
+      : spec_(spec), layout_(layout) {}
+  ~Engine() override {
+    for (auto& d : devs_) {
+      if (!d.stream) continue;
+      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
+      cudaStreamSynchronize(d.stream);
+      d.kernels.reset();
+    }
+    stages_.clear();
+    transport_.reset();
+    for (auto& d : devs_) {
+      if (!d.stream) continue;
+      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
+      d.in.Reset();
+      d.out.Reset();
+      d.loss_sum.Reset();
+      d.loss_count.Reset();
+      cudaStreamDestroy(d.stream);
+    }
+    for (auto& g : gpus_) {
+      ScopedDevice sd(g.id);
+      g = Gpu{};
+    }
+  }
+
+  Status Init(const std::vector<int>& ids, GemmPrecision precision);
+
+  std::string Describe() const override { return describe_; }
+  int stages() const override { return S_; }
+  int chunks() const override { return spec_.pipeline.chunks; }
+  CudaStage& stage(int chunk) override { return *stages_[static_cast<size_t>(chunk)]; }
+  int64_t activation_bytes() const override { return act_bytes_; }
+
+  Status SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) override;
+  Status GetParams(std::vector<float>& params) const override { return Gather(&Gpu::p, params); }
+  Status GetMoments(std::vector<float>& m, std::vector<float>& v) const override {
+    LMS_RETURN_IF_ERROR(Gather(&Gpu::m, m));
+    return Gather(&Gpu::v, v);
+  }
+  Status GetGrads(std::vector<float>& grads) const override { return Gather(&Gpu::g, grads); }
+  Status ZeroGrads() override;
+  Result<StepReport> ForwardBackward(const int32_t* inputs, const int32_t* targets, float loss_scale) override {
+    return Run(inputs, targets, loss_scale, true);
+  }
+  Result<StepReport> Forward(const int32_t* inputs, const int32_t* targets) override {
+    return Run(inputs, targets, 1.0f, false);
+  }
+  Result<double> OptimizerStep(int64_t step) override;
+
+ private:
+  Gpu& GpuOf(int chunk) { return gpus_[static_cast<size_t>(devs_[static_cast<size_t>(chunk % S_)].gpu)]; }
+  Status Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) const;
+  Status RefreshBf16(Gpu& g, int64_t begin, int64_t end, cudaStream_t s);
+  Result<StepReport> Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward);
+
+  lms::train::TrainEngineSpec spec_;
+  const lms::train::ParamLayout& layout_;
+  std::string describe_;
+  GemmPrecision precision_ = GemmPrecision::kBF16;
+  int S_ = 1, C_ = 1;
+  std::vector<Gpu> gpus_;
+  std::vector<Dev> devs_;
+  std::vector<std::unique_ptr<CudaStage>> stages_;
+  std::unique_ptr<InProcessDeviceTransport> transport_;
+  DeviceBuffer<float> head_grad_;       // the last chunk's share of the tied embedding gradient (C > 1)
+  DeviceBuffer<float> head_grad_peer_;  // its copy on chunk 0's GPU when that is another GPU
+  int64_t act_bytes_ = 0;
+};
+
+Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
+  const auto& po = spec_.pipeline;
+  C_ = static_cast<int>(po.boundaries.size()) - 1;
+  const int V = po.chunks;
+  if (C_ < 1 || V < 1 || C_ % V != 0) return Status::InvalidArgument("the pipeline's boundaries do not fit its chunks");
+  S_ = C_ / V;
+  const int M = po.microbatches;
+  precision_ = precision;
+  // GPUs used: pipeline device s runs on ids[s % |ids|].
+  const int G = std::min<int>(static_cast<int>(ids.size()), S_);
+  gpus_.resize(static_cast<size_t>(G));
+  std::string names;
+  for (int i = 0; i < G; ++i) {
+    gpus_[static_cast<size_t>(i)].id = ids[static_cast<size_t>(i)];
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, ids[static_cast<size_t>(i)]) == cudaSuccess) {
+      names += fmt::format("{}{} {}", i ? ", " : "", ids[static_cast<size_t>(i)], prop.name);
+    }
+  }
+  describe_ = fmt::format("cuda ({}), {} matrix products", names, GemmPrecisionName(precision));
+
+  std::vector<uint8_t> decay(static_cast<size_t>(layout_.total), 0);
+  for (const auto* t : layout_.All()) {
+    if (t->matrix) std::fill_n(decay.begin() + t->offset, t->size(), uint8_t{1});
+  }
+  for (int c = 0; c < C_; ++c) {
+    gpus_[static_cast<size_t>((c % S_) % G)].owned.push_back(
+        layout_.StageRange(po.boundaries[static_cast<size_t>(c)], po.boundaries[static_cast<size_t>(c) + 1], c == 0, c == C_ - 1));
+  }
+  const int64_t N = layout_.total;
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    for (auto* b : {&g.p, &g.g, &g.m, &g.v}) LMS_RETURN_IF_ERROR(b->Allocate(N, "training parameters"));
+    if (precision == GemmPrecision::kBF16) LMS_RETURN_IF_ERROR(g.p_bf16.Allocate(N, "bf16 weights"));
+    LMS_RETURN_IF_ERROR(g.decay.Allocate(N, "weight-decay mask"));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.decay.get(), decay.data(), decay.size(), cudaMemcpyHostToDevice));
+    LMS_RETURN_IF_ERROR(g.sums.Allocate(static_cast<int64_t>(g.owned.size()), "norm partials"));
+  }
+
+  const int64_t rows = int64_t{po.micro_batch_size} * spec_.shape.seq_len, d = spec_.shape.d_model;
+  devs_.resize(static_cast<size_t>(S_));
+  for (int s = 0; s < S_; ++s) {
+    Dev& dv = devs_[static_cast<size_t>(s)];
+    dv.gpu = s % G;
+    ScopedDevice sd(gpus_[static_cast<size_t>(dv.gpu)].id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&dv.stream, cudaStreamNonBlocking));
+    LMS_ASSIGN_OR_RETURN(dv.kernels, TrainKernels::Create(dv.stream, precision));
+    LMS_RETURN_IF_ERROR(dv.in.Allocate(rows * d, "pipeline buffers"));
+    LMS_RETURN_IF_ERROR(dv.out.Allocate(rows * d, "pipeline buffers"));
+    LMS_RETURN_IF_ERROR(dv.loss_sum.Allocate(1, "loss"));
+    LMS_RETURN_IF_ERROR(dv.loss_count.Allocate(1, "loss"));
+  }
+  // Activation slots: the most micro-batches of a chunk alive at once under the schedule.
+  const auto ops = lms::train::MakeSchedule(po.schedule, S_, M, V);
+  std::vector<int> slots(static_cast<size_t>(C_), 1);
+  for (int s = 0; s < S_; ++s) {
+    std::vector<int> live(static_cast<size_t>(V), 0);
+    for (const PipeOp& op : ops[static_cast<size_t>(s)]) {
+      int& n = live[static_cast<size_t>(op.chunk)];
+      n += op.forward ? 1 : -1;
+      int& most = slots[static_cast<size_t>(op.chunk * S_ + s)];
+      most = std::max(most, n);
+    }
+  }
+  for (int c = 0; c < C_; ++c) {
+    Dev& dv = devs_[static_cast<size_t>(c % S_)];
+    ScopedDevice sd(gpus_[static_cast<size_t>(dv.gpu)].id);
+    auto st = CudaStage::Create(spec_.shape, layout_, po.boundaries[static_cast<size_t>(c)],
+                                po.boundaries[static_cast<size_t>(c) + 1], c == 0, c == C_ - 1, po.micro_batch_size,
+                                slots[static_cast<size_t>(c)], dv.kernels.get());
+    if (!st.ok()) {
+      if (st.status().code() == StatusCode::kResourceExhausted) {
+        return Status::ResourceExhausted(fmt::format(
+            "chunk {} ({} micro-batches in flight of {} sequences × {} tokens) does not fit on GPU {}: {}; use more "
+            "micro-batches of fewer sequences, or more stages", c, slots[static_cast<size_t>(c)], po.micro_batch_size,
+            spec_.shape.seq_len, gpus_[static_cast<size_t>(dv.gpu)].id, st.status().message()));
+      }
+      return st.status();
+    }
+    act_bytes_ += (*st)->activation_bytes();
+    stages_.push_back(std::move(*st));
+  }
+  if (C_ > 1 && spec_.shape.tied) {
+    const int64_t n = layout_.token_embd.size();
+    {
+      ScopedDevice sd(GpuOf(C_ - 1).id);
+      LMS_RETURN_IF_ERROR(head_grad_.Allocate(n, "head gradient"));
+    }
+    if (GpuOf(C_ - 1).id != GpuOf(0).id) {
+      ScopedDevice sd(GpuOf(0).id);
+      LMS_RETURN_IF_ERROR(head_grad_peer_.Allocate(n, "head gradient"));
+    }
+  }
+  transport_ = std::make_unique<InProcessDeviceTransport>();
+  return Status::Ok();
+}
+
+Status Engine::RefreshBf16(Gpu& g, int64_t begin, int64_t end, cudaStream_t s) {
+  if (precision_ != GemmPrecision::kBF16 || end <= begin) return Status::Ok();
+  (void)s;
+  // The kernels of pipeline device 0 on this GPU convert (any stream on it would do).
+  for (auto& d : devs_) {
+    if (gpus_[static_cast<size_t>(d.gpu)].id == g.id) return d.kernels->ToBf16(g.p_bf16.get() + begin, g.p.get() + begin, end - begin);
+  }
+  return Status::Internal("no stream on GPU");
+}
+
+Status Engine::SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) {
+  const size_t N = static_cast<size_t>(layout_.total);
+  if (params.size() != N || (m && m->size() != N) || (v && v->size() != N)) {
+    return Status::InvalidArgument("weights or optimizer moments do not match the model's parameter count");
+  }
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.p.get(), params.data(), g.p.bytes(), cudaMemcpyHostToDevice));
+    if (m) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.m.get(), m->data(), g.m.bytes(), cudaMemcpyHostToDevice));
+    } else {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.m.get(), 0, g.m.bytes()));
+    }
+    if (v) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.v.get(), v->data(), g.v.bytes(), cudaMemcpyHostToDevice));
+    } else {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.v.get(), 0, g.v.bytes()));
+    }
+    LMS_RETURN_IF_ERROR(RefreshBf16(g, 0, layout_.total, nullptr));
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  }
+  return Status::Ok();
+}
+
+Status Engine::Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) const {
+  out.assign(static_cast<size_t>(layout_.total), 0.0f);
+  for (const auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    const float* src = (g.*field).get();
+    for (const auto& [b, e] : g.owned) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(out.data() + b, src + b, static_cast<size_t>(e - b) * sizeof(float),
+                                          cudaMemcpyDeviceToHost));
+    }
+  }
+  return Status::Ok();
+}
+
+Status Engine::ZeroGrads() {
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.g.get(), 0, g.g.bytes()));
+  }
+  return Status::Ok();
+}
+
+Result<double> Engine::OptimizerStep(int64_t step) {
+  const lms::train::OptimConfig& c = spec_.optim;
+  double sum = 0.0;
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;  // device i runs on GPU i (i < G)
+    for (size_t r = 0; r < g.owned.size(); ++r) {
+      const auto [b, e] = g.owned[r];
+      LMS_RETURN_IF_ERROR(k.SumSquares(g.g.get() + b, e - b, g.sums.get() + r));
+    }
+    std::vector<double> part(g.owned.size());
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(part.data(), g.sums.get(), part.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                                             k.stream()));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
+    for (double x : part) sum += x;
+  }
+  const double norm = std::sqrt(sum);
+  const float clip = (c.grad_clip > 0.0f && norm > c.grad_clip) ? static_cast<float>(c.grad_clip / norm) : 1.0f;
+  const float lr = lms::train::LearningRate(c, step);
+  const int64_t t = step + 1;
+  const float bc1 = 1.0f - static_cast<float>(std::pow(c.beta1, t));
+  const float bc2 = 1.0f - static_cast<float>(std::pow(c.beta2, t));
+  const lms::train::AdamWScalars sc{clip, lr, c.beta1, c.beta2, bc1, bc2, c.eps, c.weight_decay};
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;
+    for (const auto& [b, e] : g.owned) {
+      LMS_RETURN_IF_ERROR(k.AdamW(sc, g.p.get() + b, g.g.get() + b, g.m.get() + b, g.v.get() + b, g.decay.get() + b, e - b));
+      LMS_RETURN_IF_ERROR(RefreshBf16(g, b, e, k.stream()));
+    }
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
+  }
+  // The tied head is read by the last chunk: bring its GPU the updated embedding.
+  if (C_ > 1 && spec_.shape.tied && GpuOf(C_ - 1).id != GpuOf(0).id) {
+    Gpu& dst = GpuOf(C_ - 1);
+    const Gpu& src = GpuOf(0);
+    const int64_t off = layout_.token_embd.offset, n = layout_.token_embd.size();
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeer(dst.p.get() + off, dst.id, src.p.get() + off, src.id, static_cast<size_t>(n) * sizeof(float)));
+    ScopedDevice sd(dst.id);
+    LMS_RETURN_IF_ERROR(RefreshBf16(dst, off, off + n, nullptr));
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  }
+  return norm;
+}
+
+Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward) {
+  const auto& po = spec_.pipeline;
+  const int S = S_, V = po.chunks, C = C_, M = po.microbatches;
+  const int64_t rows = int64_t{po.micro_batch_size} * spec_.shape.seq_len, d = spec_.shape.d_model;
+  std::vector<std::vector<PipeOp>> ops;
+  if (backward) {
+    ops = lms::train::MakeSchedule(po.schedule, S, M, V);
+  } else {
+    ops.assign(static_cast<size_t>(S), {});
+    for (int s = 0; s < S; ++s)
+      for (int m = 0; m < M; ++m)
+        for (int v = 0; v < V; ++v) ops[static_cast<size_t>(s)].push_back({true, m, v});
+  }
+  float* head_grad = nullptr;
+  if (backward) {
+    if (head_grad_.size()) {
+      ScopedDevice sd(GpuOf(C - 1).id);
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(head_grad_.get(), 0, head_grad_.bytes()));
+      head_grad = head_grad_.get();
+    } else {
+      head_grad = GpuOf(C - 1).g.get() + layout_.Head().offset;
+    }
+  }
+  Dev& lastdev = devs_[static_cast<size_t>((C - 1) % S)];
+  {
+    ScopedDevice sd(gpus_[static_cast<size_t>(lastdev.gpu)].id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(lastdev.loss_sum.get(), 0, sizeof(double)));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(lastdev.loss_count.get(), 0, sizeof(int64_t)));
+  }
+
+  StepReport rep;
+  rep.busy_s.assign(static_cast<size_t>(S), 0.0);
+  rep.peak_in_flight.assign(static_cast<size_t>(S), 0);
+  std::vector<std::vector<TimelineEvent>> events(static_cast<size_t>(S));
+  std::vector<Status> status(static_cast<size_t>(S));
+  const auto t0 = std::chrono::steady_clock::now();
+
+  auto run_device = [&](int dev) {
+    Dev& D = devs_[static_cast<size_t>(dev)];
+    Gpu& G = gpus_[static_cast<size_t>(D.gpu)];
+    Status& err = status[static_cast<size_t>(dev)];
+    if (cudaSetDevice(G.id) != cudaSuccess) {
+      err = Status::Internal("cannot select the GPU");
+      transport_->Abort();
+      return;
+    }
+    const DeviceParams P{G.p.get(), precision_ == GemmPrecision::kBF16 ? G.p_bf16.get() : nullptr, G.g.get()};
+    // GPU-side timing: events before and after each op, read once the stream is done.
+    struct Mark {
+      cudaEvent_t start, end;
+      TimelineEvent ev;
+    };
+    std::vector<Mark> marks;
+    cudaEvent_t origin = nullptr;
+    err = CudaStatus(cudaEventCreate(&origin), "cudaEventCreate");
+    if (err.ok()) err = CudaStatus(cudaEventRecord(origin, D.stream), "cudaEventRecord");
+    const size_t n = static_cast<size_t>(rows * d);
+    int live = 0;
+    for (const PipeOp& op : ops[static_cast<size_t>(dev)]) {
+      if (!err.ok()) break;
+      const int m = op.microbatch;
+      const int c = op.chunk * S + dev;
+      CudaStage& st = *stages_[static_cast<size_t>(c)];
+      const bool first = c == 0, last = c == C - 1;
+      if (op.forward ? !first : !last) {
+        err = transport_->Recv(c, op.forward ? c - 1 : c + 1, op.forward ? MessageKind::kActivation : MessageKind::kGradient,
+                               m, D.in.get(), n, D.stream);
+        if (!err.ok()) break;
+      }
+      Mark mk{};
+      err = CudaStatus(cudaEventCreate(&mk.start), "cudaEventCreate");
+      if (err.ok()) err = CudaStatus(cudaEventCreate(&mk.end), "cudaEventCreate");
+      if (err.ok()) err = CudaStatus(cudaEventRecord(mk.start, D.stream), "cudaEventRecord");
+      if (!err.ok()) break;
+      if (op.forward) {
+        err = st.Forward(m, P, inputs + m * rows, D.in.get(), targets + m * rows, loss_scale, D.out.get(),
+                         D.loss_sum.get(), D.loss_count.get());
+        if (!backward) st.Release(m);
+        rep.peak_in_flight[static_cast<size_t>(dev)] = std::max(rep.peak_in_flight[static_cast<size_t>(dev)], ++live);
+        if (!backward) --live;
+      } else {
+        err = st.Backward(m, P, D.in.get(), head_grad, D.out.get());
+        --live;
+      }
+      if (err.ok()) err = CudaStatus(cudaEventRecord(mk.end, D.stream), "cudaEventRecord");
+      mk.ev = TimelineEvent{dev, m, op.forward, 0, 0, op.chunk};
+      marks.push_back(mk);
+      if (!err.ok()) break;
+      if (op.forward ? !last : !first) {
+        err = transport_->Send(c, op.forward ? c + 1 : c - 1, op.forward ? MessageKind::kActivation : MessageKind::kGradient,
+                               m, D.out.get(), n, D.stream);
+      }
+    }
+    const Status sync = CudaStatus(cudaStreamSynchronize(D.stream), "cudaStreamSynchronize");
+    if (err.ok()) err = sync;
+    for (Mark& mk : marks) {
+      float a = 0, b = 0;
+      if (err.ok() && cudaEventElapsedTime(&a, origin, mk.start) == cudaSuccess &&
+          cudaEventElapsedTime(&b, origin, mk.end) == cudaSuccess) {
+        mk.ev.start_s = a / 1e3;
+        mk.ev.end_s = b / 1e3;
+        rep.busy_s[static_cast<size_t>(dev)] += (b - a) / 1e3;
+        events[static_cast<size_t>(dev)].push_back(mk.ev);
+      }
+      cudaEventDestroy(mk.start);
+      cudaEventDestroy(mk.end);
+    }
+    if (origin) cudaEventDestroy(origin);
+    if (!err.ok()) transport_->Abort();
+  };
+
+  if (S == 1) {
+    run_device(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int s = 0; s < S; ++s) threads.emplace_back(run_device, s);
+    for (auto& t : threads) t.join();
+  }
+  Status failure;
+  for (const Status& st : status) {
+    if (!st.ok() && (failure.ok() || failure.code() == StatusCode::kCancelled)) failure = st;
+  }
+  if (!failure.ok()) {
+    transport_ = std::make_unique<InProcessDeviceTransport>();  // drops undelivered parcels
+    for (auto& st : stages_)
+      for (int m = 0; m < M; ++m) st->Release(m);
+    return failure;
+  }
+  {
+    ScopedDevice sd(gpus_[static_cast<size_t>(lastdev.gpu)].id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(&rep.loss_sum, lastdev.loss_sum.get(), sizeof(double), cudaMemcpyDeviceToHost));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(&rep.tokens, lastdev.loss_count.get(), sizeof(int64_t), cudaMemcpyDeviceToHost));
+  }
+  if (backward && head_grad_.size()) {
+    // The tied embedding's two gradient shares (embedding on chunk 0, head on the last).
+    Gpu& g0 = GpuOf(0);
+    Dev& d0 = devs_[0];
+    ScopedDevice sd(g0.id);
+    const float* share = head_grad_.get();
+    if (head_grad_peer_.size()) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeer(head_grad_peer_.get(), g0.id, head_grad_.get(), GpuOf(C - 1).id, head_grad_.bytes()));
+      share = head_grad_peer_.get();
+    }
+    LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.g.get() + layout_.token_embd.offset, share, layout_.token_embd.size()));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(d0.stream));
+  }
+  rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int s = 0; s < S; ++s) rep.events.insert(rep.events.end(), events[static_cast<size_t>(s)].begin(), events[static_cast<size_t>(s)].end());
+  return rep;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train::TrainEngineSpec& spec,
+                                                               const lms::train::ParamLayout& layout) {
+  GemmPrecision precision = GemmPrecision::kBF16;
+  if (spec.precision == "f32") {
+    precision = GemmPrecision::kF32;
+  } else if (!spec.precision.empty() && spec.precision != "bf16") {
+    return Status::InvalidArgument("precision must be f32 or bf16, not '" + spec.precision + "'");
+  }
+  LMS_RETURN_IF_ERROR(spec.shape.Validate());
+  if (spec.pipeline.micro_batch_size < 1 || spec.pipeline.microbatches < 1) {
+    return Status::InvalidArgument("micro-batches and their size must be at least 1");
+  }
+  // The CPU pipeline checks boundaries, chunks and schedule; ask it without building stages twice.
+  {
+    lms::train::PipelineOptions check = spec.pipeline;
+    check.threads.clear();
+    auto p = lms::train::Pipeline::Create(spec.shape, layout, check);
+    if (!p.ok()) return p.status();
+  }
+  LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
+  auto e = std::make_unique<Engine>(spec, layout);
+  LMS_RETURN_IF_ERROR(e->Init(ids, precision));
+  return std::unique_ptr<CudaTrainEngine>(std::move(e));
+}
+
+void RegisterCudaTrainEngine() {
+  lms::train::RegisterTrainEngine("cuda", [](const lms::train::TrainEngineSpec& spec, const lms::train::ParamLayout& layout)
+                                              -> Result<std::unique_ptr<lms::train::TrainEngine>> {
+    LMS_ASSIGN_OR_RETURN(auto e, CreateCudaTrainEngine(spec, layout));
+    return std::unique_ptr<lms::train::TrainEngine>(std::move(e));
+  });
+}
+
+}  // namespace lms::gpu::train

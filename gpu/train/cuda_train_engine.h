@@ -1,0 +1,36 @@
+// core's TrainEngine on NVIDIA GPUs: the pipeline's chunks as CudaStages, one host thread and
+// one stream per pipeline device, stages placed round-robin on the GPUs named by the device
+// string, activations and gradients handed on with the in-process device transport, and the
+// optimizer (global-norm clipping, fused AdamW) on the GPUs that own each parameter range.
+// fp32 master weights, gradients and moments; matrix products in bf16 (default) or f32.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/train/train_engine.h"
+
+namespace lms::gpu::train {
+
+class CudaStage;
+
+// "cuda" → every local GPU, "cuda:N", "cuda:0,1". NotFound when a GPU is missing.
+Result<std::vector<int>> ParseCudaTrainDevices(const std::string& device);
+
+class CudaTrainEngine;
+Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train::TrainEngineSpec& spec,
+                                                               const lms::train::ParamLayout& layout);
+
+class CudaTrainEngine : public lms::train::TrainEngine {
+ public:
+  // The chunk's stage (tests: logits capture).
+  virtual CudaStage& stage(int chunk) = 0;
+  // Device memory held for activations and scratch, over all stages.
+  virtual int64_t activation_bytes() const = 0;
+};
+
+// Adds the "cuda" kind to core's training-engine registry (call once at start-up).
+void RegisterCudaTrainEngine();
+
+}  // namespace lms::gpu::train
