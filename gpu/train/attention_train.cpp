@@ -1,8 +1,8 @@
 // Causal grouped-query attention, materialised as on the CPU: per (sequence b, query head h)
 // the scores S = Q_h·K_kᵀ (T×T, k = h / (H/KV)) go into att, a causal softmax turns them into
 // probabilities P in place, and out_h = P·V_k. Products are cuBLAS batched GEMMs over all
-// (b, h) with device pointer arrays, always in fp32 (the mixed-precision mode keeps attention in
-// fp32 too). The full T×T square is multiplied; masked entries are exact zeros after the softmax,
+// (b, h) with device pointer arrays on fp32 operands: full fp32 in kF32, TF32 tensor cores in
+// kBF16 (the mixed-precision mode). The full T×T square is multiplied; masked entries are exact zeros after the softmax,
 // so they add nothing to the products that follow.
 //
 // Row-major (R, C) matrices with row stride ld read column-major as their transposes, so:

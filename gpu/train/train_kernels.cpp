@@ -101,7 +101,9 @@ Status TrainKernels::Impl::GemmBatched(cublasOperation_t ta, cublasOperation_t t
       reinterpret_cast<const void* const*>(A), CUDA_R_32F, static_cast<int>(lda),
       reinterpret_cast<const void* const*>(B), CUDA_R_32F, static_cast<int>(ldb), &beta,
       reinterpret_cast<void* const*>(C), CUDA_R_32F, static_cast<int>(ldc), static_cast<int>(count),
-      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      // The mixed-precision mode lets the attention products use TF32 tensor cores (inputs
+      // rounded to 10 mantissa bits, fp32 accumulation); kF32 keeps full fp32.
+      precision == GemmPrecision::kBF16 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return Status::Ok();
 }
 
