@@ -3,8 +3,8 @@
 # libraries but none of our build dependencies (nothing is compiled there).
 #   On the build machine (a build configured with -DLMS_CUDA=ON):
 #     tests/gpu/device_run.sh pack [BUILD_DIR]   copies lms_gpu_tests, lms_nccl_tests (when built),
-#                                                bench_cuda and the shared libraries they need
-#                                                into .dev/
+#                                                bench_cuda, bench_cuda_train and the shared
+#                                                libraries they need into .dev/
 #   On the GPU machine, from the repository root:
 #     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
@@ -13,8 +13,14 @@
 # (the same with CUDA graphs for the decode steps) and bench_torch.txt
 # (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
 # adds torch.compile).
+# bench_cuda_train.txt (the CUDA trainer's tokens/s, MFU and the bubble of 2 and 4 stages on
+# one GPU) and bench_train_torch.txt (PyTorch on the same training shape: bf16 autocast, fused
+# AdamW, torch.compile; where python3 has torch).
+# LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train"); LMS_GPU_TEST_FILTER is
+# passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]").
 # LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model);
-# LMS_BENCH_ARGS passes options to bench_cuda.
+# LMS_BENCH_ARGS passes options to bench_cuda, LMS_TRAIN_BENCH_ARGS to bench_cuda_train and the
+# PyTorch training peer alike (shape flags), LMS_TORCH_TRAIN_ARGS to the peer alone.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +29,7 @@ case "${1:-}" in
     build=${2:-build-cuda}
     pack=${LMS_PACK_SCRIPT:-../shared/device/pack.sh}
     rm -rf .dev
-    exes=("$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda")
+    exes=("$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda" "$build/tests/bench/bench_cuda_train")
     [ -x "$build/tests/lms_nccl_tests" ] && exes+=("$build/tests/lms_nccl_tests")
     bash "$pack" .dev "${exes[@]}" || exit 1
     echo "packed into .dev/ ($(du -sh .dev | cut -f1)); run there: tests/gpu/device_run.sh run"
@@ -41,29 +47,48 @@ case "${1:-}" in
     cat "$out/machine.txt"
     export LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
     rc=0
-    .dev/bin/lms_gpu_tests --durations yes >"$out/gpu_tests.txt" 2>&1 || rc=1
-    echo "== lms_gpu_tests: exit ${rc}" | tee -a "$out/gpu_tests.txt"
-    tail -n 60 "$out/gpu_tests.txt"
-    if [ -x .dev/bin/lms_nccl_tests ]; then
+    parts=" ${LMS_DEVICE_PARTS:-tests nccl infer train} "
+    if [[ $parts == *" tests "* ]]; then
+      # shellcheck disable=SC2086
+      .dev/bin/lms_gpu_tests --durations yes ${LMS_GPU_TEST_FILTER:-} >"$out/gpu_tests.txt" 2>&1 || rc=1
+      echo "== lms_gpu_tests: exit ${rc}" | tee -a "$out/gpu_tests.txt"
+      tail -n 60 "$out/gpu_tests.txt"
+    fi
+    if [[ $parts == *" nccl "* ]] && [ -x .dev/bin/lms_nccl_tests ]; then
       nccl_lib=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null || true)
       LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/cuda/lib${nccl_lib:+:$nccl_lib} timeout 300 .dev/bin/lms_nccl_tests \
         >"$out/nccl_tests.txt" 2>&1 || rc=1
       echo "== lms_nccl_tests: exit ${rc}" | tee -a "$out/nccl_tests.txt"
       tail -n 20 "$out/nccl_tests.txt"
     fi
-    # shellcheck disable=SC2086
-    timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
-    cat "$out/bench_cuda.txt"
-    # Decode again with CUDA graphs (off by default in the backend until checked here).
-    timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
-    cat "$out/bench_cuda_graphs.txt"
-    # The PyTorch + transformers peer on the same shapes, where python3 has them.
-    if python3 -c "import torch, transformers" 2>/dev/null; then
+    if [[ $parts == *" train "* ]]; then
       # shellcheck disable=SC2086
-      PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_cuda_torch.py ${LMS_TORCH_ARGS:-} >"$out/bench_torch.txt" 2>&1 || rc=1
-      cat "$out/bench_torch.txt"
-    else
-      echo "no torch/transformers here: the PyTorch peer was not run" | tee "$out/bench_torch.txt"
+      timeout 300 .dev/bin/bench_cuda_train ${LMS_TRAIN_BENCH_ARGS:-} >"$out/bench_cuda_train.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_train.txt"
+      if python3 -c "import torch" 2>/dev/null; then
+        # shellcheck disable=SC2086
+        PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_train_torch_gpu.py ${LMS_TRAIN_BENCH_ARGS:-} \
+          ${LMS_TORCH_TRAIN_ARGS:-} >"$out/bench_train_torch.txt" 2>&1 || rc=1
+        cat "$out/bench_train_torch.txt"
+      else
+        echo "no torch here: the PyTorch training peer was not run" | tee "$out/bench_train_torch.txt"
+      fi
+    fi
+    if [[ $parts == *" infer "* ]]; then
+      # shellcheck disable=SC2086
+      timeout 420 .dev/bin/bench_cuda ${LMS_BENCH_ARGS:-} >"$out/bench_cuda.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda.txt"
+      # Decode again with CUDA graphs (off by default in the backend until checked here).
+      timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_graphs.txt"
+      # The PyTorch + transformers peer on the same shapes, where python3 has them.
+      if python3 -c "import torch, transformers" 2>/dev/null; then
+        # shellcheck disable=SC2086
+        PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_cuda_torch.py ${LMS_TORCH_ARGS:-} >"$out/bench_torch.txt" 2>&1 || rc=1
+        cat "$out/bench_torch.txt"
+      else
+        echo "no torch/transformers here: the PyTorch peer was not run" | tee "$out/bench_torch.txt"
+      fi
     fi
     exit $rc
     ;;
