@@ -17,6 +17,7 @@
 #include "core/train/data.h"
 #include "core/train/gguf_io.h"
 #include "core/train/simulate.h"
+#include "core/train/train_engine.h"
 
 namespace lms::app {
 namespace {
@@ -47,28 +48,31 @@ struct Measured {
   double median_s = 0, best_s = 0;
 };
 Result<Measured> MeasureStep(const TrainRunConfig& c, const train::ModelShape& shape, const std::vector<int>& bounds, const std::vector<int>& threads,
-                           int M, int batch, train::ScheduleKind sk, int reps) {
+                           const std::string& device, int M, int batch, train::ScheduleKind sk, int reps) {
   const train::ParamLayout layout = train::ParamLayout::For(shape);
   std::vector<float> p;
   train::InitParams(shape, layout, 1, p);
-  std::vector<float> g(p.size(), 0.0f);
-  train::PipelineOptions o;
-  o.boundaries = bounds;
-  o.threads = threads;
-  o.schedule = sk;
-  o.microbatches = M;
-  o.micro_batch_size = batch / M;
-  LMS_ASSIGN_OR_RETURN(auto pipe, train::Pipeline::Create(shape, layout, o));
+  train::TrainEngineSpec spec;
+  spec.shape = shape;
+  spec.optim = c.optim;
+  spec.pipeline.boundaries = bounds;
+  spec.pipeline.threads = threads;
+  spec.pipeline.schedule = sk;
+  spec.pipeline.microbatches = M;
+  spec.pipeline.micro_batch_size = batch / M;
+  spec.device = device;
+  spec.precision = c.precision;
+  LMS_ASSIGN_OR_RETURN(auto engine, train::CreateTrainEngine(spec, layout));
+  LMS_RETURN_IF_ERROR(engine->SetState(p, nullptr, nullptr));
   std::mt19937_64 rng(2);
   std::vector<int32_t> tok(static_cast<size_t>(batch) * shape.seq_len);
   for (auto& t : tok) t = static_cast<int32_t>(rng() % shape.n_vocab);
-  train::AdamW opt(c.optim, layout);
   std::vector<double> w;
   for (int r = 0; r < reps + 1; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::fill(g.begin(), g.end(), 0.0f);
-    LMS_ASSIGN_OR_RETURN(train::StepReport rep, pipe->ForwardBackward(p, g, tok.data(), tok.data(), 1e-3f));
-    opt.Step(r, p, g);
+    LMS_RETURN_IF_ERROR(engine->ZeroGrads());
+    LMS_ASSIGN_OR_RETURN(train::StepReport rep, engine->ForwardBackward(tok.data(), tok.data(), 1e-3f));
+    LMS_RETURN_IF_ERROR(engine->OptimizerStep(r).status());
     if (r > 0) w.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(w.begin(), w.end());
@@ -79,9 +83,9 @@ Result<Measured> MeasureStep(const TrainRunConfig& c, const train::ModelShape& s
 
 CommandFn AddPlanCommand(CLI::App& cli) {
   struct Opts {
-    std::string config, cluster;
+    std::string config, cluster, device;
     bool json = false, measure = false;
-    int reps = 5, stages = 0, microbatches = 0;
+    int reps = 5, stages = 0, microbatches = 0, gpus = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = cli.add_subcommand("plan", "Plan pipeline stages for a training config (Alpa's inter-operator DP)");
@@ -90,6 +94,8 @@ CommandFn AddPlanCommand(CLI::App& cli) {
   sub->add_flag("--measure", o->measure, "Also run real training steps of the planned and the equal split on this machine");
   sub->add_option("--reps", o->reps, "Measured steps per split (median)");
   sub->add_option("--stages", o->stages, "Pipeline stages, i.e. local devices (overrides the file)");
+  sub->add_option("--device", o->device, "Profile the GPUs of this device string (cuda, cuda:N, cuda:0,1) instead of the CPU");
+  sub->add_option("--gpus", o->gpus, "With --device: plan for this many GPUs like the first one profiled (extrapolated)");
   sub->add_option("--microbatches", o->microbatches, "Plan only for this micro-batch count (default: any divisor of the batch)");
   sub->add_flag("--json", o->json, "Print one JSON object");
   return [o]() {
@@ -100,6 +106,11 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       c.stages = o->stages;
       c.stage_threads.clear();
     }
+    if (!o->device.empty()) c.device = o->device;
+    if (o->gpus > 0 && (c.device == "cpu" || !o->cluster.empty())) {
+      return Fail(Status::InvalidArgument("--gpus extrapolates profiled GPUs: give --device (and no --cluster)"));
+    }
+    if (o->gpus > 0 && o->measure) return Fail(Status::InvalidArgument("--gpus plans for GPUs that may not be here: no --measure"));
     if (o->microbatches > 0) {
       if (c.batch_size % o->microbatches != 0) return Fail(Status::InvalidArgument("--microbatches must divide the batch size"));
       c.microbatches = o->microbatches;
@@ -120,6 +131,7 @@ CommandFn AddPlanCommand(CLI::App& cli) {
     const auto t0 = std::chrono::steady_clock::now();
     auto pr = o->cluster.empty() ? ProfileLocal(c, shape, o->microbatches > 0) : DescribeCluster(c, shape, o->cluster);
     if (!pr.ok()) return Fail(pr.status());
+    if (o->gpus > 0) ReplicateDevice(*pr, 0, o->gpus);
     pr->schedule = *sk;
     if (o->microbatches > 0) pr->microbatch_choices = {o->microbatches};
     const auto t1 = std::chrono::steady_clock::now();
@@ -144,10 +156,22 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       j["equal"] = PlanJson(*pr, *equal, sim_eq);
     }
     if (o->measure && o->cluster.empty()) {
-      const std::vector<int> devices = LocalDevices(c);
+      // CPU: a thread count per device; GPUs: the device string lists them in stage order.
+      const bool cpu = c.device == "cpu";
+      const std::vector<int> devices = cpu ? LocalDevices(c) : std::vector<int>{};
+      auto placed = [&](const std::vector<int>& devs, std::vector<int>& th) -> Result<std::string> {
+        th.clear();
+        if (cpu) {
+          for (int d : devs) th.push_back(devices[d]);
+          return std::string("cpu");
+        }
+        th.assign(devs.size(), 1);
+        return DeviceString(c.device, devs);
+      };
       std::vector<int> th;
-      for (int d : plan->devices) th.push_back(devices[d]);
-      auto mp = MeasureStep(c, shape, plan->boundaries, th, plan->microbatches, c.batch_size, *sk, o->reps);
+      auto dev = placed(plan->devices, th);
+      if (!dev.ok()) return Fail(dev.status());
+      auto mp = MeasureStep(c, shape, plan->boundaries, th, *dev, plan->microbatches, c.batch_size, *sk, o->reps);
       if (!mp.ok()) return Fail(mp.status());
       j["plan"]["measured_step_s"] = mp->median_s;
       j["plan"]["measured_best_step_s"] = mp->best_s;
@@ -155,8 +179,9 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       j["plan"]["prediction_error_best"] = plan->predicted_step_s / mp->best_s - 1.0;
       if (equal.ok()) {
         std::vector<int> th_eq;
-        for (int d : eq_devs) th_eq.push_back(devices[d]);
-        auto me = MeasureStep(c, shape, equal->boundaries, th_eq, equal->microbatches, c.batch_size, *sk, o->reps);
+        auto dev_eq = placed(eq_devs, th_eq);
+        if (!dev_eq.ok()) return Fail(dev_eq.status());
+        auto me = MeasureStep(c, shape, equal->boundaries, th_eq, *dev_eq, equal->microbatches, c.batch_size, *sk, o->reps);
         if (!me.ok()) return Fail(me.status());
         j["equal"]["measured_step_s"] = me->median_s;
         j["equal"]["measured_best_step_s"] = me->best_s;
@@ -169,7 +194,10 @@ CommandFn AddPlanCommand(CLI::App& cli) {
       return 0;
     }
     std::printf("model: %s; %d device(s)%s; planned in %.3f s (%lld t_max bounds)\n", shape.Summary().c_str(), D,
-                o->cluster.empty() ? " (profiled here)" : (" (" + o->cluster + ")").c_str(), plan_s,
+                !o->cluster.empty() ? (" (" + o->cluster + ")").c_str()
+                : o->gpus > 0 ? fmt::format(" (profiled on {}, extrapolated)", c.device).c_str()
+                              : " (profiled here)",
+                plan_s,
                 static_cast<long long>(plan->tmax_evaluated));
     if (!pr->cost.contention.empty()) {
       std::printf("contention (stage slowdown while all devices run):");

@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "app/train_setup.h"
+#include "core/backend/registry.h"
 #include "core/train/optimizer.h"
+#include "core/train/train_engine.h"
 #include "core/train/simulate.h"
 #include "core/train/train_model.h"
 #include "core/util/thread_pool.h"
@@ -90,6 +92,179 @@ void ActivationBytes(const train::ModelShape& s, double* per_layer, double* head
   *head = 4.0 * (d + 1 + s.n_vocab);
 }
 
+// Timing through a training engine (a GPU): one forward and one backward of a micro-batch of
+// `mbs` sequences through a single-stage model of `layers` layers (with the embedding and head),
+// read from the step's timeline, which the engine takes on the device itself. The typical of
+// `reps` runs after one warm-up.
+struct EngineTiming {
+  StageTiming pass;
+  double optimizer_s = 0;
+  int64_t params = 0;
+};
+Result<EngineTiming> TimeEngine(const TrainRunConfig& c, train::ModelShape s, int layers, int mbs,
+                                const std::string& device, int reps) {
+  s.n_layers = layers;
+  const train::ParamLayout layout = train::ParamLayout::For(s);
+  train::TrainEngineSpec spec;
+  spec.shape = s;
+  spec.optim = c.optim;
+  spec.pipeline.boundaries = {0, layers};
+  spec.pipeline.microbatches = 1;
+  spec.pipeline.micro_batch_size = mbs;
+  spec.device = device;
+  spec.precision = c.precision;
+  LMS_ASSIGN_OR_RETURN(auto engine, train::CreateTrainEngine(spec, layout));
+  std::vector<float> p;
+  train::InitParams(s, layout, 1, p);
+  LMS_RETURN_IF_ERROR(engine->SetState(p, nullptr, nullptr));
+  std::mt19937_64 rng(1);
+  std::vector<int32_t> tok(static_cast<size_t>(int64_t{mbs} * s.seq_len));
+  for (auto& t : tok) t = static_cast<int32_t>(rng() % s.n_vocab);
+  std::vector<double> f, b, o;
+  for (int r = 0; r < reps + 1; ++r) {
+    LMS_ASSIGN_OR_RETURN(train::StepReport rep, engine->ForwardBackward(tok.data(), tok.data(), 1e-3f));
+    const auto t0 = std::chrono::steady_clock::now();
+    LMS_RETURN_IF_ERROR(engine->OptimizerStep(r).status());
+    LMS_RETURN_IF_ERROR(engine->ZeroGrads());
+    const double opt_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r == 0) continue;
+    for (const auto& e : rep.events) (e.forward ? f : b).push_back(e.end_s - e.start_s);
+    o.push_back(opt_s);
+  }
+  if (f.empty() || b.empty()) return Status::Internal("the engine's timeline has no passes to profile");
+  return EngineTiming{{Typical(f), Typical(b)}, Typical(o), layout.total};
+}
+
+// One layer's share of a (1 + K)-layer pass beyond a 1-layer one. Where timing noise makes the
+// difference vanish (layers far cheaper than the embedding and head), a proportional share.
+StageTiming PerLayer(const StageTiming& one, const StageTiming& more, int K) {
+  auto part = [K](double a, double b) { return b > a ? (b - a) / K : b / (K + 1); };
+  return {part(one.fwd_s, more.fwd_s), part(one.bwd_s, more.bwd_s)};
+}
+
+// The devices a run's device string names among those the registry lists: "cuda" (all),
+// "cuda:N", "cuda:0,1".
+Result<std::vector<DeviceInfo>> NamedDevices(const std::string& device) {
+  const std::string kind = device.substr(0, device.find(':'));
+  std::vector<DeviceInfo> all;
+  for (const DeviceInfo& d : ListDevices())
+    if (d.kind == kind) all.push_back(d);
+  if (all.empty()) return Status::NotFound(fmt::format("no {} device is present to profile", kind));
+  if (device == kind) return all;
+  std::vector<DeviceInfo> out;
+  std::string rest = device.substr(kind.size() + 1);
+  size_t pos = 0;
+  while (pos <= rest.size()) {
+    const size_t comma = rest.find(',', pos);
+    const std::string part = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (part.empty() || part.size() > 4 || part.find_first_not_of("0123456789") != std::string::npos) {
+      return Status::InvalidArgument("device '" + device + "': expected KIND, KIND:N or KIND:N,M,…");
+    }
+    const int id = std::stoi(part);
+    auto it = std::find_if(all.begin(), all.end(), [&](const DeviceInfo& d) { return d.index == id; });
+    if (it == all.end()) return Status::NotFound(fmt::format("no {} device {}", kind, id));
+    out.push_back(*it);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// Every layer weighs the same, so a profile of one layer describes them all.
+void LayerWeights(const train::ModelShape& shape, train::CostTable& cost) {
+  const train::ParamLayout full = train::ParamLayout::For(shape);
+  const int L = shape.n_layers;
+  double act_layer = 0, act_head = 0;
+  ActivationBytes(shape, &act_layer, &act_head);
+  for (int l = 0; l < L; ++l) {
+    const auto& P = full.layers[l];
+    double w = 0;
+    for (const auto* t : {&P.attn_norm, &P.wq, &P.wk, &P.wv, &P.wo, &P.ffn_norm, &P.w_gate, &P.w_up, &P.w_down}) w += t->size();
+    if (l == 0) w += full.token_embd.size();
+    if (l == L - 1) w += full.output_norm.size() + full.output.size() + (shape.tied ? full.token_embd.size() : 0);
+    cost.weight_bytes.push_back(4.0 * w);
+    cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
+  }
+  cost.boundary_bytes_per_token = 4.0 * shape.d_model;
+}
+
+// Costs on the GPUs (or other registered engines) named by c.device: each kind of card (by
+// name) timed once, through the engine, with a 1- and a (1+K)-layer model (the difference is K
+// layers; the rest of the 1-layer pass the embedding, head and loss), at two micro-batch sizes
+// as on the CPU.
+Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::ModelShape& shape, bool fixed_microbatches,
+                                          int reps) {
+  LMS_ASSIGN_OR_RETURN(std::vector<DeviceInfo> devs, NamedDevices(c.device));
+  const int L = shape.n_layers, D = static_cast<int>(devs.size());
+  int mbs = std::max(1, c.batch_size / std::max(1, c.microbatches));
+  int mbs2 = mbs > 1 ? mbs / 2 : 1;
+  if (!fixed_microbatches && c.batch_size > 1) {
+    mbs = 1;
+    for (int dv : Divisors(c.batch_size)) {
+      if (int64_t{dv} * shape.seq_len <= std::max<int64_t>(8192, shape.seq_len)) mbs = dv;
+    }
+    mbs2 = 1;
+  }
+  const double tokens = static_cast<double>(mbs) * shape.seq_len, tokens2 = static_cast<double>(mbs2) * shape.seq_len;
+  train::PlanProblem pr;
+  auto& cost = pr.cost;
+  cost.fwd_s_per_token.assign(L, std::vector<double>(D));
+  cost.bwd_s_per_token.assign(L, std::vector<double>(D));
+  cost.s_per_microbatch.assign(L, std::vector<double>(D, 0.0));
+  const train::ParamLayout full = train::ParamLayout::For(shape);
+  double opt_s_per_param = 0;
+  const int K = std::min(3, std::max(1, L - 1));  // layers told apart: 1 against 1 + K
+  for (int d = 0; d < D; ++d) {
+    int same = 0;
+    while (devs[same].name != devs[d].name) ++same;
+    if (same < d) {
+      for (int l = 0; l < L; ++l) {
+        cost.fwd_s_per_token[l][d] = cost.fwd_s_per_token[l][same];
+        cost.bwd_s_per_token[l][d] = cost.bwd_s_per_token[l][same];
+        cost.s_per_microbatch[l][d] = cost.s_per_microbatch[l][same];
+      }
+    } else {
+      const std::string dev = fmt::format("{}:{}", devs[d].kind, devs[d].index);
+      LMS_ASSIGN_OR_RETURN(EngineTiming one, TimeEngine(c, shape, 1, mbs, dev, reps));
+      LMS_ASSIGN_OR_RETURN(EngineTiming two, TimeEngine(c, shape, 1 + K, mbs, dev, reps));
+      const StageTiming layer = PerLayer(one.pass, two.pass, K);
+      double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
+      if (mbs2 != mbs) {
+        LMS_ASSIGN_OR_RETURN(EngineTiming one2, TimeEngine(c, shape, 1, mbs2, dev, reps));
+        LMS_ASSIGN_OR_RETURN(EngineTiming two2, TimeEngine(c, shape, 1 + K, mbs2, dev, reps));
+        const StageTiming layer2 = PerLayer(one2.pass, two2.pass, K);
+        const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
+        const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
+        if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
+          fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
+          fwd_tok = slope_f;
+          bwd_tok = slope_b;
+        }
+      }
+      for (int l = 0; l < L; ++l) {
+        cost.fwd_s_per_token[l][d] = fwd_tok;
+        cost.bwd_s_per_token[l][d] = bwd_tok;
+        cost.s_per_microbatch[l][d] = fixed;
+      }
+      cost.fwd_s_per_token[L - 1][d] += std::max(0.0, one.pass.fwd_s - layer.fwd_s) / tokens;
+      cost.bwd_s_per_token[L - 1][d] += std::max(0.0, one.pass.bwd_s - layer.bwd_s) / tokens;
+      // AdamW streams every parameter's state once: its time scales with the parameters.
+      if (d == 0) opt_s_per_param = two.optimizer_s / static_cast<double>(two.params);
+    }
+    pr.devices.push_back({fmt::format("{}{} {}", devs[d].kind, devs[d].index, devs[d].name),
+                          devs[d].memory_bytes ? 0.9 * static_cast<double>(devs[d].memory_bytes) : 8e9, 0});
+  }
+  LayerWeights(shape, cost);
+  cost.step_fixed_s = opt_s_per_param * static_cast<double>(full.total);
+  // Between GPUs of one machine: not measured; a conservative PCIe-class link.
+  pr.intra_node = {20e9, 10e-6};
+  pr.inter_node = pr.intra_node;
+  pr.batch_tokens = int64_t{c.batch_size} * shape.seq_len;
+  pr.seq_len = shape.seq_len;
+  pr.microbatch_choices = Divisors(c.batch_size);
+  return pr;
+}
+
 }  // namespace
 
 std::vector<int> LocalDevices(const TrainRunConfig& c) {
@@ -99,6 +274,7 @@ std::vector<int> LocalDevices(const TrainRunConfig& c) {
 
 Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::ModelShape& shape, bool fixed_microbatches,
                                         int reps) {
+  if (c.device != "cpu") return ProfileEngines(c, shape, fixed_microbatches, reps);
   const std::vector<int> devices = LocalDevices(c);
   const int L = shape.n_layers, D = static_cast<int>(devices.size());
   train::ModelShape one = shape;
@@ -249,19 +425,52 @@ Result<train::PlanProblem> DescribeCluster(const TrainRunConfig& c, const train:
   return pr;
 }
 
+void ReplicateDevice(train::PlanProblem& pr, int d, int n) {
+  auto& cost = pr.cost;
+  const int D = static_cast<int>(pr.devices.size());
+  for (int k = D; k < n; ++k) {
+    for (auto* table : {&cost.fwd_s_per_token, &cost.bwd_s_per_token, &cost.s_per_microbatch}) {
+      for (auto& row : *table)
+        if (!row.empty()) row.push_back(row[d]);
+    }
+    if (!cost.contention.empty()) cost.contention.push_back(cost.contention[d]);
+    train::PlanDevice dev = pr.devices[d];
+    dev.name = fmt::format("{} (extrapolated {})", pr.devices[d].name, k);
+    pr.devices.push_back(dev);
+  }
+}
+
+Result<std::string> DeviceString(const std::string& device, const std::vector<int>& devs) {
+  LMS_ASSIGN_OR_RETURN(std::vector<DeviceInfo> named, NamedDevices(device));
+  std::string ids;
+  for (int d : devs) {
+    if (d < 0 || d >= static_cast<int>(named.size())) {
+      return Status::InvalidArgument(fmt::format("the plan uses device {}, which is not here", d));
+    }
+    ids += fmt::format("{}{}", ids.empty() ? "" : ",", named[d].index);
+  }
+  return fmt::format("{}:{}", named.front().kind, ids);
+}
+
 Result<AutoPlan> PlanForRun(const TrainRunConfig& c, const train::ModelShape& shape) {
   LMS_ASSIGN_OR_RETURN(train::PlanProblem pr, ProfileLocal(c, shape, /*fixed_microbatches=*/false));
   LMS_ASSIGN_OR_RETURN(train::ScheduleKind sk, train::ParseSchedule(c.schedule));
   pr.schedule = sk;
   LMS_ASSIGN_OR_RETURN(train::Plan plan, train::PlanPipeline(pr));
-  const std::vector<int> devices = LocalDevices(c);
   AutoPlan a;
   a.boundaries = plan.boundaries;
-  for (int d : plan.devices) a.threads.push_back(devices[d]);
+  a.device = c.device;
+  if (c.device == "cpu") {
+    const std::vector<int> devices = LocalDevices(c);
+    for (int d : plan.devices) a.threads.push_back(devices[d]);
+  } else {
+    LMS_ASSIGN_OR_RETURN(a.device, DeviceString(c.device, plan.devices));
+    a.threads.assign(plan.devices.size(), 1);
+  }
   a.microbatches = plan.microbatches;
   a.predicted_step_s = plan.predicted_step_s;
-  a.note = fmt::format("planned: {} stage(s), M={}, predicted {:.3f} s per step", plan.devices.size(),
-                       plan.microbatches, plan.predicted_step_s);
+  a.note = fmt::format("planned: {} stage(s){}, M={}, predicted {:.3f} s per step", plan.devices.size(),
+                       c.device == "cpu" ? "" : " on " + a.device, plan.microbatches, plan.predicted_step_s);
   return a;
 }
 

@@ -121,13 +121,10 @@ Result<TrainingSetup> PrepareTraining(const TrainRunConfig& c, bool reuse_shards
     s.plan_note = interleaved ? fmt::format("equal split into {} chunks", c.stages * t.pipeline.chunks) : "equal split";
   } else if (c.plan == "auto") {
     if (interleaved) return Status::InvalidArgument("plan = \"auto\" chooses stages for gpipe and 1f1b, not interleaved");
-    if (c.device != "cpu") {
-      return Status::Unsupported("plan = \"auto\" profiles the CPU's layers; with device = \"" + c.device +
-                                 "\" use plan = \"equal\"");
-    }
     LMS_ASSIGN_OR_RETURN(AutoPlan plan, PlanForRun(c, shape));
     t.pipeline.boundaries = plan.boundaries;
     t.pipeline.threads = plan.threads;
+    t.device = plan.device;
     t.pipeline.microbatches = plan.microbatches;
     s.plan_note = plan.note;
   } else {

@@ -127,6 +127,26 @@ TEST_CASE("train rejects bad configs with a clear message", "[train][cli]") {
   CHECK(r.exit_code == 1);
   r = Lmstation("train " + WriteConfig(kTinyModel, "[train]\nsteps = 2\n") + " --stages 5 --out " + test::TempDir() + "/o3");
   CHECK(r.exit_code == 1);
+  // Devices and precisions: said plainly, before any work.
+  auto said = [](const std::string& args) {
+    const std::string c = std::string(LMSTATION_BIN) + " " + args + " 2>&1";
+    FILE* f = popen(c.c_str(), "r");
+    std::string m;
+    std::array<char, 512> b;
+    size_t k;
+    while ((k = fread(b.data(), 1, b.size(), f)) > 0) m.append(b.data(), k);
+    return std::make_pair(WEXITSTATUS(pclose(f)), m);
+  };
+  const std::string cfg = WriteConfig(kTinyModel, "[train]\nsteps = 1\n");
+  auto [rc1, m1] = said("train " + cfg + " --precision bf16 --out " + test::TempDir() + "/o4");
+  CHECK(rc1 == 1);
+  CHECK(m1.find("precision 'bf16' needs a GPU") != std::string::npos);
+  auto [rc2, m2] = said("train " + cfg + " --device tpu --out " + test::TempDir() + "/o5");
+  CHECK(rc2 == 1);
+  CHECK(m2.find("unknown training device 'tpu'") != std::string::npos);
+  auto [rc3, m3] = said("plan " + cfg + " --gpus 8");
+  CHECK(rc3 == 1);
+  CHECK(m3.find("--gpus extrapolates profiled GPUs") != std::string::npos);
 }
 
 TEST_CASE("train: kill -9 mid-run and resume continues the loss curve bit-identically", "[train][cli][resume]") {
