@@ -134,7 +134,7 @@ class Engine final : public CudaTrainEngine {
  private:
   Gpu& GpuOf(int chunk) { return gpus_[static_cast<size_t>(devs_[static_cast<size_t>(chunk % S_)].gpu)]; }
   Status Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) const;
-  Status RefreshBf16(Gpu& g, int64_t begin, int64_t end, cudaStream_t s);
+  Status RefreshBf16(Gpu& g, int64_t begin, int64_t end);
   Result<StepReport> Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward);
 
   lms::train::TrainEngineSpec spec_;
@@ -245,17 +245,19 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     }
   }
   transport_ = std::make_unique<InProcessDeviceTransport>();
+  // DeviceBuffer zeroes with cudaMemset, on the legacy stream: let it finish before the
+  // engine's non-blocking streams touch the buffers.
+  for (auto& g : gpus_) {
+    ScopedDevice sd(g.id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  }
   return Status::Ok();
 }
 
-Status Engine::RefreshBf16(Gpu& g, int64_t begin, int64_t end, cudaStream_t s) {
+// On the stream of pipeline device i, the first on GPU i, where the optimizer runs.
+Status Engine::RefreshBf16(Gpu& g, int64_t begin, int64_t end) {
   if (precision_ != GemmPrecision::kBF16 || end <= begin) return Status::Ok();
-  (void)s;
-  // The kernels of pipeline device 0 on this GPU convert (any stream on it would do).
-  for (auto& d : devs_) {
-    if (gpus_[static_cast<size_t>(d.gpu)].id == g.id) return d.kernels->ToBf16(g.p_bf16.get() + begin, g.p.get() + begin, end - begin);
-  }
-  return Status::Internal("no stream on GPU");
+  return devs_[static_cast<size_t>(&g - gpus_.data())].kernels->ToBf16(g.p_bf16.get() + begin, g.p.get() + begin, end - begin);
 }
 
 Status Engine::SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) {
@@ -277,7 +279,7 @@ Status Engine::SetState(const std::vector<float>& params, const std::vector<floa
     } else {
       LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.v.get(), 0, g.v.bytes()));
     }
-    LMS_RETURN_IF_ERROR(RefreshBf16(g, 0, layout_.total, nullptr));
+    LMS_RETURN_IF_ERROR(RefreshBf16(g, 0, layout_.total));
     LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   }
   return Status::Ok();
@@ -298,10 +300,13 @@ Status Engine::Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) 
 }
 
 Status Engine::ZeroGrads() {
+  // On the GPU's own stream: cudaMemset would run on the legacy default stream, which the
+  // engine's non-blocking streams do not wait for.
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
-    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.g.get(), 0, g.g.bytes()));
+    const cudaStream_t s = devs_[static_cast<size_t>(&g - gpus_.data())].stream;
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(g.g.get(), 0, g.g.bytes(), s));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   }
   return Status::Ok();
 }
@@ -334,7 +339,7 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;
     for (const auto& [b, e] : g.owned) {
       LMS_RETURN_IF_ERROR(k.AdamW(sc, g.p.get() + b, g.g.get() + b, g.m.get() + b, g.v.get() + b, g.decay.get() + b, e - b));
-      LMS_RETURN_IF_ERROR(RefreshBf16(g, b, e, k.stream()));
+      LMS_RETURN_IF_ERROR(RefreshBf16(g, b, e));
     }
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
   }
@@ -343,10 +348,12 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     Gpu& dst = GpuOf(C_ - 1);
     const Gpu& src = GpuOf(0);
     const int64_t off = layout_.token_embd.offset, n = layout_.token_embd.size();
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeer(dst.p.get() + off, dst.id, src.p.get() + off, src.id, static_cast<size_t>(n) * sizeof(float)));
     ScopedDevice sd(dst.id);
-    LMS_RETURN_IF_ERROR(RefreshBf16(dst, off, off + n, nullptr));
-    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    const cudaStream_t s = devs_[static_cast<size_t>(&dst - gpus_.data())].stream;  // src's stream is synchronised
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(dst.p.get() + off, dst.id, src.p.get() + off, src.id,
+                                                 static_cast<size_t>(n) * sizeof(float), s));
+    LMS_RETURN_IF_ERROR(RefreshBf16(dst, off, off + n));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   }
   return norm;
 }
@@ -365,20 +372,20 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
         for (int v = 0; v < V; ++v) ops[static_cast<size_t>(s)].push_back({true, m, v});
   }
   float* head_grad = nullptr;
-  if (backward) {
-    if (head_grad_.size()) {
-      ScopedDevice sd(GpuOf(C - 1).id);
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(head_grad_.get(), 0, head_grad_.bytes()));
-      head_grad = head_grad_.get();
-    } else {
-      head_grad = GpuOf(C - 1).g.get() + layout_.Head().offset;
-    }
-  }
+  // The last chunk's stream zeroes what the last chunk accumulates into, ahead of its work.
   Dev& lastdev = devs_[static_cast<size_t>((C - 1) % S)];
   {
     ScopedDevice sd(gpus_[static_cast<size_t>(lastdev.gpu)].id);
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(lastdev.loss_sum.get(), 0, sizeof(double)));
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemset(lastdev.loss_count.get(), 0, sizeof(int64_t)));
+    if (backward) {
+      if (head_grad_.size()) {
+        LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(head_grad_.get(), 0, head_grad_.bytes(), lastdev.stream));
+        head_grad = head_grad_.get();
+      } else {
+        head_grad = GpuOf(C - 1).g.get() + layout_.Head().offset;
+      }
+    }
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(lastdev.loss_sum.get(), 0, sizeof(double), lastdev.stream));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(lastdev.loss_count.get(), 0, sizeof(int64_t), lastdev.stream));
   }
 
   StepReport rep;
@@ -490,8 +497,9 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
     Dev& d0 = devs_[0];
     ScopedDevice sd(g0.id);
     const float* share = head_grad_.get();
-    if (head_grad_peer_.size()) {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeer(head_grad_peer_.get(), g0.id, head_grad_.get(), GpuOf(C - 1).id, head_grad_.bytes()));
+    if (head_grad_peer_.size()) {  // the last chunk's stream is done (its thread synchronised)
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(head_grad_peer_.get(), g0.id, head_grad_.get(), GpuOf(C - 1).id,
+                                                   head_grad_.bytes(), d0.stream));
       share = head_grad_peer_.get();
     }
     LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.g.get() + layout_.token_embd.offset, share, layout_.token_embd.size()));
