@@ -170,7 +170,8 @@ Result<std::vector<DeviceInfo>> NamedDevices(const std::string& device) {
   return out;
 }
 
-// Every layer weighs the same, so a profile of one layer describes them all.
+// Weight and activation bytes per layer (fp32, as the stages keep them): the embedding with the
+// first layer, the final norm and head with the last.
 void LayerWeights(const train::ModelShape& shape, train::CostTable& cost) {
   const train::ParamLayout full = train::ParamLayout::For(shape);
   const int L = shape.n_layers;
@@ -366,18 +367,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
     pr.devices.push_back({fmt::format("cpu{}x{}t", d, devices[d]), TotalMemory() / D, 0});
   }
   const train::ParamLayout full = train::ParamLayout::For(shape);
-  double act_layer = 0, act_head = 0;
-  ActivationBytes(shape, &act_layer, &act_head);
-  for (int l = 0; l < L; ++l) {
-    const auto& P = full.layers[l];
-    double w = 0;
-    for (const auto* t : {&P.attn_norm, &P.wq, &P.wk, &P.wv, &P.wo, &P.ffn_norm, &P.w_gate, &P.w_up, &P.w_down}) w += t->size();
-    if (l == 0) w += full.token_embd.size();
-    if (l == L - 1) w += full.output_norm.size() + full.output.size() + (shape.tied ? full.token_embd.size() : 0);
-    cost.weight_bytes.push_back(4.0 * w);
-    cost.act_bytes_per_token.push_back(act_layer + (l == L - 1 ? act_head : 0.0));
-  }
-  cost.boundary_bytes_per_token = 4.0 * shape.d_model;
+  LayerWeights(shape, cost);
   cost.step_fixed_s = TimeOptimizerStep(c, full, reps);
   pr.intra_node = {8e9, 2e-6};  // an in-process copy between stage threads
   pr.inter_node = pr.intra_node;
