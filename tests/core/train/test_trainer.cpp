@@ -110,7 +110,8 @@ TEST_CASE("trainer: the engine is chosen by device, and bad devices are refused"
   auto tpu = make("tpu", "");
   REQUIRE(!tpu.ok());
   CHECK(tpu.status().message().find("unknown training device") != std::string::npos);
-  if (std::find(RegisteredTrainEngines().begin(), RegisteredTrainEngines().end(), "cuda") == RegisteredTrainEngines().end()) {
+  const std::vector<std::string> kinds = RegisteredTrainEngines();
+  if (std::find(kinds.begin(), kinds.end(), "cuda") == kinds.end()) {
     auto cuda = make("cuda", "");
     REQUIRE(!cuda.ok());
     CHECK(cuda.status().code() == StatusCode::kUnsupported);
