@@ -117,7 +117,8 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   }
   P.phase = "training";
   P.step = P.first_step = tr.step();
-  P.model_summary = fmt::format("{}, {} parameters", S.trainer.shape.Summary(), tr.layout().total);
+  P.model_summary = fmt::format("{}, {} parameters, on {}", S.trainer.shape.Summary(), tr.layout().total,
+                                tr.engine().Describe());
   P.schedule = train::ScheduleName(pipe.schedule);
   P.microbatches = pipe.microbatches;
   P.plan_note = S.plan_note;
