@@ -79,11 +79,27 @@ Result<std::unique_ptr<NcclGroup>> NcclGroup::JoinRank(const std::vector<uint8_t
 NcclGroup::~NcclGroup() {
   for (size_t r = 0; r < streams_.size(); ++r) {
     cudaSetDevice(devices_[r]);
-    cudaStreamSynchronize(streams_[r]);
+    if (!aborted_) cudaStreamSynchronize(streams_[r]);
     cudaStreamDestroy(streams_[r]);
   }
+  if (aborted_) return;
   for (ncclComm_t c : comms_) {
     if (c) ncclCommDestroy(c);
+  }
+}
+
+cudaStream_t NcclGroup::stream(int rank) const {
+  for (size_t i = 0; i < ranks_.size(); ++i)
+    if (ranks_[i] == rank) return streams_[i];
+  return nullptr;
+}
+
+void NcclGroup::Abort() {
+  if (aborted_.exchange(true)) return;
+  for (size_t i = 0; i < comms_.size(); ++i) {
+    cudaSetDevice(devices_[i]);
+    if (comms_[i]) ncclCommAbort(comms_[i]);
+    comms_[i] = nullptr;
   }
 }
 
@@ -93,6 +109,7 @@ Status NcclGroup::CheckPeer(int r, const char* what) const {
 }
 
 Result<size_t> NcclGroup::Local(int rank, const char* what) const {
+  if (aborted_) return Status::Cancelled(fmt::format("{}: the NCCL group was aborted", what));
   LMS_RETURN_IF_ERROR(CheckPeer(rank, what));
   for (size_t i = 0; i < ranks_.size(); ++i)
     if (ranks_[i] == rank) return i;

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -47,6 +48,13 @@ class NcclGroup {
   Status GroupEnd();
   // Waits for everything enqueued on the rank's stream.
   Status Synchronize(int rank);
+  // The stream the rank's sends and receives go on (a rank this process drives; else nullptr).
+  cudaStream_t stream(int rank) const;
+  // Tears down every local communicator at once, waking operations that wait for a peer which
+  // will never come (a stage failed); it may be called from any thread, as NCCL's watchdogs do.
+  // The group is unusable afterwards (calls return Cancelled).
+  void Abort();
+  bool aborted() const { return aborted_.load(); }
 
  private:
   NcclGroup() = default;
@@ -59,6 +67,7 @@ class NcclGroup {
   std::vector<int> devices_;
   std::vector<ncclComm_t> comms_;
   std::vector<cudaStream_t> streams_;
+  std::atomic<bool> aborted_{false};  // Abort may come from another rank's thread
 };
 
 }  // namespace lms::gpu

@@ -4,8 +4,8 @@
 // from its own thread.
 //  * InProcessDeviceTransport: stages in one process on one GPU (or GPUs that can reach each
 //    other's memory), e.g. several stages sharing a GPU, which NCCL cannot do (one rank a GPU).
-//  * Between GPUs, NcclGroup (gpu/comm/nccl_group.h) moves the buffers; a pipeline transport on
-//    it must group each schedule step's sends and receives (Megatron-LM's send-forward /
+//  * NcclPipelineTransport (gpu/comm/nccl_transport.h): one stage a GPU over NCCL, each stage's
+//    send and the receive after it grouped (SendRecv: Megatron-LM's send-forward /
 //    receive-backward pairs), since an NCCL send waits for its receive.
 #pragma once
 
@@ -30,8 +30,25 @@ class DeviceTransport {
                       cudaStream_t stream) = 0;
   virtual Status Recv(int dst, int src, lms::train::MessageKind kind, int microbatch, float* buf, size_t n,
                       cudaStream_t stream) = 0;
+  // A stage's send followed at once by its next receive (Megatron-LM's send-forward /
+  // receive-backward pairs), issued together: over NCCL a send waits on the GPU for its receive,
+  // so two neighbours that both send before they receive would wait forever unless each pair is
+  // grouped. The default is Send, then Recv.
+  struct Message {
+    int peer = 0;
+    lms::train::MessageKind kind = lms::train::MessageKind::kActivation;
+    int microbatch = 0;
+    float* buf = nullptr;  // the send reads it
+    size_t n = 0;
+  };
+  virtual Status SendRecv(int self, const Message& send, const Message& recv, cudaStream_t stream) {
+    LMS_RETURN_IF_ERROR(Send(self, send.peer, send.kind, send.microbatch, send.buf, send.n, stream));
+    return Recv(self, recv.peer, recv.kind, recv.microbatch, recv.buf, recv.n, stream);
+  }
   // Wakes every waiting receiver with Cancelled (a stage failed).
   virtual void Abort() = 0;
+  // False once Abort has left the transport unusable (NCCL communicators are torn down).
+  virtual bool Reusable() const { return true; }
 };
 
 class InProcessDeviceTransport final : public DeviceTransport {

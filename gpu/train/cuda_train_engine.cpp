@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -52,6 +54,15 @@ Result<std::vector<int>> ParseCudaTrainDevices(const std::string& device) {
 }
 
 namespace {
+
+std::mutex& TransportMutex() {
+  static std::mutex mu;
+  return mu;
+}
+DeviceTransportFactory& TransportFactory() {
+  static DeviceTransportFactory f;
+  return f;
+}
 
 // One GPU: the flat parameter vector and its optimizer state, of which it updates `owned`.
 struct Gpu {
@@ -145,7 +156,14 @@ class Engine final : public CudaTrainEngine {
   std::vector<Gpu> gpus_;
   std::vector<Dev> devs_;
   std::vector<std::unique_ptr<CudaStage>> stages_;
-  std::unique_ptr<InProcessDeviceTransport> transport_;
+  Result<std::unique_ptr<DeviceTransport>> MakeTransport() {
+    if (make_multi_) return make_multi_();
+    return std::unique_ptr<DeviceTransport>(std::make_unique<InProcessDeviceTransport>());
+  }
+
+  std::function<Result<std::unique_ptr<DeviceTransport>>()> make_multi_;
+  std::unique_ptr<DeviceTransport> transport_;
+  Status broken_;  // a transport could not be remade after a failed step
   DeviceBuffer<float> head_grad_;       // the last chunk's share of the tied embedding gradient (C > 1)
   DeviceBuffer<float> head_grad_peer_;  // its copy on chunk 0's GPU when that is another GPU
   int64_t act_bytes_ = 0;
@@ -244,7 +262,19 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       LMS_RETURN_IF_ERROR(head_grad_peer_.Allocate(n, "head gradient"));
     }
   }
-  transport_ = std::make_unique<InProcessDeviceTransport>();
+  // Stages on GPUs of their own use the registered multi-GPU transport (NCCL) where there is
+  // one and the schedule sends each neighbour its messages in the order it receives them
+  // (GPipe, 1F1B); otherwise, and for stages sharing a GPU, stream-ordered copies in process.
+  if (G == S_ && S_ > 1 && po.schedule != lms::train::ScheduleKind::kInterleaved) {
+    std::lock_guard<std::mutex> lock(TransportMutex());
+    if (TransportFactory()) {
+      std::vector<int> gpu_of_stage;
+      for (const auto& d : devs_) gpu_of_stage.push_back(gpus_[static_cast<size_t>(d.gpu)].id);
+      make_multi_ = [f = TransportFactory(), gpu_of_stage] { return f(gpu_of_stage); };
+    }
+  }
+  LMS_ASSIGN_OR_RETURN(transport_, MakeTransport());
+  if (make_multi_) describe_ += ", NCCL between stages";
   // DeviceBuffer zeroes with cudaMemset, on the legacy stream: let it finish before the
   // engine's non-blocking streams touch the buffers.
   for (auto& g : gpus_) {
@@ -359,6 +389,7 @@ Result<double> Engine::OptimizerStep(int64_t step) {
 }
 
 Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward) {
+  if (!broken_.ok()) return broken_;
   const auto& po = spec_.pipeline;
   const int S = S_, V = po.chunks, C = C_, M = po.microbatches;
   const int64_t rows = int64_t{po.micro_batch_size} * spec_.shape.seq_len, d = spec_.shape.d_model;
@@ -416,17 +447,32 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
     if (err.ok()) err = CudaStatus(cudaEventRecord(origin, D.stream), "cudaEventRecord");
     const size_t n = static_cast<size_t>(rows * d);
     int live = 0;
-    for (const PipeOp& op : ops[static_cast<size_t>(dev)]) {
+    const auto& mine = ops[static_cast<size_t>(dev)];
+    // What op i receives before it runs, and sends after (peer −1: nothing).
+    auto incoming = [&](size_t i) {
+      const PipeOp& o = mine[i];
+      const int c = o.chunk * S + dev;
+      DeviceTransport::Message msg;
+      msg.peer = (o.forward ? c == 0 : c == C - 1) ? -1 : (o.forward ? c - 1 : c + 1);
+      msg.kind = o.forward ? MessageKind::kActivation : MessageKind::kGradient;
+      msg.microbatch = o.microbatch;
+      msg.buf = D.in.get();
+      msg.n = n;
+      return msg;
+    };
+    bool received = false;  // op i's input already came with op i−1's send
+    for (size_t i = 0; i < mine.size(); ++i) {
       if (!err.ok()) break;
+      const PipeOp& op = mine[i];
       const int m = op.microbatch;
       const int c = op.chunk * S + dev;
       CudaStage& st = *stages_[static_cast<size_t>(c)];
       const bool first = c == 0, last = c == C - 1;
-      if (op.forward ? !first : !last) {
-        err = transport_->Recv(c, op.forward ? c - 1 : c + 1, op.forward ? MessageKind::kActivation : MessageKind::kGradient,
-                               m, D.in.get(), n, D.stream);
+      if (const auto in = incoming(i); in.peer >= 0 && !received) {
+        err = transport_->Recv(c, in.peer, in.kind, m, D.in.get(), n, D.stream);
         if (!err.ok()) break;
       }
+      received = false;
       Mark mk{};
       err = CudaStatus(cudaEventCreate(&mk.start), "cudaEventCreate");
       if (err.ok()) err = CudaStatus(cudaEventCreate(&mk.end), "cudaEventCreate");
@@ -447,8 +493,19 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
       marks.push_back(mk);
       if (!err.ok()) break;
       if (op.forward ? !last : !first) {
-        err = transport_->Send(c, op.forward ? c + 1 : c - 1, op.forward ? MessageKind::kActivation : MessageKind::kGradient,
-                               m, D.out.get(), n, D.stream);
+        DeviceTransport::Message out;
+        out.peer = op.forward ? c + 1 : c - 1;
+        out.kind = op.forward ? MessageKind::kActivation : MessageKind::kGradient;
+        out.microbatch = m;
+        out.buf = D.out.get();
+        out.n = n;
+        const auto next = i + 1 < mine.size() ? incoming(i + 1) : DeviceTransport::Message{-1};
+        if (next.peer >= 0 && mine[i + 1].chunk * S + dev == c) {  // the pair Megatron-LM groups
+          err = transport_->SendRecv(c, out, next, D.stream);
+          received = true;
+        } else {
+          err = transport_->Send(c, out.peer, out.kind, m, out.buf, n, D.stream);
+        }
       }
     }
     const Status sync = CudaStatus(cudaStreamSynchronize(D.stream), "cudaStreamSynchronize");
@@ -481,7 +538,12 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
     if (!st.ok() && (failure.ok() || failure.code() == StatusCode::kCancelled)) failure = st;
   }
   if (!failure.ok()) {
-    transport_ = std::make_unique<InProcessDeviceTransport>();  // drops undelivered parcels
+    auto fresh = MakeTransport();  // drops undelivered parcels; NCCL's were torn down by Abort
+    if (!fresh.ok()) {
+      broken_ = fresh.status();
+      return failure;
+    }
+    transport_ = std::move(*fresh);
     for (auto& st : stages_)
       for (int m = 0; m < M; ++m) st->Release(m);
     return failure;
@@ -535,6 +597,11 @@ Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train:
   auto e = std::make_unique<Engine>(spec, layout);
   LMS_RETURN_IF_ERROR(e->Init(ids, precision));
   return std::unique_ptr<CudaTrainEngine>(std::move(e));
+}
+
+void SetMultiGpuTransport(DeviceTransportFactory factory) {
+  std::lock_guard<std::mutex> lock(TransportMutex());
+  TransportFactory() = std::move(factory);
 }
 
 void RegisterCudaTrainEngine() {

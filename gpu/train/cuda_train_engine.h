@@ -5,11 +5,16 @@
 // fp32 master weights, gradients and moments; matrix products in bf16 (default) or f32.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/train/train_engine.h"
+
+namespace lms::gpu {
+class DeviceTransport;
+}
 
 namespace lms::gpu::train {
 
@@ -29,6 +34,14 @@ class CudaTrainEngine : public lms::train::TrainEngine {
   // Device memory held for activations and scratch, over all stages.
   virtual int64_t activation_bytes() const = 0;
 };
+
+// Where every pipeline device has a GPU of its own (and the schedule is GPipe or 1F1B), engines
+// created afterwards hand activations and gradients over with the transport this makes for the
+// stages' GPUs (gpu/comm's NcclPipelineTransport) instead of in-process peer copies. Unset by
+// default: only executables linked with NCCL set it.
+using DeviceTransportFactory =
+    std::function<Result<std::unique_ptr<DeviceTransport>>(const std::vector<int>& gpu_of_stage)>;
+void SetMultiGpuTransport(DeviceTransportFactory factory);
 
 // Adds the "cuda" kind to core's training-engine registry (call once at start-up).
 void RegisterCudaTrainEngine();

@@ -1,0 +1,46 @@
+// Pipeline stages on GPUs of their own exchanging activations and gradients over NCCL: stage s
+// is rank rank_of_stage[s] of an NcclGroup this process drives (ncclCommInitAll over the
+// stages' GPUs). Each message is a point-to-point ncclSend/ncclRecv on the rank's NCCL stream,
+// ordered after the stage's work by an event and before its next work by another; a stage's
+// send and the receive that follows it go in one NCCL group (SendRecv), which is what keeps
+// 1F1B's neighbours, each sending before it receives, from waiting on each other forever.
+// Abort tears the communicators down (NCCL has no other way to wake a send whose receiver
+// failed), so a transport that was aborted cannot be reused.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "gpu/comm/nccl_group.h"
+#include "gpu/pipeline/device_transport.h"
+
+namespace lms::gpu {
+
+class NcclPipelineTransport final : public DeviceTransport {
+ public:
+  // One rank per stage, on the stage's GPU.
+  static Result<std::unique_ptr<NcclPipelineTransport>> Create(const std::vector<int>& gpu_of_stage);
+  ~NcclPipelineTransport() override;
+
+  Status Send(int src, int dst, lms::train::MessageKind kind, int microbatch, const float* buf, size_t n,
+              cudaStream_t stream) override;
+  Status Recv(int dst, int src, lms::train::MessageKind kind, int microbatch, float* buf, size_t n,
+              cudaStream_t stream) override;
+  Status SendRecv(int self, const Message& send, const Message& recv, cudaStream_t stream) override;
+  void Abort() override;
+  bool Reusable() const override { return !aborted_.load(); }
+
+ private:
+  NcclPipelineTransport() = default;
+  // Runs `issue` (NCCL calls on the stage's rank) between the stage's stream and the NCCL stream.
+  template <typename F>
+  Status Bracketed(int stage, cudaStream_t stream, F issue);
+
+  std::unique_ptr<NcclGroup> group_;
+  std::vector<int> gpus_;
+  std::vector<cudaEvent_t> before_, after_;  // per stage
+  std::atomic<bool> aborted_{false};
+};
+
+}  // namespace lms::gpu
