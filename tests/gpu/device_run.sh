@@ -18,7 +18,12 @@
 # AdamW, torch.compile; where python3 has torch).
 # LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train"); LMS_GPU_TEST_FILTER is
 # passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]").
-# LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model);
+# LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model).
+# The model is larger than what one device call may carry (64 MiB), so
+#     tests/gpu/device_run.sh pack-model MODEL.gguf
+# splits it into .dev-model/part.00, part.01, … (50 MiB each: two for SmolLM2 Q4_1) with its SHA-256: carry one part a
+# call on a machine kept warm (an ignored path already there stays), and `run` joins the parts
+# and sets LMS_TEST_MODEL when all of them are there and the checksum matches;
 # LMS_BENCH_ARGS passes options to bench_cuda, LMS_TRAIN_BENCH_ARGS to bench_cuda_train and the
 # PyTorch training peer alike (shape flags), LMS_TORCH_TRAIN_ARGS to the peer alone.
 set -uo pipefail
@@ -34,9 +39,27 @@ case "${1:-}" in
     bash "$pack" .dev "${exes[@]}" || exit 1
     echo "packed into .dev/ ($(du -sh .dev | cut -f1)); run there: tests/gpu/device_run.sh run"
     ;;
+  pack-model)
+    model=${2:?usage: tests/gpu/device_run.sh pack-model MODEL.gguf}
+    rm -rf .dev-model && mkdir -p .dev-model
+    split -b 50M -d "$model" .dev-model/part. || exit 1
+    sha256sum <"$model" | cut -d' ' -f1 >.dev-model/sha256
+    ls -l .dev-model
+    echo "carry each of .dev-model/part.* (with .dev-model/sha256) in its own call; run joins them"
+    ;;
   run)
     out=${2:-${OUT:-gpu-results}}
     mkdir -p "$out"
+    if [ -z "${LMS_TEST_MODEL:-}" ] && [ -s .dev-model/sha256 ] && compgen -G ".dev-model/part.*" >/dev/null; then
+      joined=${TMPDIR:-/tmp}/lms-test-model.gguf
+      cat .dev-model/part.* >"$joined"
+      if [ "$(sha256sum <"$joined" | cut -d' ' -f1)" = "$(cat .dev-model/sha256)" ]; then
+        export LMS_TEST_MODEL=$joined
+        echo "test model: joined from $(ls .dev-model/part.* | wc -l) parts"
+      else
+        echo "test model: .dev-model parts incomplete or corrupt (checksum differs); the model tests will skip"
+      fi
+    fi
     [ -x .dev/bin/lms_gpu_tests ] || { echo "no .dev/bin/lms_gpu_tests: run 'tests/gpu/device_run.sh pack' on the build machine" >&2; exit 2; }
     {
       echo "== nvidia-smi -L"; nvidia-smi -L
@@ -93,7 +116,7 @@ case "${1:-}" in
     exit $rc
     ;;
   *)
-    echo "usage: tests/gpu/device_run.sh pack [BUILD_DIR] | run [RESULTS_DIR]" >&2
+    echo "usage: tests/gpu/device_run.sh pack [BUILD_DIR] | pack-model MODEL.gguf | run [RESULTS_DIR]" >&2
     exit 2
     ;;
 esac
