@@ -92,6 +92,33 @@ void ActivationBytes(const train::ModelShape& s, double* per_layer, double* head
   *head = 4.0 * (d + 1 + s.n_vocab);
 }
 
+// Fills device d's column of the cost table from one layer's timing at micro-batches of
+// `tokens` and (when different) `tokens2` tokens — a per-token slope plus a fixed cost per
+// micro-batch, or proportional where noise makes the slope meaningless — and adds what the
+// embedding and head cost (`ends`: a one-layer first+last stage) to the last layer.
+void FillColumn(train::CostTable& cost, int d, const StageTiming& layer, const StageTiming* layer2, double tokens,
+                double tokens2, const StageTiming& ends) {
+  double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
+  if (layer2 && tokens2 != tokens) {
+    const double slope_f = (layer.fwd_s - layer2->fwd_s) / (tokens - tokens2);
+    const double slope_b = (layer.bwd_s - layer2->bwd_s) / (tokens - tokens2);
+    if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
+      fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
+      fwd_tok = slope_f;
+      bwd_tok = slope_b;
+    }
+  }
+  const int L = static_cast<int>(cost.fwd_s_per_token.size());
+  for (int l = 0; l < L; ++l) {
+    cost.fwd_s_per_token[l][d] = fwd_tok;
+    cost.bwd_s_per_token[l][d] = bwd_tok;
+    cost.s_per_microbatch[l][d] = fixed;
+  }
+  // The head dominates the ends, so they go with the last layer.
+  cost.fwd_s_per_token[L - 1][d] += std::max(0.0, ends.fwd_s - layer.fwd_s) / tokens;
+  cost.bwd_s_per_token[L - 1][d] += std::max(0.0, ends.bwd_s - layer.bwd_s) / tokens;
+}
+
 // Timing through a training engine (a GPU): one forward and one backward of a micro-batch of
 // `mbs` sequences through a single-stage model of `layers` layers (with the embedding and head),
 // read from the step's timeline, which the engine takes on the device itself. The typical of
@@ -229,26 +256,13 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
       LMS_ASSIGN_OR_RETURN(EngineTiming one, TimeEngine(c, shape, 1, mbs, dev, reps));
       LMS_ASSIGN_OR_RETURN(EngineTiming two, TimeEngine(c, shape, 1 + K, mbs, dev, reps));
       const StageTiming layer = PerLayer(one.pass, two.pass, K);
-      double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
+      StageTiming layer2 = layer;
       if (mbs2 != mbs) {
         LMS_ASSIGN_OR_RETURN(EngineTiming one2, TimeEngine(c, shape, 1, mbs2, dev, reps));
         LMS_ASSIGN_OR_RETURN(EngineTiming two2, TimeEngine(c, shape, 1 + K, mbs2, dev, reps));
-        const StageTiming layer2 = PerLayer(one2.pass, two2.pass, K);
-        const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
-        const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
-        if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
-          fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
-          fwd_tok = slope_f;
-          bwd_tok = slope_b;
-        }
+        layer2 = PerLayer(one2.pass, two2.pass, K);
       }
-      for (int l = 0; l < L; ++l) {
-        cost.fwd_s_per_token[l][d] = fwd_tok;
-        cost.bwd_s_per_token[l][d] = bwd_tok;
-        cost.s_per_microbatch[l][d] = fixed;
-      }
-      cost.fwd_s_per_token[L - 1][d] += std::max(0.0, one.pass.fwd_s - layer.fwd_s) / tokens;
-      cost.bwd_s_per_token[L - 1][d] += std::max(0.0, one.pass.bwd_s - layer.bwd_s) / tokens;
+      FillColumn(cost, d, layer, &layer2, tokens, tokens2, one.pass);
       // AdamW streams every parameter's state once: its time scales with the parameters.
       if (d == 0) opt_s_per_param = two.optimizer_s / static_cast<double>(two.params);
     }
@@ -342,28 +356,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
     }
   }
   for (int d = 0; d < D; ++d) {
-    const StageTiming& layer = timed[d].layer;
-    const StageTiming& layer2 = timed[d].layer2;
-    const StageTiming& ends = timed[d].ends;
-    double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
-    if (mbs2 != mbs) {
-      const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
-      const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
-      if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
-        fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
-        fwd_tok = slope_f;
-        bwd_tok = slope_b;
-      }
-    }
-    for (int l = 0; l < L; ++l) {
-      cost.fwd_s_per_token[l][d] = fwd_tok;
-      cost.bwd_s_per_token[l][d] = bwd_tok;
-      cost.s_per_microbatch[l][d] = fixed;
-    }
-    // Embedding and head: what a one-layer first+last stage costs beyond the layer; the head
-    // dominates, so it goes with the last layer.
-    cost.fwd_s_per_token[L - 1][d] += std::max(0.0, ends.fwd_s - layer.fwd_s) / tokens;
-    cost.bwd_s_per_token[L - 1][d] += std::max(0.0, ends.bwd_s - layer.bwd_s) / tokens;
+    FillColumn(cost, d, timed[d].layer, &timed[d].layer2, tokens, tokens2, timed[d].ends);
     pr.devices.push_back({fmt::format("cpu{}x{}t", d, devices[d]), TotalMemory() / D, 0});
   }
   const train::ParamLayout full = train::ParamLayout::For(shape);
