@@ -96,12 +96,12 @@ void ActivationBytes(const train::ModelShape& s, double* per_layer, double* head
 // `tokens` and (when different) `tokens2` tokens — a per-token slope plus a fixed cost per
 // micro-batch, or proportional where noise makes the slope meaningless — and adds what the
 // embedding and head cost (`ends`: a one-layer first+last stage) to the last layer.
-void FillColumn(train::CostTable& cost, int d, const StageTiming& layer, const StageTiming* layer2, double tokens,
+void FillColumn(train::CostTable& cost, int d, const StageTiming& layer, const StageTiming& layer2, double tokens,
                 double tokens2, const StageTiming& ends) {
   double fwd_tok = layer.fwd_s / tokens, bwd_tok = layer.bwd_s / tokens, fixed = 0.0;
-  if (layer2 && tokens2 != tokens) {
-    const double slope_f = (layer.fwd_s - layer2->fwd_s) / (tokens - tokens2);
-    const double slope_b = (layer.bwd_s - layer2->bwd_s) / (tokens - tokens2);
+  if (tokens2 != tokens) {
+    const double slope_f = (layer.fwd_s - layer2.fwd_s) / (tokens - tokens2);
+    const double slope_b = (layer.bwd_s - layer2.bwd_s) / (tokens - tokens2);
     if (slope_f > 0 && slope_b > 0) {  // else timing noise: keep the proportional model
       fixed = std::max(0.0, layer.fwd_s + layer.bwd_s - (slope_f + slope_b) * tokens);
       fwd_tok = slope_f;
@@ -172,27 +172,17 @@ StageTiming PerLayer(const StageTiming& one, const StageTiming& more, int K) {
 // The devices a run's device string names among those the registry lists: "cuda" (all),
 // "cuda:N", "cuda:0,1".
 Result<std::vector<DeviceInfo>> NamedDevices(const std::string& device) {
-  const std::string kind = device.substr(0, device.find(':'));
+  LMS_ASSIGN_OR_RETURN(DeviceList list, ParseDeviceList(device));
   std::vector<DeviceInfo> all;
   for (const DeviceInfo& d : ListDevices())
-    if (d.kind == kind) all.push_back(d);
-  if (all.empty()) return Status::NotFound(fmt::format("no {} device is present to profile", kind));
-  if (device == kind) return all;
+    if (d.kind == list.kind) all.push_back(d);
+  if (all.empty()) return Status::NotFound(fmt::format("no {} device is present to profile", list.kind));
+  if (list.indices.empty()) return all;
   std::vector<DeviceInfo> out;
-  std::string rest = device.substr(kind.size() + 1);
-  size_t pos = 0;
-  while (pos <= rest.size()) {
-    const size_t comma = rest.find(',', pos);
-    const std::string part = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (part.empty() || part.size() > 4 || part.find_first_not_of("0123456789") != std::string::npos) {
-      return Status::InvalidArgument("device '" + device + "': expected KIND, KIND:N or KIND:N,M,…");
-    }
-    const int id = std::stoi(part);
+  for (int id : list.indices) {
     auto it = std::find_if(all.begin(), all.end(), [&](const DeviceInfo& d) { return d.index == id; });
-    if (it == all.end()) return Status::NotFound(fmt::format("no {} device {}", kind, id));
+    if (it == all.end()) return Status::NotFound(fmt::format("no {} device {}", list.kind, id));
     out.push_back(*it);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
   return out;
 }
@@ -262,7 +252,7 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
         LMS_ASSIGN_OR_RETURN(EngineTiming two2, TimeEngine(c, shape, 1 + K, mbs2, dev, reps));
         layer2 = PerLayer(one2.pass, two2.pass, K);
       }
-      FillColumn(cost, d, layer, &layer2, tokens, tokens2, one.pass);
+      FillColumn(cost, d, layer, layer2, tokens, tokens2, one.pass);
       // AdamW streams every parameter's state once: its time scales with the parameters.
       if (d == 0) opt_s_per_param = two.optimizer_s / static_cast<double>(two.params);
     }
@@ -356,7 +346,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
     }
   }
   for (int d = 0; d < D; ++d) {
-    FillColumn(cost, d, timed[d].layer, &timed[d].layer2, tokens, tokens2, timed[d].ends);
+    FillColumn(cost, d, timed[d].layer, timed[d].layer2, tokens, tokens2, timed[d].ends);
     pr.devices.push_back({fmt::format("cpu{}x{}t", d, devices[d]), TotalMemory() / D, 0});
   }
   const train::ParamLayout full = train::ParamLayout::For(shape);

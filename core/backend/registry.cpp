@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <mutex>
 #include <thread>
@@ -36,6 +37,32 @@ Result<DeviceSpec> ParseDeviceSpec(const std::string& text) {
     return Status::InvalidArgument(fmt::format("device '{}': there is one cpu device (cpu or cpu:0)", text));
   }
   return spec;
+}
+
+Result<DeviceList> ParseDeviceList(const std::string& text) {
+  DeviceList list;
+  const size_t colon = text.find(':');
+  list.kind = text.substr(0, colon);
+  if (list.kind.empty()) return Status::InvalidArgument(fmt::format("device '{}' has no kind (cpu, cuda[:N[,M…]])", text));
+  if (colon == std::string::npos) return list;
+  const std::string rest = text.substr(colon + 1);
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = std::min(rest.find(',', pos), rest.size());
+    int index = -1;
+    const auto [end, ec] = std::from_chars(rest.data() + pos, rest.data() + comma, index);
+    if (comma == pos || ec != std::errc() || end != rest.data() + comma || index < 0) {
+      return Status::InvalidArgument(fmt::format("device '{}': expected {}, {}:N or {}:N,M,…", text, list.kind, list.kind,
+                                                 list.kind));
+    }
+    if (std::find(list.indices.begin(), list.indices.end(), index) != list.indices.end()) {
+      return Status::InvalidArgument(fmt::format("device '{}' names {} {} twice", text, list.kind, index));
+    }
+    list.indices.push_back(index);
+    if (comma == rest.size()) break;
+    pos = comma + 1;
+  }
+  return list;
 }
 
 void RegisterBackendProvider(BackendProvider provider) {

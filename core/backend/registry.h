@@ -31,6 +31,14 @@ struct DeviceSpec {
 // Parses "cpu", "cuda" (= cuda:0) or "cuda:N". InvalidArgument names what was wrong.
 Result<DeviceSpec> ParseDeviceSpec(const std::string& text);
 
+// Several devices of one kind, as training takes them: "cuda" (every device of the kind: indices
+// empty), "cuda:N" or "cuda:0,1". InvalidArgument for a malformed list or an index given twice.
+struct DeviceList {
+  std::string kind;
+  std::vector<int> indices;  // in the order given; empty = all
+};
+Result<DeviceList> ParseDeviceList(const std::string& text);
+
 struct BackendProvider {
   std::string kind;  // the device kind it serves
   std::function<std::vector<DeviceInfo>()> list_devices;

@@ -91,10 +91,8 @@ double StepReport::Bubble() const {
   return 1.0 - busy / (wall_s * static_cast<double>(busy_s.size()));
 }
 
-Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, const ParamLayout& layout,
-                                                   const PipelineOptions& opt_in) {
+Status ValidatePipeline(const ModelShape& shape, const PipelineOptions& opt) {
   LMS_RETURN_IF_ERROR(shape.Validate());
-  PipelineOptions opt = opt_in;
   const int C = static_cast<int>(opt.boundaries.size()) - 1;  // chunks (= stages but interleaved)
   if (C < 1) return Status::InvalidArgument("a pipeline needs at least one stage");
   const int V = opt.chunks;
@@ -126,10 +124,18 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, cons
                                                "stages ({} micro-batches, {} stages)", opt.microbatches, S));
   }
   if (opt.micro_batch_size < 1) return Status::InvalidArgument("micro-batch size must be at least 1");
-  if (opt.threads.empty()) opt.threads.assign(S, 1);
-  if (static_cast<int>(opt.threads.size()) != S) {
+  if (!opt.threads.empty() && static_cast<int>(opt.threads.size()) != S) {
     return Status::InvalidArgument(fmt::format("{} thread counts given for {} stages", opt.threads.size(), S));
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, const ParamLayout& layout,
+                                                   const PipelineOptions& opt_in) {
+  LMS_RETURN_IF_ERROR(ValidatePipeline(shape, opt_in));
+  PipelineOptions opt = opt_in;
+  const int C = static_cast<int>(opt.boundaries.size()) - 1, V = opt.chunks, S = C / V;
+  if (opt.threads.empty()) opt.threads.assign(S, 1);
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->shape_ = shape;
   p->layout_ = &layout;

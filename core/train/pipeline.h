@@ -52,6 +52,10 @@ struct PipelineOptions {
   int micro_batch_size = 1;         // sequences per micro-batch
 };
 
+// InvalidArgument when the options do not describe a pipeline of `shape` (boundaries, chunks,
+// schedule, micro-batches, thread counts); what every engine checks before it builds stages.
+Status ValidatePipeline(const ModelShape& shape, const PipelineOptions& opt);
+
 struct TimelineEvent {
   int stage = 0, microbatch = 0;    // stage: the device
   bool forward = true;

@@ -8,9 +8,9 @@
 #include <cmath>
 #include <functional>
 #include <mutex>
-#include <set>
 #include <thread>
 
+#include "core/backend/registry.h"
 #include "gpu/cuda_check.h"
 #include "gpu/pipeline/device_transport.h"
 #include "gpu/train/cuda_stage.h"
@@ -23,34 +23,20 @@ using lms::train::StepReport;
 using lms::train::TimelineEvent;
 
 Result<std::vector<int>> ParseCudaTrainDevices(const std::string& device) {
+  LMS_ASSIGN_OR_RETURN(DeviceList list, ParseDeviceList(device));
+  if (list.kind != "cuda") return Status::InvalidArgument("not a CUDA device: '" + device + "'");
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     cudaGetLastError();
     return Status::NotFound("no CUDA device is usable for training");
   }
-  if (device == "cuda") {
-    std::vector<int> all(static_cast<size_t>(count));
-    for (int i = 0; i < count; ++i) all[static_cast<size_t>(i)] = i;
-    return all;
+  if (list.indices.empty()) {
+    for (int i = 0; i < count; ++i) list.indices.push_back(i);
   }
-  if (device.rfind("cuda:", 0) != 0) return Status::InvalidArgument("not a CUDA device: '" + device + "'");
-  std::vector<int> ids;
-  std::set<int> seen;
-  size_t pos = 5;
-  while (pos <= device.size()) {
-    const size_t comma = device.find(',', pos);
-    const std::string part = device.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 4) {
-      return Status::InvalidArgument("device '" + device + "': expected cuda, cuda:N or cuda:N,M,…");
-    }
-    const int id = std::stoi(part);
+  for (int id : list.indices) {
     if (id >= count) return Status::NotFound(fmt::format("no CUDA device {} ({} present)", id, count));
-    if (!seen.insert(id).second) return Status::InvalidArgument(fmt::format("device '{}' names GPU {} twice", device, id));
-    ids.push_back(id);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
-  return ids;
+  return list.indices;
 }
 
 namespace {
@@ -582,17 +568,9 @@ Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train:
   } else if (!spec.precision.empty() && spec.precision != "bf16") {
     return Status::InvalidArgument("precision must be f32 or bf16, not '" + spec.precision + "'");
   }
-  LMS_RETURN_IF_ERROR(spec.shape.Validate());
-  if (spec.pipeline.micro_batch_size < 1 || spec.pipeline.microbatches < 1) {
-    return Status::InvalidArgument("micro-batches and their size must be at least 1");
-  }
-  // The CPU pipeline checks boundaries, chunks and schedule; ask it without building stages twice.
-  {
-    lms::train::PipelineOptions check = spec.pipeline;
-    check.threads.clear();
-    auto p = lms::train::Pipeline::Create(spec.shape, layout, check);
-    if (!p.ok()) return p.status();
-  }
+  lms::train::PipelineOptions check = spec.pipeline;
+  check.threads.clear();  // CPU threads per stage mean nothing here
+  LMS_RETURN_IF_ERROR(lms::train::ValidatePipeline(spec.shape, check));
   LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
   auto e = std::make_unique<Engine>(spec, layout);
   LMS_RETURN_IF_ERROR(e->Init(ids, precision));

@@ -60,4 +60,23 @@ TEST_CASE("registry: a registered provider serves its kind", "[backend][registry
   CHECK(listed);
 }
 
+TEST_CASE("registry: device lists name a kind and, in order, its devices", "[backend][registry]") {
+  auto all = ParseDeviceList("cuda");
+  REQUIRE(all.ok());
+  CHECK(all->kind == "cuda");
+  CHECK(all->indices.empty());
+  auto two = ParseDeviceList("cuda:1,0");
+  REQUIRE(two.ok());
+  CHECK(two->indices == std::vector<int>{1, 0});
+  auto one = ParseDeviceList("cuda:3");
+  REQUIRE(one.ok());
+  CHECK(one->indices == std::vector<int>{3});
+  for (const char* bad : {"", ":0", "cuda:", "cuda:x", "cuda:-1", "cuda:1,", "cuda:,1", "cuda:1,,2", "cuda:1x", "cuda:0,0"}) {
+    CAPTURE(bad);
+    auto r = ParseDeviceList(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  }
+}
+
 }  // namespace lms
