@@ -21,6 +21,7 @@
 #include "gpu/train/cuda_stage.h"
 #include "gpu/train/cuda_train_engine.h"
 #include "tests/core/train/train_test_util.h"
+#include "tests/gpu/cuda_train_test_util.h"
 #include "tests/gpu/gpu_test_support.h"
 #include "tests/test_support.h"
 
@@ -31,33 +32,11 @@ using lms::train::ParamLayout;
 using lms::train::ScheduleKind;
 using lms::train::TrainEngineSpec;
 
-lms::train::ModelShape Shape() {
-  lms::train::ModelShape s;
-  s.n_layers = 4;
-  s.d_model = 64;
-  s.n_heads = 4;
-  s.n_kv_heads = 2;
-  s.d_ff = 96;
-  s.n_vocab = 300;
-  s.seq_len = 16;
-  return s;
-}
+lms::train::ModelShape Shape() { return EngineTestShape(); }
 
 TrainEngineSpec Spec(const std::string& device, const std::string& precision, int stages, int M, int mbs,
                      ScheduleKind k = ScheduleKind::k1F1B, int chunks = 1) {
-  TrainEngineSpec sp;
-  sp.shape = Shape();
-  sp.optim.lr = 3e-3f;
-  sp.optim.warmup_steps = 2;
-  sp.optim.total_steps = 10;
-  sp.pipeline.schedule = k;
-  sp.pipeline.chunks = chunks;
-  sp.pipeline.boundaries = lms::train::EqualSplit(sp.shape.n_layers, stages * chunks);
-  sp.pipeline.microbatches = M;
-  sp.pipeline.micro_batch_size = mbs;
-  sp.device = device;
-  sp.precision = precision;
-  return sp;
+  return EngineTestSpec(device, precision, stages, M, mbs, k, chunks);
 }
 
 // max |a−b| / max |a| over one tensor.

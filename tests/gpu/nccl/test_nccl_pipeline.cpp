@@ -14,6 +14,7 @@
 #include "gpu/cuda_backend.h"
 #include "gpu/train/cuda_train_engine.h"
 #include "tests/core/train/train_test_util.h"
+#include "tests/gpu/cuda_train_test_util.h"
 #include "tests/test_support.h"
 
 namespace lms::test {
@@ -29,21 +30,7 @@ void UseNccl() {
 }
 
 lms::train::TrainEngineSpec Spec(const std::string& device, int stages, lms::train::ScheduleKind k) {
-  lms::train::TrainEngineSpec sp;
-  sp.shape.n_layers = 4;
-  sp.shape.d_model = 64;
-  sp.shape.n_heads = 4;
-  sp.shape.n_kv_heads = 2;
-  sp.shape.d_ff = 96;
-  sp.shape.n_vocab = 300;
-  sp.shape.seq_len = 16;
-  sp.pipeline.schedule = k;
-  sp.pipeline.boundaries = lms::train::EqualSplit(sp.shape.n_layers, stages);
-  sp.pipeline.microbatches = 4;
-  sp.pipeline.micro_batch_size = 2;
-  sp.device = device;
-  sp.precision = "f32";
-  return sp;
+  return EngineTestSpec(device, "f32", stages, 4, 2, k);
 }
 
 }  // namespace
