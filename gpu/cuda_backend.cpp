@@ -1,6 +1,8 @@
 // The CUDA backend. Tensors live in device memory from a DeviceArena; every op enqueues kernels
 // on one stream, and only CopyToHost waits for them. BeginBatch uploads the batch layout (token
-// ids, positions, slots, block tables) in one copy from pinned memory.
+// ids, positions, slots, block tables) in one copy from pinned memory. With graphs on, the
+// launches of a decode-sized step are recorded instead and run as one CUDA graph when the step's
+// results are read (gpu/step_graphs.h).
 #include "gpu/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -11,11 +13,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 
 #include "gpu/cuda_check.h"
 #include "gpu/device_arena.h"
 #include "gpu/ops/ops.h"
+#include "gpu/step_graphs.h"
 
 namespace lms::gpu {
 namespace {
@@ -26,14 +28,35 @@ DeviceMatrix Matrix(const TensorView& t) {
   return DeviceMatrix{t.data, t.type, t.rows, t.cols, t.row_stride};
 }
 
+Status ToStatus(cudaError_t e, const char* op) { return CudaStatus(e, op); }
+Status ToStatus(Status s, const char*) { return s; }
+
+// out (m x n, row-major) = x (m x k) W^T with 16-bit inputs: column-major, out^T = op(A) B with
+// A = W read column-major as k x n (transposed) and B = x read column-major as k x m.
+Status Gemm16(cublasHandle_t h, int n, int m, int k, const void* w, cudaDataType dt, int ldw, const void* x16,
+              float* out, int ld_out, cudaStream_t) {
+  const float alpha = 1.0f, beta = 0.0f;
+  return CublasStatus(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, dt, ldw, x16, dt, k, &beta, out,
+                                   CUDA_R_32F, ld_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      "cublasGemmEx");
+}
+
+// Block tables are uploaded this many entries wide at least, and in powers of two, so a growing
+// sequence changes the layout (and so a graph's arguments) only now and then.
+int32_t PaddedStride(size_t widest) {
+  size_t s = 4;
+  while (s < widest) s *= 2;
+  return static_cast<int32_t>(s);
+}
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, const CudaBackendOptions& o) : device_(device), graphs_(o.graphs) {}
+  CudaBackend(int device, const CudaBackendOptions& o)
+      : device_(device), graphs_(o.graphs), steps_(o.graph_stats) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
-    (void)FinishCapture();
-    for (auto& [n, exec] : graph_execs_) cudaGraphExecDestroy(exec);
+    steps_.Discard();
     if (stream_) cudaStreamSynchronize(stream_);
     if (cublas_) cublasDestroy(cublas_);
     if (upload_done_) cudaEventDestroy(upload_done_);
@@ -67,7 +90,7 @@ class CudaBackend final : public Backend {
       return Status::InvalidArgument(fmt::format("cannot allocate a {} tensor of {} x {}", ti.name, rows, cols));
     }
     LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_RETURN_IF_ERROR(FlushStep());
     TensorView t;
     t.type = type;
     t.rows = rows;
@@ -96,21 +119,21 @@ class CudaBackend final : public Backend {
   }
 
   Status CopyToHost(const TensorView& src, void* dst, size_t bytes) override {
-    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_RETURN_IF_ERROR(FlushStep());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
 
   Status CopyFromHost(const void* src, const TensorView& dst, size_t bytes) override {
-    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_RETURN_IF_ERROR(FlushStep());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
 
   Status CopyRows(const TensorView& t, int64_t src_row, int64_t dst_row, int64_t n) override {
-    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_RETURN_IF_ERROR(FlushStep());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.row(dst_row), t.row(src_row), static_cast<size_t>(n) * t.row_stride,
                                              cudaMemcpyDeviceToDevice, stream_));
     return Status::Ok();
@@ -124,12 +147,12 @@ class CudaBackend final : public Backend {
         return Status::InvalidArgument(fmt::format("token id {} is outside the vocabulary (0..{})", id, table.rows - 1));
       }
     }
-    return Launched(LaunchEmbed(Matrix(table), dev_, out.f32(), Ld(out), stream_), "embed");
+    return Op("embed", LaunchEmbed, Matrix(table), dev_, out.f32(), Ld(out));
   }
 
   Status RmsNorm(const TensorView& x, const TensorView& w, float eps, const TensorView& out) override {
-    return Launched(LaunchRmsNorm(x.f32(), Ld(x), w.f32(), eps, out.f32(), Ld(out), x.rows, static_cast<int>(x.cols),
-                                  stream_), "rms_norm");
+    return Op("rms_norm", LaunchRmsNorm, x.f32(), Ld(x), w.f32(), eps, out.f32(), Ld(out), x.rows,
+              static_cast<int>(x.cols));
   }
 
   Status Linear(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> biases,
@@ -142,8 +165,8 @@ class CudaBackend final : public Backend {
     a.theta_scale = std::pow(p.theta_base, -2.0f / p.n_dims);  // the CPU's expression, in float
     a.freq_scale = p.freq_scale;
     a.neox = p.neox;
-    LMS_RETURN_IF_ERROR(Launched(LaunchRope(q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), a, dev_, stream_), "rope"));
-    return Launched(LaunchRope(k.f32(), Ld(k), static_cast<int32_t>(k.cols / head_dim), a, dev_, stream_), "rope");
+    LMS_RETURN_IF_ERROR(Op("rope", LaunchRope, q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), a, dev_));
+    return Op("rope", LaunchRope, k.f32(), Ld(k), static_cast<int32_t>(k.cols / head_dim), a, dev_);
   }
 
   Status StoreKv(const TensorView& k, const TensorView& v, const TensorView& k_cache,
@@ -159,8 +182,8 @@ class CudaBackend final : public Backend {
     }
     const bool f16 = k_cache.type == TensorType::kF16;
     const int64_t ld_cache = f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
-    LMS_RETURN_IF_ERROR(Launched(LaunchStoreKv(k.f32(), Ld(k), k_cache.data, f16, ld_cache, k.cols, dev_, stream_), "store_kv"));
-    return Launched(LaunchStoreKv(v.f32(), Ld(v), v_cache.data, f16, ld_cache, v.cols, dev_, stream_), "store_kv");
+    LMS_RETURN_IF_ERROR(Op("store_kv", LaunchStoreKv, k.f32(), Ld(k), k_cache.data, f16, ld_cache, k.cols, dev_));
+    return Op("store_kv", LaunchStoreKv, v.f32(), Ld(v), v_cache.data, f16, ld_cache, v.cols, dev_);
   }
 
   Status Attention(const TensorView& q, const TensorView& k_cache, const TensorView& v_cache,
@@ -183,44 +206,52 @@ class CudaBackend final : public Backend {
     a.scale = p.scale;
     a.f16 = k_cache.type == TensorType::kF16;
     a.ld_cache = static_cast<int64_t>(k_cache.row_stride / (a.f16 ? 2 : 4));
-    return Launched(LaunchAttentionPaged(q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(), Ld(out), stream_),
-                    "attention");
+    return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(),
+              Ld(out));
   }
 
   Status SwiGlu(const TensorView& gate, const TensorView& up, const TensorView& out) override {
-    return Launched(LaunchSwiGlu(gate.f32(), Ld(gate), up.f32(), Ld(up), out.f32(), Ld(out), gate.rows, gate.cols, stream_),
-                    "swiglu");
+    return Op("swiglu", LaunchSwiGlu, gate.f32(), Ld(gate), up.f32(), Ld(up), out.f32(), Ld(out), gate.rows,
+              gate.cols);
   }
 
   Status AddInPlace(const TensorView& x, const TensorView& y) override {
-    return Launched(LaunchAdd(x.f32(), Ld(x), y.f32(), Ld(y), x.rows, x.cols, stream_), "add");
+    return Op("add", LaunchAdd, x.f32(), Ld(x), y.f32(), Ld(y), x.rows, x.cols);
   }
 
   Status GatherLogitRows(const TensorView& x, const TensorView& out) override {
     for (int32_t r : batch_->logit_rows) {
       if (r < 0 || r >= x.rows) return Status::Internal("logit row outside the batch");
     }
-    return Launched(LaunchGatherRows(x.f32(), Ld(x), out.f32(), Ld(out), x.cols, dev_, stream_), "gather");
+    return Op("gather", LaunchGatherRows, x.f32(), Ld(x), out.f32(), Ld(out), x.cols, dev_);
   }
 
  private:
-  static Status Launched(cudaError_t e, const char* op) { return CudaStatus(e, op); }
+  // Calls launch(args..., stream) now, or, while a step is being recorded, records the call
+  // with its arguments for the step's graph. The arguments are copied.
+  template <class F, class... A>
+  Status Op(const char* name, F launch, const A&... args) {
+    if (!recording_) return ToStatus(launch(args..., stream_), name);
+    ArgBytes sig;
+    (sig.Put(args), ...);
+    steps_.Record(name, sig, [name, launch, args...](cudaStream_t s) { return ToStatus(launch(args..., s), name); });
+    return Status::Ok();
+  }
   Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out);
-  // Ends a capture in progress and runs what it recorded (graph update or instantiation, then
-  // launch). A no-op when nothing is being captured.
-  Status FinishCapture();
-  // Waits for the stream (ending a capture first: a capture cannot wait).
+  // Runs what the step recorded (a graph replayed or captured). A no-op when nothing is recorded;
+  // called wherever the host needs the stream's results or changes what the kernels read.
+  Status FlushStep() { return steps_.Flush(stream_); }
+  // Waits for the stream (running a recorded step first).
   Status SyncStream() {
-    LMS_RETURN_IF_ERROR(FinishCapture());
+    LMS_RETURN_IF_ERROR(FlushStep());
     return CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
 
   static constexpr size_t kCublasWorkspace = size_t{32} << 20;
   int device_;
   bool graphs_ = false;
-  bool capturing_ = false;
-  int32_t capture_tokens_ = 0;
-  std::unordered_map<int32_t, cudaGraphExec_t> graph_execs_;  // by batch size
+  bool recording_ = false;  // this batch's launches go to steps_
+  StepGraphs steps_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t upload_done_ = nullptr;
@@ -236,41 +267,19 @@ class CudaBackend final : public Backend {
   DeviceScratch x16_, w16_;
 };
 
-Status CudaBackend::FinishCapture() {
-  if (!capturing_) return Status::Ok();
-  capturing_ = false;
-  cudaGraph_t graph = nullptr;
-  LMS_CUDA_RETURN_IF_ERROR(cudaStreamEndCapture(stream_, &graph));
-  cudaGraphExec_t& exec = graph_execs_[capture_tokens_];
-  if (exec != nullptr) {
-    cudaGraphExecUpdateResultInfo info{};
-    if (cudaGraphExecUpdate(exec, graph, &info) != cudaSuccess) {
-      cudaGetLastError();  // the shape changed: instantiate afresh
-      cudaGraphExecDestroy(exec);
-      exec = nullptr;
-    }
-  }
-  cudaError_t e = cudaSuccess;
-  if (exec == nullptr) e = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  if (e != cudaSuccess) {
-    exec = nullptr;
-    return CudaStatus(e, "cudaGraphInstantiate");
-  }
-  return CudaStatus(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
-}
-
 Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-  LMS_RETURN_IF_ERROR(FinishCapture());  // a forward that ended without reading logits
+  LMS_RETURN_IF_ERROR(FlushStep());  // a forward that ended without reading logits
+  recording_ = false;
   batch_ = &batch;
   const int32_t n = batch.n_tokens();
   if (static_cast<int32_t>(batch.positions.size()) != n || static_cast<int32_t>(batch.seq_of_token.size()) != n ||
       static_cast<int32_t>(batch.slots.size()) != n) {
     return Status::Internal("batch layout arrays differ in length");
   }
-  size_t bt_stride = 1;
-  for (const auto& t : batch.block_tables) bt_stride = std::max(bt_stride, t.size());
+  size_t widest = 1;
+  for (const auto& t : batch.block_tables) widest = std::max(widest, t.size());
+  const size_t bt_stride = static_cast<size_t>(PaddedStride(widest));
   for (int32_t s : batch.seq_of_token) {
     if (s < 0 || s >= static_cast<int32_t>(batch.block_tables.size())) return Status::Internal("token of no sequence");
   }
@@ -314,12 +323,8 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   dev_.n_logit_rows = static_cast<int32_t>(n_logits);
   dev_.block_tables = d + 4 * n + n_logits;
   dev_.bt_stride = static_cast<int32_t>(bt_stride);
-  if (graphs_ && n <= kGraphMaxTokens) {
-    // The ops of this batch are recorded, not run, until the logits are read (FinishCapture).
-    LMS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    capturing_ = true;
-    capture_tokens_ = n;
-  }
+  // The ops of a decode-sized batch are recorded, not run, until the host reads a result.
+  recording_ = graphs_ && n <= kGraphMaxTokens;
   return Status::Ok();
 }
 
@@ -334,8 +339,8 @@ Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weig
   }
   for (size_t i = 0; i < biases.size(); ++i) {
     if (!biases[i].data) continue;
-    LMS_RETURN_IF_ERROR(Launched(LaunchAddBias(outs[i].f32(), Ld(outs[i]), biases[i].f32(), outs[i].rows, outs[i].cols,
-                                               stream_), "bias"));
+    LMS_RETURN_IF_ERROR(Op("bias", LaunchAddBias, outs[i].f32(), Ld(outs[i]), biases[i].f32(), outs[i].rows,
+                           outs[i].cols));
   }
   return Status::Ok();
 }
@@ -344,7 +349,7 @@ Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const Te
   const int64_t m = x.rows, k = x.cols, n = w.rows;
   const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
   if (m <= kMatVecMaxRows && k % 32 == 0 && aligned) {
-    return Launched(LaunchMatVec(Matrix(w), x.f32(), Ld(x), m, out.f32(), Ld(out), stream_), "matvec");
+    return Op("matvec", LaunchMatVec, Matrix(w), x.f32(), Ld(x), m, out.f32(), Ld(out));
   }
   // GEMM: out (m x n, row-major) is column-major n x m = W (n x k) * x^T, i.e. op(A) = A^T with
   // A = W read column-major as k x n, and B = x read column-major as k x m.
@@ -356,20 +361,16 @@ Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const Te
     const size_t bytes = static_cast<size_t>(n) * k * 2;
     if (!w16_.Fits(bytes)) LMS_RETURN_IF_ERROR(SyncStream());  // in use until then
     LMS_ASSIGN_OR_RETURN(void* w16, w16_.Get(bytes));
-    LMS_RETURN_IF_ERROR(Launched(LaunchDequantizeTo16(Matrix(w), bf16, w16, stream_), "dequantize"));
+    LMS_RETURN_IF_ERROR(Op("dequantize", LaunchDequantizeTo16, Matrix(w), bf16, w16));
     a = w16;
     lda = k;
   }
   const size_t x_bytes = static_cast<size_t>(m) * k * 2;
   if (!x16_.Fits(x_bytes)) LMS_RETURN_IF_ERROR(SyncStream());
   LMS_ASSIGN_OR_RETURN(void* x16, x16_.Get(x_bytes));
-  LMS_RETURN_IF_ERROR(Launched(LaunchConvertTo16(x.f32(), Ld(x), m, k, bf16, x16, stream_), "convert"));
-  const float alpha = 1.0f, beta = 0.0f;
-  LMS_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
-                                          static_cast<int>(k), &alpha, a, dt, static_cast<int>(lda), x16, dt,
-                                          static_cast<int>(k), &beta, out.f32(), CUDA_R_32F,
-                                          static_cast<int>(Ld(out)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  return Status::Ok();
+  LMS_RETURN_IF_ERROR(Op("convert", LaunchConvertTo16, x.f32(), Ld(x), m, k, bf16, x16));
+  return Op("gemm", Gemm16, cublas_, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), a, dt,
+            static_cast<int>(lda), static_cast<const void*>(x16), out.f32(), static_cast<int>(Ld(out)));
 }
 
 }  // namespace

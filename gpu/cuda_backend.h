@@ -3,6 +3,7 @@
 // this interface, so app can include it in plain C++.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -13,12 +14,21 @@ namespace lms::gpu {
 
 // The CUDA devices the driver reports; empty when there is no driver or no device.
 std::vector<DeviceInfo> ListCudaDevices();
+// What the CUDA-graph path did (see gpu/step_graphs.h). One backend's steps run on one thread.
+struct CudaGraphStats {
+  int64_t captures = 0;           // steps captured into a new graph
+  int64_t replays = 0;            // steps that launched a graph recorded earlier
+  int64_t launches_replayed = 0;  // kernel launches those replays stood in for
+};
+
 struct CudaBackendOptions {
-  // Decode-sized batches (up to kGraphMaxTokens tokens) are captured into a CUDA graph and
-  // replayed (updated in place when only pointers or sizes changed), which saves the launch
-  // cost of ~17 kernels per layer. Off by default until it has run on a GPU; the registry's
-  // "cuda" device turns it on with LMS_CUDA_GRAPHS=1.
+  // Decode-sized batches (up to kGraphMaxTokens tokens) are recorded, and a step whose every
+  // launch has the same arguments as a step before it (same batch size, same buffers; the token
+  // ids, positions and block tables change only in device memory) launches the CUDA graph
+  // captured then: one launch instead of ~15 a layer. Off by default until it is measured on a
+  // GPU; the registry's "cuda" device turns it on with LMS_CUDA_GRAPHS=1.
   bool graphs = false;
+  CudaGraphStats* graph_stats = nullptr;  // counted into when set; must outlive the backend
 };
 inline constexpr int kGraphMaxTokens = 64;
 

@@ -152,8 +152,10 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     std::fprintf(stderr, "unknown model %s\n", name.c_str());
     return 1;
   }
+  gpu::CudaGraphStats graph_stats;
   gpu::CudaBackendOptions bo;
   bo.graphs = graphs;
+  bo.graph_stats = &graph_stats;
   auto backend = gpu::MakeCudaBackend(device, bo);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
@@ -237,6 +239,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
       return b;
     };
     std::vector<double> per_rep;
+    const gpu::CudaGraphStats before = graph_stats;
     for (int r = 0; r < reps; ++r) {
       double total = 0;
       for (int step = 0; step < steps; ++step) total += TimedForward(**fw, step_batch(step), *kv, logits);
@@ -251,6 +254,11 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"graphs\":%s,\"tokens_per_s\":%.2f,"
                 "\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
                 name.c_str(), B, graphs ? "true" : "false", tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
+    if (graphs) {
+      std::printf("%-14s   graphs: %lld steps captured, %lld replayed\n", name.c_str(),
+                  static_cast<long long>(graph_stats.captures - before.captures),
+                  static_cast<long long>(graph_stats.replays - before.replays));
+    }
     for (auto& s : seqs) kv->Release(s);
   }
   return 0;

@@ -17,9 +17,10 @@
 namespace lms::test {
 namespace {
 
-std::unique_ptr<Backend> Cuda(bool graphs = false) {
+std::unique_ptr<Backend> Cuda(bool graphs = false, gpu::CudaGraphStats* stats = nullptr) {
   gpu::CudaBackendOptions o;
   o.graphs = graphs;
+  o.graph_stats = stats;
   auto b = gpu::MakeCudaBackend(0, o);
   REQUIRE(b.ok());
   return std::move(b).value();
@@ -212,15 +213,17 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
 TEST_CASE("gpu model: CUDA graphs replay the decode step with the same logits as plain launches", "[gpu][model][graphs]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   const std::string path = TinyQ8File();
+  gpu::CudaGraphStats stats;
   auto plain = Cuda(false);
-  auto graphed = Cuda(true);
+  auto graphed = Cuda(true, &stats);
   auto mp = Model::Load(path, *plain);
   auto mg = Model::Load(path, *graphed);
   REQUIRE(mp.ok());
   REQUIRE(mg.ok());
   std::vector<int32_t> prompt;
   for (int i = 0; i < 45; ++i) prompt.push_back((i * 37 + 5) % 290);
-  // 40 steps: the block tables grow past block boundaries, so captured graphs get updated.
+  // 40 steps: the block tables grow past block boundaries (and past a padded width once), so
+  // some steps must be captured again while the rest replay.
   const Generated a = GreedyGenerate(**mp, *plain, prompt, 40);
   const Generated b = GreedyGenerate(**mg, *graphed, prompt, 40);
   CHECK(a.tokens == b.tokens);
@@ -228,6 +231,12 @@ TEST_CASE("gpu model: CUDA graphs replay the decode step with the same logits as
     CAPTURE(i);
     CHECK(a.logits[i] == b.logits[i]);
   }
+  // The prompt and each distinct decode layout are captured once; every other step replays.
+  INFO("captures " << stats.captures << ", replays " << stats.replays);
+  CHECK(stats.captures >= 2);
+  CHECK(stats.captures <= 6);
+  CHECK(stats.replays >= 30);  // 41 steps: the prompt and 40 single tokens
+  CHECK(stats.launches_replayed >= stats.replays * 10);
 }
 
 }  // namespace
