@@ -45,7 +45,26 @@ __global__ void MatVecKernel(const uint8_t* w, size_t row_bytes, int64_t n_rows,
 }
 
 // 16-bit weights: lane l reads 8 values (16 bytes) at a time, so a warp reads 512 contiguous
-// bytes per step. REQUIRES: k % 8 == 0, rows 16-byte aligned.
+// bytes per step, and it issues four such loads before it uses any of them: with a few warps
+// per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
+// the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
+template <bool kBf16>
+__device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
+                                     float (&acc)[kMatVecMaxRows]) {
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
+  float wv[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) wv[j] = kBf16 ? Bf16Bits(h[j]) : HalfBits(h[j]);
+#pragma unroll
+  for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
+    if (mi >= m) break;
+    const float4* xp = reinterpret_cast<const float4*>(x + mi * ld_x + v * 8);
+    const float4 a = xp[0], b = xp[1];
+    acc[mi] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
+               wv[7] * b.w;
+  }
+}
+
 template <bool kBf16>
 __global__ void MatVec16Kernel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t k, const float* x,
                                int64_t ld_x, int m, float* y, int64_t ld_y) {
@@ -53,22 +72,17 @@ __global__ void MatVec16Kernel(const uint8_t* w, size_t row_bytes, int64_t n_row
   const int lane = threadIdx.x % 32;
   if (r >= n_rows) return;
   const uint4* row = reinterpret_cast<const uint4*>(w + r * row_bytes);
+  const int64_t k8 = k / 8;
   float acc[kMatVecMaxRows] = {};
-  for (int64_t v = lane; v < k / 8; v += 32) {
-    const uint4 raw = row[v];
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
-    float wv[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) wv[j] = kBf16 ? Bf16Bits(h[j]) : HalfBits(h[j]);
-#pragma unroll
-    for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
-      if (mi >= m) break;
-      const float4* xp = reinterpret_cast<const float4*>(x + mi * ld_x + v * 8);
-      const float4 a = xp[0], b = xp[1];
-      acc[mi] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
-                 wv[7] * b.w;
-    }
+  int64_t v = lane;
+  for (; v + 96 < k8; v += 128) {
+    const uint4 r0 = row[v], r1 = row[v + 32], r2 = row[v + 64], r3 = row[v + 96];
+    Dot8<kBf16>(r0, x, ld_x, m, v, acc);
+    Dot8<kBf16>(r1, x, ld_x, m, v + 32, acc);
+    Dot8<kBf16>(r2, x, ld_x, m, v + 64, acc);
+    Dot8<kBf16>(r3, x, ld_x, m, v + 96, acc);
   }
+  for (; v < k8; v += 32) Dot8<kBf16>(row[v], x, ld_x, m, v, acc);
 #pragma unroll
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;

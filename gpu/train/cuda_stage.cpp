@@ -102,10 +102,55 @@ void CudaStage::Release(int slot) {
     if (a->owner == slot) a->owner = -1;
 }
 
+const ParamSegment* DeviceParams::Find(const ParamTensor& t) const {
+  for (const ParamSegment& s : segments) {
+    if (t.offset >= s.begin && t.offset + t.size() <= s.end) return &s;
+  }
+  return nullptr;
+}
+
+const float* DeviceParams::p(const ParamTensor& t) const {
+  const ParamSegment* s = Find(t);
+  return s ? s->p + (t.offset - s->begin) : nullptr;
+}
+
+const void* DeviceParams::bf16(const ParamTensor& t) const {
+  const ParamSegment* s = Find(t);
+  return s && s->p_bf16 ? static_cast<const __nv_bfloat16*>(s->p_bf16) + (t.offset - s->begin) : nullptr;
+}
+
+float* DeviceParams::g(const ParamTensor& t) const {
+  const ParamSegment* s = Find(t);
+  return s && s->g ? s->g + (t.offset - s->begin) : nullptr;
+}
+
+Status CudaStage::CheckParams(const DeviceParams& P) const {
+  const auto [own_begin, own_end] = layout_->StageRange(l0_, l1_, first_, last_);
+  std::vector<const ParamTensor*> used;
+  if (first_) used.push_back(&layout_->token_embd);
+  for (int l = l0_; l < l1_; ++l) {
+    const LayerParams& L = layout_->layers[static_cast<size_t>(l)];
+    for (const ParamTensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down}) {
+      used.push_back(t);
+    }
+  }
+  if (last_) {
+    used.push_back(&layout_->output_norm);
+    used.push_back(&layout_->Head());
+  }
+  for (const ParamTensor* t : used) {
+    const bool owned = t->offset >= own_begin && t->offset + t->size() <= own_end;
+    if (!P.p(*t) || (owned && !P.g(*t))) {
+      return Status::Internal(fmt::format("chunk of layers [{}, {}): parameter {} is not on its GPU", l0_, l1_, t->name));
+    }
+  }
+  return Status::Ok();
+}
+
 Weight CudaStage::W(const DeviceParams& P, const ParamTensor& t) const {
   Weight w;
-  w.f32 = P.p + t.offset;
-  if (P.p_bf16) w.bf16 = static_cast<const __nv_bfloat16*>(P.p_bf16) + t.offset;
+  w.f32 = P.p(t);
+  w.bf16 = static_cast<const __nv_bfloat16*>(P.bf16(t));
   return w;
 }
 
@@ -118,7 +163,7 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
   // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p + W_.attn_norm.offset, BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
@@ -128,7 +173,7 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p + W_.ffn_norm.offset, BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d, shape_.rms_eps));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff));
@@ -140,32 +185,31 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   const LayerParams& W_ = layout_->layers[l];
   auto& A = a.layers[static_cast<size_t>(l - l0_)];
   const float* x = a.x[static_cast<size_t>(l - l0_)].get();
-  float* g = P.g;
   const int64_t BT = rows_, T = shape_.seq_len, B = B_, d = shape_.d_model, H = shape_.n_heads,
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
   const cudaStream_t s = k.stream();
   // Feed-forward block; the residual passes dx through unchanged to xmid.
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dh_.get(), 0, dh_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), g + W_.w_down.offset, dx, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dx, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
   LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.w_gate.offset, dgate_.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.w_up.offset, dup_.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, g + W_.ffn_norm.offset, dxn_.get(), A.xmid.get(), P.p + W_.ffn_norm.offset,
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dao_.get(), 0, dao_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), g + W_.wo.offset, dx, A.ao.get(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), P.g(W_.wo), dx, A.ao.get(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(), A.v.get(),
                                           A.att.get(), B, T, H, KV, hd));
   LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
   LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wq.offset, dq_.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wk.offset, dk_.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), g + W_.wv.offset, dv_.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
-  return k.RmsNormBackward(dx, g + W_.attn_norm.offset, dxn_.get(), x, P.p + W_.attn_norm.offset, A.rstd1.get(), BT, d);
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
+  return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
 }
 
 Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens, const float* x_in,
@@ -184,7 +228,7 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
     std::copy_n(tokens, BT, a->tokens_host.begin());
     // Synchronous from pageable memory, so the caller's array may change once this returns.
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->tokens.get(), tokens, a->tokens.bytes(), cudaMemcpyHostToDevice, s));
-    LMS_RETURN_IF_ERROR(k_->EmbeddingForward(a->x[0].get(), a->tokens.get(), P.p + layout_->token_embd.offset, BT, d));
+    LMS_RETURN_IF_ERROR(k_->EmbeddingForward(a->x[0].get(), a->tokens.get(), P.p(layout_->token_embd), BT, d));
   } else {
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->x[0].get(), x_in, a->x[0].bytes(), cudaMemcpyDeviceToDevice, s));
   }
@@ -201,7 +245,7 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
     }
   }
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
-  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p + layout_->output_norm.offset, BT, d,
+  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
                                          shape_.rms_eps));
   LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
   if (capture_) {
@@ -224,14 +268,14 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
-    LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g + layout_->output_norm.offset, dxn_.get(), a->x.back().get(),
-                                            P.p + layout_->output_norm.offset, a->rstdf.get(), BT, d));
+    LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),
+                                            P.p(layout_->output_norm), a->rstdf.get(), BT, d));
   } else {
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dx_.get(), dx_out, dx_.bytes(), cudaMemcpyDeviceToDevice, s));
   }
   for (int l = l1_ - 1; l >= l0_; --l) LMS_RETURN_IF_ERROR(LayerBackward(P, l, *a, dx_.get()));
   if (first_) {
-    LMS_RETURN_IF_ERROR(k_->EmbeddingBackward(P.g + layout_->token_embd.offset, dx_.get(), a->tokens_host.data(), BT, d));
+    LMS_RETURN_IF_ERROR(k_->EmbeddingBackward(P.g(layout_->token_embd), dx_.get(), a->tokens_host.data(), BT, d));
   } else {
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dx_in, dx_.get(), dx_.bytes(), cudaMemcpyDeviceToDevice, s));
   }

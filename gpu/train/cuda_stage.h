@@ -15,12 +15,26 @@
 
 namespace lms::gpu::train {
 
-// The flat parameter vector (layout-sized) on one GPU: fp32 weights, their bf16 copy (kBF16),
-// and the gradients.
-struct DeviceParams {
+// The parameters one GPU holds: ranges [begin, end) of the flat vector (layout offsets), each
+// with its fp32 weights, their bf16 copy (kBF16) and, for the ranges the GPU owns, gradients.
+// A GPU holds only what its chunks use, so a pipeline over several GPUs splits the model's
+// memory among them.
+struct ParamSegment {
+  int64_t begin = 0, end = 0;
   const float* p = nullptr;
   const void* p_bf16 = nullptr;  // __nv_bfloat16*, or nullptr
-  float* g = nullptr;
+  float* g = nullptr;            // nullptr: a read-only copy (the tied head on the last GPU)
+};
+
+struct DeviceParams {
+  std::vector<ParamSegment> segments;
+  // A tensor's weights, bf16 weights and gradient on this GPU; nullptr where it has none.
+  const float* p(const lms::train::ParamTensor& t) const;
+  const void* bf16(const lms::train::ParamTensor& t) const;
+  float* g(const lms::train::ParamTensor& t) const;
+
+ private:
+  const ParamSegment* Find(const lms::train::ParamTensor& t) const;
 };
 
 class CudaStage {
@@ -32,6 +46,8 @@ class CudaStage {
   ~CudaStage();
 
   int64_t rows() const { return rows_; }              // B·T
+  // Internal when P lacks a tensor the chunk reads, or the gradient of one it owns.
+  Status CheckParams(const DeviceParams& P) const;
   int64_t activation_bytes() const { return act_bytes_; }  // all slots and scratch
 
   // Forward of micro-batch `slot`. First: tokens (B·T, host). Others: x_in (B·T, d, device).

@@ -50,14 +50,36 @@ DeviceTransportFactory& TransportFactory() {
   return f;
 }
 
-// One GPU: the flat parameter vector and its optimizer state, of which it updates `owned`.
-struct Gpu {
-  int id = 0;
+// A range [begin, end) of the flat parameter vector held on one GPU. An owned range has its
+// gradients and optimizer state there (that GPU updates it); the tied head's copy of the
+// embedding on the last chunk's GPU has weights only.
+struct Segment {
+  int64_t begin = 0, end = 0;
+  bool owned = true;
   DeviceBuffer<float> p, g, m, v;
   DeviceBuffer<__nv_bfloat16> p_bf16;  // kBF16 only
   DeviceBuffer<uint8_t> decay;
-  DeviceBuffer<double> sums;           // Σ g² per owned range
+  int64_t size() const { return end - begin; }
+};
+
+// One GPU: the parameter ranges its chunks use. It updates the `owned` chunk ranges (one
+// gradient norm partial each) that lie in its owned segments.
+struct Gpu {
+  int id = 0;
+  std::vector<Segment> segs;
   std::vector<std::pair<int64_t, int64_t>> owned;
+  DeviceBuffer<double> sums;  // Σ g² per owned range
+  DeviceParams view;          // what the chunks read: every segment
+  Segment* Holding(int64_t begin, int64_t end) {
+    for (Segment& s : segs)
+      if (begin >= s.begin && end <= s.end) return &s;
+    return nullptr;
+  }
+  int64_t bytes() const {
+    int64_t b = 0;
+    for (const Segment& s : segs) b += s.p.bytes() + s.g.bytes() + s.m.bytes() + s.v.bytes() + s.p_bf16.bytes() + s.decay.bytes();
+    return b;
+  }
 };
 
 // One pipeline device: a host thread's stream on one of the GPUs.
@@ -111,14 +133,19 @@ class Engine final : public CudaTrainEngine {
   int chunks() const override { return spec_.pipeline.chunks; }
   CudaStage& stage(int chunk) override { return *stages_[static_cast<size_t>(chunk)]; }
   int64_t activation_bytes() const override { return act_bytes_; }
+  std::vector<int64_t> parameter_bytes() const override {
+    std::vector<int64_t> b;
+    for (const Gpu& g : gpus_) b.push_back(g.bytes());
+    return b;
+  }
 
   Status SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) override;
-  Status GetParams(std::vector<float>& params) const override { return Gather(&Gpu::p, params); }
+  Status GetParams(std::vector<float>& params) const override { return Gather(&Segment::p, params); }
   Status GetMoments(std::vector<float>& m, std::vector<float>& v) const override {
-    LMS_RETURN_IF_ERROR(Gather(&Gpu::m, m));
-    return Gather(&Gpu::v, v);
+    LMS_RETURN_IF_ERROR(Gather(&Segment::m, m));
+    return Gather(&Segment::v, v);
   }
-  Status GetGrads(std::vector<float>& grads) const override { return Gather(&Gpu::g, grads); }
+  Status GetGrads(std::vector<float>& grads) const override { return Gather(&Segment::g, grads); }
   Status ZeroGrads() override;
   Result<StepReport> ForwardBackward(const int32_t* inputs, const int32_t* targets, float loss_scale) override {
     return Run(inputs, targets, loss_scale, true);
@@ -130,7 +157,7 @@ class Engine final : public CudaTrainEngine {
 
  private:
   Gpu& GpuOf(int chunk) { return gpus_[static_cast<size_t>(devs_[static_cast<size_t>(chunk % S_)].gpu)]; }
-  Status Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) const;
+  Status Gather(DeviceBuffer<float> Segment::*field, std::vector<float>& out) const;
   Status RefreshBf16(Gpu& g, int64_t begin, int64_t end);
   Result<StepReport> Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward);
 
@@ -184,13 +211,43 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     gpus_[static_cast<size_t>((c % S_) % G)].owned.push_back(
         layout_.StageRange(po.boundaries[static_cast<size_t>(c)], po.boundaries[static_cast<size_t>(c) + 1], c == 0, c == C_ - 1));
   }
-  const int64_t N = layout_.total;
+  // Each GPU's segments: its chunks' ranges, adjacent ones merged, and a weights-only copy of
+  // the tied embedding where the head's chunk is on another GPU than the embedding's.
+  for (auto& g : gpus_) {
+    std::vector<std::pair<int64_t, int64_t>> ranges = g.owned;
+    std::sort(ranges.begin(), ranges.end());
+    for (const auto& [b, e] : ranges) {
+      if (!g.segs.empty() && g.segs.back().end == b) {
+        g.segs.back().end = e;
+      } else {
+        g.segs.emplace_back();
+        g.segs.back().begin = b;
+        g.segs.back().end = e;
+      }
+    }
+  }
+  const int G_last = (C_ - 1) % S_ % G, G_first = 0;
+  if (spec_.shape.tied && G_last != G_first) {
+    Segment copy;
+    copy.begin = layout_.token_embd.offset;
+    copy.end = layout_.token_embd.offset + layout_.token_embd.size();
+    copy.owned = false;
+    gpus_[static_cast<size_t>(G_last)].segs.push_back(std::move(copy));
+  }
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
-    for (auto* b : {&g.p, &g.g, &g.m, &g.v}) LMS_RETURN_IF_ERROR(b->Allocate(N, "training parameters"));
-    if (precision == GemmPrecision::kBF16) LMS_RETURN_IF_ERROR(g.p_bf16.Allocate(N, "bf16 weights"));
-    LMS_RETURN_IF_ERROR(g.decay.Allocate(N, "weight-decay mask"));
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.decay.get(), decay.data(), decay.size(), cudaMemcpyHostToDevice));
+    for (Segment& sg : g.segs) {
+      const int64_t n = sg.size();
+      LMS_RETURN_IF_ERROR(sg.p.Allocate(n, "training parameters"));
+      if (precision == GemmPrecision::kBF16) LMS_RETURN_IF_ERROR(sg.p_bf16.Allocate(n, "bf16 weights"));
+      if (sg.owned) {
+        for (auto* b : {&sg.g, &sg.m, &sg.v}) LMS_RETURN_IF_ERROR(b->Allocate(n, "gradients and optimizer state"));
+        LMS_RETURN_IF_ERROR(sg.decay.Allocate(n, "weight-decay mask"));
+        LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.decay.get(), decay.data() + sg.begin, static_cast<size_t>(n),
+                                            cudaMemcpyHostToDevice));
+      }
+      g.view.segments.push_back(ParamSegment{sg.begin, sg.end, sg.p.get(), sg.p_bf16.get(), sg.g.get()});
+    }
     LMS_RETURN_IF_ERROR(g.sums.Allocate(static_cast<int64_t>(g.owned.size()), "norm partials"));
   }
 
@@ -234,6 +291,7 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       }
       return st.status();
     }
+    LMS_RETURN_IF_ERROR((*st)->CheckParams(gpus_[static_cast<size_t>(dv.gpu)].view));
     act_bytes_ += (*st)->activation_bytes();
     stages_.push_back(std::move(*st));
   }
@@ -251,7 +309,10 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
   // Stages on GPUs of their own use the registered multi-GPU transport (NCCL) where there is
   // one and the schedule sends each neighbour its messages in the order it receives them
   // (GPipe, 1F1B); otherwise, and for stages sharing a GPU, stream-ordered copies in process.
-  if (G == S_ && S_ > 1 && po.schedule != lms::train::ScheduleKind::kInterleaved) {
+  std::vector<int> distinct(ids.begin(), ids.begin() + G);
+  std::sort(distinct.begin(), distinct.end());
+  const bool repeats = std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end();  // NCCL refuses
+  if (G == S_ && S_ > 1 && !repeats && po.schedule != lms::train::ScheduleKind::kInterleaved) {
     std::lock_guard<std::mutex> lock(TransportMutex());
     if (TransportFactory()) {
       std::vector<int> gpu_of_stage;
@@ -273,7 +334,10 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
 // On the stream of pipeline device i, the first on GPU i, where the optimizer runs.
 Status Engine::RefreshBf16(Gpu& g, int64_t begin, int64_t end) {
   if (precision_ != GemmPrecision::kBF16 || end <= begin) return Status::Ok();
-  return devs_[static_cast<size_t>(&g - gpus_.data())].kernels->ToBf16(g.p_bf16.get() + begin, g.p.get() + begin, end - begin);
+  Segment* sg = g.Holding(begin, end);
+  if (!sg) return Status::Internal("bf16 refresh of parameters the GPU does not hold");
+  const int64_t at = begin - sg->begin;
+  return devs_[static_cast<size_t>(&g - gpus_.data())].kernels->ToBf16(sg->p_bf16.get() + at, sg->p.get() + at, end - begin);
 }
 
 Status Engine::SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) {
@@ -284,31 +348,35 @@ Status Engine::SetState(const std::vector<float>& params, const std::vector<floa
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
     LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.p.get(), params.data(), g.p.bytes(), cudaMemcpyHostToDevice));
-    if (m) {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.m.get(), m->data(), g.m.bytes(), cudaMemcpyHostToDevice));
-    } else {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.m.get(), 0, g.m.bytes()));
+    for (Segment& sg : g.segs) {
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.p.get(), params.data() + sg.begin, sg.p.bytes(), cudaMemcpyHostToDevice));
+      if (sg.owned) {
+        if (m) {
+          LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.m.get(), m->data() + sg.begin, sg.m.bytes(), cudaMemcpyHostToDevice));
+        } else {
+          LMS_CUDA_RETURN_IF_ERROR(cudaMemset(sg.m.get(), 0, sg.m.bytes()));
+        }
+        if (v) {
+          LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.v.get(), v->data() + sg.begin, sg.v.bytes(), cudaMemcpyHostToDevice));
+        } else {
+          LMS_CUDA_RETURN_IF_ERROR(cudaMemset(sg.v.get(), 0, sg.v.bytes()));
+        }
+      }
+      LMS_RETURN_IF_ERROR(RefreshBf16(g, sg.begin, sg.end));
     }
-    if (v) {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(g.v.get(), v->data(), g.v.bytes(), cudaMemcpyHostToDevice));
-    } else {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemset(g.v.get(), 0, g.v.bytes()));
-    }
-    LMS_RETURN_IF_ERROR(RefreshBf16(g, 0, layout_.total));
     LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   }
   return Status::Ok();
 }
 
-Status Engine::Gather(DeviceBuffer<float> Gpu::*field, std::vector<float>& out) const {
+Status Engine::Gather(DeviceBuffer<float> Segment::*field, std::vector<float>& out) const {
   out.assign(static_cast<size_t>(layout_.total), 0.0f);
   for (const auto& g : gpus_) {
     ScopedDevice sd(g.id);
     LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-    const float* src = (g.*field).get();
-    for (const auto& [b, e] : g.owned) {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(out.data() + b, src + b, static_cast<size_t>(e - b) * sizeof(float),
+    for (const Segment& sg : g.segs) {
+      if (!sg.owned) continue;
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(out.data() + sg.begin, (sg.*field).get(), (sg.*field).bytes(),
                                           cudaMemcpyDeviceToHost));
     }
   }
@@ -321,7 +389,9 @@ Status Engine::ZeroGrads() {
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
     const cudaStream_t s = devs_[static_cast<size_t>(&g - gpus_.data())].stream;
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(g.g.get(), 0, g.g.bytes(), s));
+    for (Segment& sg : g.segs) {
+      if (sg.owned) LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sg.g.get(), 0, sg.g.bytes(), s));
+    }
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   }
   return Status::Ok();
@@ -335,7 +405,8 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;  // device i runs on GPU i (i < G)
     for (size_t r = 0; r < g.owned.size(); ++r) {
       const auto [b, e] = g.owned[r];
-      LMS_RETURN_IF_ERROR(k.SumSquares(g.g.get() + b, e - b, g.sums.get() + r));
+      const Segment* sg = g.Holding(b, e);
+      LMS_RETURN_IF_ERROR(k.SumSquares(sg->g.get() + (b - sg->begin), e - b, g.sums.get() + r));
     }
     std::vector<double> part(g.owned.size());
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(part.data(), g.sums.get(), part.size() * sizeof(double), cudaMemcpyDeviceToHost,
@@ -354,19 +425,23 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     ScopedDevice sd(g.id);
     TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;
     for (const auto& [b, e] : g.owned) {
-      LMS_RETURN_IF_ERROR(k.AdamW(sc, g.p.get() + b, g.g.get() + b, g.m.get() + b, g.v.get() + b, g.decay.get() + b, e - b));
+      Segment* sg = g.Holding(b, e);
+      const int64_t at = b - sg->begin;
+      LMS_RETURN_IF_ERROR(k.AdamW(sc, sg->p.get() + at, sg->g.get() + at, sg->m.get() + at, sg->v.get() + at,
+                                  sg->decay.get() + at, e - b));
       LMS_RETURN_IF_ERROR(RefreshBf16(g, b, e));
     }
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
   }
   // The tied head is read by the last chunk: bring its GPU the updated embedding.
-  if (C_ > 1 && spec_.shape.tied && GpuOf(C_ - 1).id != GpuOf(0).id) {
+  if (C_ > 1 && spec_.shape.tied && &GpuOf(C_ - 1) != &GpuOf(0)) {
     Gpu& dst = GpuOf(C_ - 1);
     const Gpu& src = GpuOf(0);
     const int64_t off = layout_.token_embd.offset, n = layout_.token_embd.size();
     ScopedDevice sd(dst.id);
     const cudaStream_t s = devs_[static_cast<size_t>(&dst - gpus_.data())].stream;  // src's stream is synchronised
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(dst.p.get() + off, dst.id, src.p.get() + off, src.id,
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(const_cast<float*>(dst.view.p(layout_.token_embd)), dst.id,
+                                                 src.view.p(layout_.token_embd), src.id,
                                                  static_cast<size_t>(n) * sizeof(float), s));
     LMS_RETURN_IF_ERROR(RefreshBf16(dst, off, off + n));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
@@ -398,7 +473,7 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
         LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(head_grad_.get(), 0, head_grad_.bytes(), lastdev.stream));
         head_grad = head_grad_.get();
       } else {
-        head_grad = GpuOf(C - 1).g.get() + layout_.Head().offset;
+        head_grad = GpuOf(C - 1).view.g(layout_.Head());
       }
     }
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(lastdev.loss_sum.get(), 0, sizeof(double), lastdev.stream));
@@ -421,7 +496,7 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
       transport_->Abort();
       return;
     }
-    const DeviceParams P{G.p.get(), precision_ == GemmPrecision::kBF16 ? G.p_bf16.get() : nullptr, G.g.get()};
+    const DeviceParams& P = G.view;
     // GPU-side timing: events before and after each op, read once the stream is done.
     struct Mark {
       cudaEvent_t start, end;
@@ -550,7 +625,7 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
                                                    head_grad_.bytes(), d0.stream));
       share = head_grad_peer_.get();
     }
-    LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.g.get() + layout_.token_embd.offset, share, layout_.token_embd.size()));
+    LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), share, layout_.token_embd.size()));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(d0.stream));
   }
   rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -560,21 +635,44 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
 
 }  // namespace
 
-Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train::TrainEngineSpec& spec,
-                                                               const lms::train::ParamLayout& layout) {
-  GemmPrecision precision = GemmPrecision::kBF16;
-  if (spec.precision == "f32") {
-    precision = GemmPrecision::kF32;
-  } else if (!spec.precision.empty() && spec.precision != "bf16") {
+namespace {
+
+Result<GemmPrecision> PrecisionOf(const lms::train::TrainEngineSpec& spec) {
+  if (spec.precision == "f32") return GemmPrecision::kF32;
+  if (!spec.precision.empty() && spec.precision != "bf16") {
     return Status::InvalidArgument("precision must be f32 or bf16, not '" + spec.precision + "'");
   }
+  return GemmPrecision::kBF16;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngineOn(const lms::train::TrainEngineSpec& spec,
+                                                                 const lms::train::ParamLayout& layout,
+                                                                 const std::vector<int>& gpus) {
+  LMS_ASSIGN_OR_RETURN(const GemmPrecision precision, PrecisionOf(spec));
   lms::train::PipelineOptions check = spec.pipeline;
   check.threads.clear();  // CPU threads per stage mean nothing here
   LMS_RETURN_IF_ERROR(lms::train::ValidatePipeline(spec.shape, check));
-  LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    count = 0;
+  }
+  if (gpus.empty()) return Status::InvalidArgument("no GPU to train on");
+  for (int id : gpus) {
+    if (id < 0 || id >= count) return Status::NotFound(fmt::format("no CUDA device {} ({} present)", id, count));
+  }
   auto e = std::make_unique<Engine>(spec, layout);
-  LMS_RETURN_IF_ERROR(e->Init(ids, precision));
+  LMS_RETURN_IF_ERROR(e->Init(gpus, precision));
   return std::unique_ptr<CudaTrainEngine>(std::move(e));
+}
+
+Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train::TrainEngineSpec& spec,
+                                                               const lms::train::ParamLayout& layout) {
+  LMS_RETURN_IF_ERROR(PrecisionOf(spec).status());
+  LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
+  return CreateCudaTrainEngineOn(spec, layout, ids);
 }
 
 void SetMultiGpuTransport(DeviceTransportFactory factory) {

@@ -26,6 +26,12 @@ Result<std::vector<int>> ParseCudaTrainDevices(const std::string& device);
 class CudaTrainEngine;
 Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train::TrainEngineSpec& spec,
                                                                const lms::train::ParamLayout& layout);
+// The same on the GPUs `gpus` (CUDA ordinals; spec.device is not read). An ordinal may repeat:
+// each entry is a GPU of its own to the engine, with its own parameter ranges, so a machine with
+// one GPU can run the placement, the tied head's copy and the transfers between GPUs (tests).
+Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngineOn(const lms::train::TrainEngineSpec& spec,
+                                                                 const lms::train::ParamLayout& layout,
+                                                                 const std::vector<int>& gpus);
 
 class CudaTrainEngine : public lms::train::TrainEngine {
  public:
@@ -33,6 +39,9 @@ class CudaTrainEngine : public lms::train::TrainEngine {
   virtual CudaStage& stage(int chunk) = 0;
   // Device memory held for activations and scratch, over all stages.
   virtual int64_t activation_bytes() const = 0;
+  // Device memory each GPU of the engine holds for parameters, their bf16 copy, gradients and
+  // optimizer state: a GPU holds only the ranges its chunks use.
+  virtual std::vector<int64_t> parameter_bytes() const = 0;
 };
 
 // Where every pipeline device has a GPU of its own (and the schedule is GPipe or 1F1B), engines

@@ -228,6 +228,72 @@ TEST_CASE("cuda train: pipelines of 2 and 4 stages on one GPU equal a single sta
   }
 }
 
+TEST_CASE("cuda train: stages on separate GPUs hold only their parameters and train like one stage",
+          "[gpu][cuda_train]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  // GPU 0 listed once per stage: to the engine each entry is a GPU of its own, so this runs the
+  // multi-GPU placement on one card: split parameter ranges, the tied head's copy of the
+  // embedding on the last GPU (refreshed after each update), and transfers between GPUs.
+  const TrainEngineSpec one = Spec("cuda:0", "f32", 1, 4, 2);
+  const ParamLayout layout = ParamLayout::For(one.shape);
+  const auto params = lms::train::test::RandomParams(one.shape, layout, 23, 0.08f);
+  const int64_t rows = 8 * one.shape.seq_len;
+  const auto in = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 7);
+  const auto tg = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 8);
+  struct Out {
+    std::vector<double> losses;
+    std::vector<float> params;
+    std::vector<int64_t> bytes;
+  };
+  auto train = [&](const TrainEngineSpec& sp, const std::vector<int>& gpus) {
+    auto e = gpu::train::CreateCudaTrainEngineOn(sp, layout, gpus);
+    REQUIRE(e.ok());
+    REQUIRE((*e)->SetState(params, nullptr, nullptr).ok());
+    Out o;
+    for (int step = 0; step < 3; ++step) {
+      REQUIRE((*e)->ZeroGrads().ok());
+      auto r = (*e)->ForwardBackward(in.data(), tg.data(), 1.0f / static_cast<float>(rows));
+      REQUIRE(r.ok());
+      o.losses.push_back(r->loss_sum);
+      REQUIRE((*e)->OptimizerStep(step).ok());
+    }
+    REQUIRE((*e)->GetParams(o.params).ok());
+    o.bytes = (*e)->parameter_bytes();
+    return o;
+  };
+  const Out ref = train(one, {0});
+  REQUIRE(ref.bytes.size() == 1);
+  // 17 bytes a parameter in f32 mode: fp32 weights, gradient and two moments, and the byte of
+  // the weight-decay mask (bf16 mode adds a 2-byte copy of the weights).
+  CHECK(ref.bytes[0] == 17 * layout.total);
+  for (int stages : {2, 4}) {
+    CAPTURE(stages);
+    const Out o = train(Spec("cuda:0", "f32", stages, 4, 2), std::vector<int>(static_cast<size_t>(stages), 0));
+    REQUIRE(o.bytes.size() == static_cast<size_t>(stages));
+    int64_t sum = 0, largest = 0;
+    for (int64_t b : o.bytes) {
+      sum += b;
+      largest = std::max(largest, b);
+    }
+    // Everything once, plus the last GPU's weights-only copy of the tied embedding.
+    CHECK(sum == 17 * layout.total + 4 * layout.token_embd.size());
+    CHECK(largest < ref.bytes[0]);
+    for (size_t i = 0; i < ref.losses.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::fabs(o.losses[i] - ref.losses[i]) <= 1e-5 * std::fabs(ref.losses[i]));
+    }
+    // AdamW divides by √v, so a gradient that is nearly zero (a sum that cancels) can step
+    // either way on rounding alone: allow a few such elements, not a tensor left behind.
+    double pmax = 0;
+    for (float x : ref.params) pmax = std::max(pmax, double{std::fabs(x)});
+    int64_t off = 0;
+    for (int64_t i = 0; i < layout.total; ++i) {
+      if (std::fabs(double{o.params[static_cast<size_t>(i)]} - ref.params[static_cast<size_t>(i)]) > 1e-5 * pmax) ++off;
+    }
+    CHECK(off <= layout.total / 1000);
+  }
+}
+
 TEST_CASE("cuda train: bad devices, precisions and tokens are refused", "[gpu][cuda_train]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   const ParamLayout layout = ParamLayout::For(Shape());
