@@ -6,17 +6,32 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "app/commands.h"
 #include "app/train_config.h"
 #include "app/train_job.h"
+#include "core/net/rank_group.h"
 
 namespace lms::app {
+namespace {
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  return *end == '\0' ? static_cast<int>(x) : fallback;
+}
+
+}  // namespace
 
 CommandFn AddTrainCommand(CLI::App& cli) {
   struct Opts {
-    std::string config, out, schedule, plan, db, device, precision;
-    int stages = 0, microbatches = 0, steps = 0, threads = 0, chunks = 0;
+    std::string config, out, schedule, plan, db, device, precision, rendezvous;
+    int stages = 0, microbatches = 0, steps = 0, threads = 0, chunks = 0, ranks = 0, rank = -1;
+    double join_timeout = 300;
     bool json = false, resume = false;
   };
   auto o = std::make_shared<Opts>();
@@ -34,8 +49,38 @@ CommandFn AddTrainCommand(CLI::App& cli) {
   sub->add_option("--precision", o->precision, "f32 or bf16 (CUDA's default: bf16 matrix products, f32 master weights)");
   sub->add_option("--db", o->db, "Record metrics in this database (default: $XDG_DATA_HOME/lmstation/lmstation.db when it exists)");
   sub->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.bin when it exists");
+  sub->add_option("--ranks", o->ranks,
+                  "Processes training together, one pipeline stage each (default: mpirun's OMPI_COMM_WORLD_SIZE, else 1)");
+  sub->add_option("--rank", o->rank, "This process's rank, 0..ranks-1 (default: mpirun's OMPI_COMM_WORLD_RANK)");
+  sub->add_option("--rendezvous", o->rendezvous,
+                  "HOST:PORT where rank 0 listens and the others join (default: $LMS_RENDEZVOUS, else 127.0.0.1:29500)");
+  sub->add_option("--join-timeout", o->join_timeout, "Seconds to wait for every rank to join (default 300)");
   sub->add_flag("--json", o->json, "Print a final JSON object (loss, val_loss, tokens_per_s, bubble)");
-  return [o]() {
+  // The rank group of a multi-process run (null for one process). mpirun's environment gives
+  // the rank and size when the flags do not.
+  auto join_ranks = [](const Opts& op) -> Result<std::unique_ptr<net::RankGroup>> {
+    const int world = op.ranks > 0 ? op.ranks : EnvInt("OMPI_COMM_WORLD_SIZE", 1);
+    const int rank = op.rank >= 0 ? op.rank : EnvInt("OMPI_COMM_WORLD_RANK", 0);
+    if (world <= 1) {
+      if (op.rank > 0) return Status::InvalidArgument("--rank needs --ranks");
+      return std::unique_ptr<net::RankGroup>();
+    }
+    std::string where = op.rendezvous;
+    if (where.empty()) {
+      const char* env = std::getenv("LMS_RENDEZVOUS");
+      where = env && *env ? env : "127.0.0.1:29500";
+    }
+    LMS_ASSIGN_OR_RETURN(auto hp, net::ParseHostPort(where));
+    net::RankGroupOptions go;
+    go.world = world;
+    go.rank = rank;
+    go.host = hp.first;
+    go.port = hp.second;
+    go.timeout_s = op.join_timeout;
+    if (rank == 0) std::fprintf(stderr, "rank 0 of %d: waiting for the others at %s\n", world, where.c_str());
+    return net::RankGroup::Join(go);
+  };
+  return [o, join_ranks]() {
     auto cfg = LoadTrainConfig(o->config);
     if (!cfg.ok()) return Fail(cfg.status());
     TrainRunConfig& c = *cfg;
@@ -54,9 +99,19 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     jo.db = o->db;
     jo.resume = o->resume;
     jo.verbose = true;
+    auto group = join_ranks(*o);
+    if (!group.ok()) return Fail(group.status());
+    const bool primary = !*group || (*group)->rank() == 0;
+    if (*group) {
+      jo.ranks = group->get();
+      jo.verbose = primary;
+      if (c.stages <= 1 && o->stages <= 0) c.stages = (*group)->world();  // one stage per process
+      std::fprintf(stderr, "rank %d of %d joined\n", (*group)->rank(), (*group)->world());
+    }
     TrainJob job;
     bool stepped = false;
-    auto r = job.Run(c, jo, [&stepped](const TrainProgress& p) {
+    auto r = job.Run(c, jo, [&stepped, primary](const TrainProgress& p) {
+      if (!primary) return;
       stepped = true;
       std::fprintf(stderr, "\rstep %lld/%d  loss %.4f  lr %.2e  %.0f tok/s  bubble %.2f  ETA %.0fs   ",
                    static_cast<long long>(p.step), p.total_steps, p.loss.back(), p.lr.back(), p.tokens_per_s, p.bubble, p.eta_s);
@@ -64,6 +119,7 @@ CommandFn AddTrainCommand(CLI::App& cli) {
     if (stepped) std::fprintf(stderr, "\n");
     if (!r.ok()) return Fail(r.status());
     const TrainSummary& s = *r;
+    if (!primary) return 0;
     std::fprintf(stderr, "val loss %.4f; exported %s\n", s.val_loss, s.model.c_str());
     if (o->json) {
       nlohmann::json j = {{"loss", s.loss}, {"val_loss", s.val_loss}, {"tokens_per_s", s.tokens_per_s},

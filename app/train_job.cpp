@@ -13,6 +13,7 @@
 
 #include "app/train_record.h"
 #include "app/train_setup.h"
+#include "core/net/rank_group.h"
 #include "core/train/checkpoint.h"
 #include "core/train/fileio.h"
 #include "core/train/gguf_io.h"
@@ -41,6 +42,27 @@ Status TruncateLog(const std::string& path, int64_t step) {
     if (end != line.c_str() && *end == ',' && row_step <= step) kept += line + "\n";
   }
   return train::WriteFileAtomic(path, std::vector<uint8_t>(kept.begin(), kept.end()));
+}
+
+// Every rank must train the same model the same way: rank 0's setup, as text, against each
+// rank's. All ranks fail together (with the same message) when any differs.
+Status CheckSameSetup(net::RankGroup& g, const TrainRunConfig& c, const train::TrainerConfig& t, int64_t params,
+                      int64_t train_tokens) {
+  const std::string mine = fmt::format(
+      "model {}, {} parameters; layers [{}] {}×{} chunks, {} micro-batches of a batch of {}×{}; seed {}; {} tokens; "
+      "{} steps, eval every {}, checkpoint every {}",
+      t.shape.Summary(), params, fmt::join(t.pipeline.boundaries, ","), train::ScheduleName(t.pipeline.schedule),
+      t.pipeline.chunks, t.pipeline.microbatches, t.batch_size, t.grad_accum, t.seed, train_tokens, c.steps,
+      c.eval_every, c.checkpoint_every);
+  std::vector<uint8_t> root(mine.begin(), mine.end());
+  LMS_RETURN_IF_ERROR(g.Broadcast(root, 0));
+  double differ = std::string(root.begin(), root.end()) == mine ? 0.0 : 1.0;
+  LMS_RETURN_IF_ERROR(g.AllReduceSum(&differ, 1));
+  if (differ > 0) {
+    return Status::InvalidArgument(fmt::format("{} rank(s) prepared another model, data or pipeline than rank 0 (rank 0: {}): "
+                                               "give every rank the same config and data", differ, std::string(root.begin(), root.end())));
+  }
+  return Status::Ok();
 }
 
 nlohmann::json TimelineJson(const train::StepReport& rep, int stages, int microbatches, int chunks) {
@@ -79,6 +101,20 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
     Publish(P);
     return s;
   };
+  net::RankGroup* const ranks = o.ranks && o.ranks->world() > 1 ? o.ranks : nullptr;
+  const bool primary = !ranks || ranks->rank() == 0;
+  const std::string primary_out = c.out;
+  if (ranks) {
+    if (c.plan != "equal") {
+      return fail(Status::InvalidArgument("a multi-process run splits the layers equally (plan = \"equal\"): the "
+                                          "planner's profile would differ from rank to rank"));
+    }
+    if (c.stages != ranks->world()) {
+      return fail(Status::InvalidArgument(fmt::format("{} ranks need stages = {} (one stage per process), not {}",
+                                                      ranks->world(), ranks->world(), c.stages)));
+    }
+    if (!primary) c.out = (fs::path(c.out) / fmt::format("rank-{}", ranks->rank())).string();
+  }
   std::error_code ec;
   fs::create_directories(c.out, ec);
   if (ec) return fail(Status::IoError("cannot create output directory '" + c.out + "': " + ec.message()));
@@ -86,24 +122,46 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   auto setup = PrepareTraining(c, o.resume);
   if (!setup.ok()) return fail(setup.status());
   TrainingSetup& S = *setup;
+  S.trainer.ranks = ranks;
+  const int64_t n_train_tokens = static_cast<int64_t>(S.train_tokens.size());
   auto trainer = train::Trainer::Create(S.trainer, std::move(S.initial_params), std::move(S.train_tokens),
                                         std::move(S.val_tokens));
   if (!trainer.ok()) return fail(trainer.status());
   train::Trainer& tr = **trainer;
+  if (ranks) {
+    if (Status st = CheckSameSetup(*ranks, c, S.trainer, tr.layout().total, n_train_tokens); !st.ok()) return fail(st);
+  }
   const std::string ckpt_path = (fs::path(c.out) / "checkpoint.bin").string();
   const std::string log_path = (fs::path(c.out) / "log.csv").string();
-  if (o.resume && fs::exists(ckpt_path)) {
+  bool resuming = o.resume && fs::exists(ckpt_path);
+  if (ranks && o.resume) {
+    // Rank 0's checkpoint, whatever the others have on their disks.
+    std::vector<uint8_t> bytes;
+    if (primary && resuming) {
+      auto b = train::ReadWholeFile(ckpt_path);
+      if (!b.ok()) return fail(b.status());
+      bytes = std::move(*b);
+    }
+    if (Status st = ranks->Broadcast(bytes, 0); !st.ok()) return fail(st);
+    resuming = !bytes.empty();
+    if (resuming && !primary) {
+      if (Status st = train::WriteFileAtomic(ckpt_path, bytes); !st.ok()) return fail(st);
+    }
+  }
+  if (resuming) {
     auto ck = train::LoadCheckpoint(ckpt_path);
     if (!ck.ok()) return fail(ck.status());
     if (Status st = tr.Restore(*ck); !st.ok()) return fail(st);
     if (Status st = TruncateLog(log_path, tr.step()); !st.ok()) return fail(st);
     if (o.verbose) std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_path.c_str(), static_cast<long long>(tr.step()));
-  } else {
+  } else if (primary) {
     std::ofstream(log_path, std::ios::trunc) << "step,loss,lr,grad_norm,tokens_per_s,bubble,val_loss\n";
   }
-  auto record = TrainRecord::Open(o.db, c.out, o.config_path, tr.step());
-  if (!record.ok()) return fail(record.status());
-  rec = std::move(*record);
+  if (primary) {
+    auto record = TrainRecord::Open(o.db, c.out, o.config_path, tr.step());
+    if (!record.ok()) return fail(record.status());
+    rec = std::move(*record);
+  }
   const auto& pipe = S.trainer.pipeline;
   if (rec && o.verbose) {
     std::fprintf(stderr, "recording metrics in %s (run %lld)\n", rec->path().c_str(), static_cast<long long>(rec->run_id()));
@@ -133,8 +191,9 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   Publish(P);
 
   auto save = [&]() -> Status {
-    auto ck = tr.MakeCheckpoint();
+    auto ck = tr.MakeCheckpoint();  // every rank: it gathers the weights
     if (!ck.ok()) return ck.status();
+    if (!primary) return Status::Ok();
     return train::SaveCheckpoint(ckpt_path, *ck);
   };
   train::StepStats last;
@@ -146,6 +205,10 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   bool cancelled = false;
   while (tr.step() < c.steps) {
     if (cancel_.load()) {
+      if (ranks) {  // the other ranks cannot learn of it in step: stop them all
+        ranks->Abort();
+        return fail(Status::Cancelled("cancelled; the other ranks of the run stop with it"));
+      }
       cancelled = true;
       break;
     }
@@ -168,9 +231,11 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
     if (rec) {
       if (Status s = rec->AddStep(last, step_val); !s.ok()) return fail(s);
     }
-    std::ofstream(log_path, std::ios::app)
-        << fmt::format("{},{:.17g},{:.9g},{:.9g},{:.1f},{:.4f},{}\n", last.step, last.loss, last.lr, last.grad_norm,
-                       last.tokens / last.seconds, last.bubble, val_field);
+    if (primary) {
+      std::ofstream(log_path, std::ios::app)
+          << fmt::format("{},{:.17g},{:.9g},{:.9g},{:.1f},{:.4f},{}\n", last.step, last.loss, last.lr, last.grad_norm,
+                         last.tokens / last.seconds, last.bubble, val_field);
+    }
     if (c.checkpoint_every > 0 && last.step % c.checkpoint_every == 0) {
       if (Status s = save(); !s.ok()) return fail(s);
     }
@@ -219,7 +284,7 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
     if (Status s = rec->AddValue(last.step, "val_loss", val_loss); !s.ok()) return fail(s);
     if (Status s = rec->AddTimeline(last.step, last.report); !s.ok()) return fail(s);
   }
-  {
+  if (primary) {
     std::ofstream tl(fs::path(c.out) / "timeline.json");
     tl << TimelineJson(last.report, tr.engine().stages(), pipe.microbatches, tr.engine().chunks()).dump(1) << "\n";
   }
@@ -229,8 +294,12 @@ Result<TrainSummary> TrainJob::Run(TrainRunConfig c, const TrainJobOptions& o,
   auto type = ParseTensorType(c.export_type);
   if (!type) return fail(Status::InvalidArgument("[export] type '" + c.export_type + "' is not a tensor type"));
   eo.matrix_type = *type;
-  const std::string gguf_path = (fs::path(c.out) / "model.gguf").string();
-  if (Status s = train::ExportGguf(gguf_path, S.trainer.shape, tr.params(), S.tokenizer_kv, eo); !s.ok()) return fail(s);
+  const std::string gguf_path = (fs::path(primary_out) / "model.gguf").string();
+  const std::vector<float>& final_params = tr.params();  // every rank: it gathers the weights
+  if (ranks && final_params.empty()) return fail(Status::IoError("gathering the weights from the other ranks failed"));
+  if (primary) {
+    if (Status s = train::ExportGguf(gguf_path, S.trainer.shape, final_params, S.tokenizer_kv, eo); !s.ok()) return fail(s);
+  }
   sum.val_loss = val_loss;
   sum.model = gguf_path;
   if (rec) {

@@ -15,6 +15,10 @@
 #include "app/train_config.h"
 #include "core/train/pipeline.h"
 
+namespace lms::net {
+class RankGroup;
+}
+
 namespace lms::app {
 
 struct TrainJobOptions {
@@ -22,6 +26,12 @@ struct TrainJobOptions {
   std::string db;           // record here (empty: the default record when it exists)
   bool resume = false;      // continue from OUT/checkpoint.bin when it exists
   bool verbose = false;     // print setup lines to stderr (the command line)
+  // A multi-process run: this process is one rank of the group and runs one pipeline stage
+  // (stages = ranks, plan = equal). Every rank runs the job with the same config; rank 0 alone
+  // writes the log, checkpoints, timeline, model and record (it sends its checkpoint to the
+  // others on --resume); the other ranks keep their token shards in OUT/rank-N. Cancel stops
+  // this rank, which makes the others fail.
+  net::RankGroup* ranks = nullptr;
 };
 
 struct TrainStageRow {

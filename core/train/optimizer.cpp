@@ -22,12 +22,14 @@ bool HasAvx2() {
 }
 }  // namespace
 
-double GlobalNorm(const std::vector<float>& g) {
-  if (HasAvx2()) return std::sqrt(avx2::SumSquares(g.data(), static_cast<int64_t>(g.size())));
+double SumSquares(const float* g, int64_t n) {
+  if (HasAvx2()) return avx2::SumSquares(g, n);
   double s = 0.0;
-  for (float x : g) s += double{x} * x;
-  return std::sqrt(s);
+  for (int64_t i = 0; i < n; ++i) s += double{g[i]} * g[i];
+  return s;
 }
+
+double GlobalNorm(const std::vector<float>& g) { return std::sqrt(SumSquares(g.data(), static_cast<int64_t>(g.size()))); }
 
 AdamW::AdamW(const OptimConfig& c, const ParamLayout& layout)
     : c_(c), decay_(static_cast<size_t>(layout.total), 0), m_(decay_.size(), 0.0f), v_(decay_.size(), 0.0f) {
@@ -38,18 +40,24 @@ AdamW::AdamW(const OptimConfig& c, const ParamLayout& layout)
 
 double AdamW::Step(int64_t step, std::vector<float>& p, std::vector<float>& g) {
   const double norm = GlobalNorm(g);
+  Update(step, p, g, 0, static_cast<int64_t>(p.size()), norm);
+  return norm;
+}
+
+void AdamW::Update(int64_t step, std::vector<float>& p, std::vector<float>& g, int64_t begin, int64_t end,
+                   double norm) {
   const float clip = (c_.grad_clip > 0.0f && norm > c_.grad_clip) ? static_cast<float>(c_.grad_clip / norm) : 1.0f;
   const float lr = LearningRate(c_, step);
   const int64_t t = step + 1;
   const float bc1 = 1.0f - static_cast<float>(std::pow(c_.beta1, t));
   const float bc2 = 1.0f - static_cast<float>(std::pow(c_.beta2, t));
-  const size_t n = p.size();
   if (HasAvx2()) {
     const AdamWScalars s{clip, lr, c_.beta1, c_.beta2, bc1, bc2, c_.eps, c_.weight_decay};
-    avx2::AdamWUpdate(s, p.data(), g.data(), m_.data(), v_.data(), decay_.data(), static_cast<int64_t>(n));
-    return norm;
+    avx2::AdamWUpdate(s, p.data() + begin, g.data() + begin, m_.data() + begin, v_.data() + begin, decay_.data() + begin,
+                      end - begin);
+    return;
   }
-  for (size_t i = 0; i < n; ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     const float gi = g[i] * clip;
     g[i] = gi;
     m_[i] = c_.beta1 * m_[i] + (1.0f - c_.beta1) * gi;
@@ -57,7 +65,6 @@ double AdamW::Step(int64_t step, std::vector<float>& p, std::vector<float>& g) {
     const float mhat = m_[i] / bc1, vhat = v_[i] / bc2;
     p[i] -= lr * (mhat / (std::sqrt(vhat) + c_.eps) + (decay_[i] ? c_.weight_decay * p[i] : 0.0f));
   }
-  return norm;
 }
 
 }  // namespace lms::train

@@ -25,6 +25,8 @@ float LearningRate(const OptimConfig& c, int64_t step);
 
 // sqrt(Σ g²) accumulated in double.
 double GlobalNorm(const std::vector<float>& g);
+// Σ g² over n elements, in double.
+double SumSquares(const float* g, int64_t n);
 
 // The per-step constants of one AdamW update.
 struct AdamWScalars {
@@ -46,6 +48,10 @@ class AdamW {
   // Clips g in place to c.grad_clip, then updates params for step `step` (0-based) with the
   // scheduled learning rate. Returns the gradient norm before clipping.
   double Step(int64_t step, std::vector<float>& params, std::vector<float>& grads);
+  // The same update of elements [begin, end) only, clipped by a norm computed elsewhere (a
+  // process of a multi-process run updates the range it owns, with the norm of all ranks).
+  void Update(int64_t step, std::vector<float>& params, std::vector<float>& grads, int64_t begin, int64_t end,
+              double norm);
 
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }

@@ -7,6 +7,9 @@
 #include <mutex>
 #include <thread>
 
+#include "core/net/rank_group.h"
+#include "core/train/rank_transport.h"
+
 namespace lms::train {
 
 Result<ScheduleKind> ParseSchedule(const std::string& name) {
@@ -131,29 +134,48 @@ Status ValidatePipeline(const ModelShape& shape, const PipelineOptions& opt) {
 }
 
 Result<std::unique_ptr<Pipeline>> Pipeline::Create(const ModelShape& shape, const ParamLayout& layout,
-                                                   const PipelineOptions& opt_in) {
+                                                   const PipelineOptions& opt_in, net::RankGroup* ranks) {
   LMS_RETURN_IF_ERROR(ValidatePipeline(shape, opt_in));
   PipelineOptions opt = opt_in;
   const int C = static_cast<int>(opt.boundaries.size()) - 1, V = opt.chunks, S = C / V;
   if (opt.threads.empty()) opt.threads.assign(S, 1);
+  if (ranks && ranks->world() > 1) {
+    if (ranks->world() != S) {
+      return Status::InvalidArgument(fmt::format("{} processes train a pipeline of {} stages: a multi-process run has "
+                                                 "one stage per process", ranks->world(), S));
+    }
+    if (C > (1 << 14) || opt.microbatches > (1 << 20)) return Status::InvalidArgument("too many chunks or micro-batches");
+  } else {
+    ranks = nullptr;
+  }
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->shape_ = shape;
   p->layout_ = &layout;
   p->opt_ = opt;
+  p->S_ = S;
+  p->ranks_ = ranks;
   for (int s = 0; s < S; ++s) {
     if (opt.threads[s] < 1) return Status::InvalidArgument(fmt::format("stage {} needs at least one thread", s));
-    p->pools_.push_back(std::make_unique<ThreadPool>(opt.threads[s]));
+    p->pools_.push_back(p->Local(s) ? std::make_unique<ThreadPool>(opt.threads[s]) : nullptr);
   }
   for (int c = 0; c < C; ++c) {
-    p->stages_.push_back(std::make_unique<Stage>(shape, layout, opt.boundaries[c], opt.boundaries[c + 1], c == 0,
-                                                 c == C - 1, opt.micro_batch_size, p->pools_[c % S].get()));
+    p->stages_.push_back(p->Local(c % S) ? std::make_unique<Stage>(shape, layout, opt.boundaries[c], opt.boundaries[c + 1],
+                                                                   c == 0, c == C - 1, opt.micro_batch_size,
+                                                                   p->pools_[c % S].get())
+                                         : nullptr);
   }
-  p->transport_ = std::make_unique<InProcessTransport>();
+  if (ranks) {
+    p->transport_ = std::make_unique<RankTransport>(ranks, S);
+  } else {
+    p->transport_ = std::make_unique<InProcessTransport>();
+  }
   if (C > 1 && shape.tied) p->head_grad_.assign(static_cast<size_t>(layout.token_embd.size()), 0.0f);
   return p;
 }
 
 Pipeline::~Pipeline() = default;
+
+bool Pipeline::Local(int s) const { return ranks_ == nullptr || s == ranks_->rank(); }
 
 Result<StepReport> Pipeline::ForwardBackward(const std::vector<float>& params, std::vector<float>& grads,
                                              const int32_t* inputs, const int32_t* targets, float loss_scale) {
@@ -170,6 +192,7 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
   if (static_cast<int64_t>(params->size()) != layout_->total) {
     return Status::InvalidArgument("parameter vector does not match the model layout");
   }
+  if (!broken_.ok()) return broken_;
   const int S = stages(), V = opt_.chunks, C = S * V, M = opt_.microbatches;
   const int64_t rows = int64_t{opt_.micro_batch_size} * shape_.seq_len, d = shape_.d_model;
   std::vector<std::vector<PipeOp>> ops;
@@ -253,6 +276,8 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
 
   if (S == 1) {
     run_stage(0);
+  } else if (ranks_) {
+    run_stage(ranks_->rank());  // this process's one device
   } else {
     std::vector<std::thread> threads;
     for (int s = 0; s < S; ++s) threads.emplace_back(run_stage, s);
@@ -267,7 +292,9 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
   if (!failure.ok()) {
     transport_->Reset();
     for (auto& st : stages_)
-      for (int m = 0; m < M; ++m) st->Release(m);
+      for (int m = 0; m < M; ++m)
+        if (st) st->Release(m);
+    if (ranks_) broken_ = failure.WithContext("an earlier step of this multi-process run failed");
     return failure;
   }
   for (int m = 0; m < M; ++m) {
@@ -275,9 +302,24 @@ Result<StepReport> Pipeline::Run(const std::vector<float>* params, std::vector<f
     rep.tokens += mb_loss[m].count;
   }
   if (backward && !head_grad_.empty()) {
-    // The tied embedding's two gradient shares (embedding on stage 0, head on stage S−1).
-    float* emb = g + layout_->token_embd.offset;
-    for (size_t i = 0; i < head_grad_.size(); ++i) emb[i] += head_grad_[i];
+    // The tied embedding's two gradient shares (embedding on stage 0, head on stage S−1); in
+    // a multi-process run the head's share travels from the last chunk's process to rank 0.
+    const bool has_embd = Local(0), has_head = Local((C - 1) % S);
+    if (has_head && !has_embd) {
+      if (Status st = ranks_->SendFloats(0, kEngineTagBase, head_grad_.data(), head_grad_.size()); !st.ok()) {
+        broken_ = st;
+        return st;
+      }
+    } else if (has_embd && !has_head) {
+      if (Status st = ranks_->RecvFloats((C - 1) % S, kEngineTagBase, head_grad_.data(), head_grad_.size()); !st.ok()) {
+        broken_ = st;
+        return st;
+      }
+    }
+    if (has_embd) {
+      float* emb = g + layout_->token_embd.offset;
+      for (size_t i = 0; i < head_grad_.size(); ++i) emb[i] += head_grad_[i];
+    }
   }
   for (int s = 0; s < S; ++s) rep.events.insert(rep.events.end(), events[s].begin(), events[s].end());
   return rep;

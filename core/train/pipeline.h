@@ -11,6 +11,10 @@
 #include "core/train/train_model.h"
 #include "core/train/transport.h"
 
+namespace lms::net {
+class RankGroup;
+}
+
 namespace lms::train {
 
 enum class ScheduleKind { kGPipe, k1F1B, kInterleaved };
@@ -76,11 +80,17 @@ struct StepReport {
 
 class Pipeline {
  public:
+  // With `ranks` (a group of as many processes as devices), this process runs device
+  // ranks->rank() only, and messages to the other devices go to their processes. Every
+  // process calls ForwardBackward and Forward together; the loss comes out of the last
+  // device's process only, and the tied head's gradient share is sent to device 0's.
   static Result<std::unique_ptr<Pipeline>> Create(const ModelShape& shape, const ParamLayout& layout,
-                                                  const PipelineOptions& opt);
+                                                  const PipelineOptions& opt, net::RankGroup* ranks = nullptr);
   ~Pipeline();
 
-  int stages() const { return static_cast<int>(pools_.size()); }  // devices
+  int stages() const { return S_; }  // devices
+  // Whether this process runs device s (always, unless the pipeline spans processes).
+  bool Local(int s) const;
   int chunks() const { return opt_.chunks; }
   const PipelineOptions& options() const { return opt_; }
 
@@ -92,7 +102,7 @@ class Pipeline {
   // Forward only (validation): the summed loss of the same kind of batch.
   Result<StepReport> Forward(const std::vector<float>& params, const int32_t* inputs, const int32_t* targets);
 
-  Stage& stage(int c) { return *stages_[c]; }  // chunk c (= stage c unless interleaved)
+  Stage& stage(int c) { return *stages_[c]; }  // chunk c (= stage c unless interleaved); a local one
 
  private:
   Pipeline() = default;
@@ -102,7 +112,10 @@ class Pipeline {
   ModelShape shape_;
   const ParamLayout* layout_ = nullptr;
   PipelineOptions opt_;
-  std::vector<std::unique_ptr<ThreadPool>> pools_;
+  int S_ = 1;
+  net::RankGroup* ranks_ = nullptr;
+  Status broken_;  // a multi-process step failed: the group is gone
+  std::vector<std::unique_ptr<ThreadPool>> pools_;  // null for devices of other processes
   std::vector<std::unique_ptr<Stage>> stages_;
   std::unique_ptr<Transport> transport_;
   std::vector<float> head_grad_;  // the last stage's share of the tied embedding gradient (S > 1)

@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
+
+#include "core/net/rank_group.h"
+#include "core/train/rank_transport.h"
 
 namespace lms::train {
 
@@ -19,12 +23,26 @@ std::map<std::string, TrainEngineFactory>& Registry() {
   return r;
 }
 
+// The CPU pipeline with AdamW on the host. In a multi-process run (spec.ranks) every process
+// keeps layout-sized vectors but computes and updates only the ranges of its own chunks; sums
+// over ranks give the loss, the gradient norm and, for checkpoints, the whole weight vector.
 class CpuTrainEngine final : public TrainEngine {
  public:
   CpuTrainEngine(const TrainEngineSpec& spec, const ParamLayout& layout, std::unique_ptr<Pipeline> p)
-      : optim_(spec.optim, layout), pipeline_(std::move(p)), params_(layout.total, 0.0f), grads_(layout.total, 0.0f) {}
+      : optim_(spec.optim, layout), layout_(layout), pipeline_(std::move(p)), params_(layout.total, 0.0f),
+        grads_(layout.total, 0.0f) {
+    ranks_ = spec.ranks && spec.ranks->world() > 1 ? spec.ranks : nullptr;
+    const int C = static_cast<int>(spec.pipeline.boundaries.size()) - 1, S = pipeline_->stages();
+    for (int c = 0; c < C; ++c) {
+      if (!pipeline_->Local(c % S)) continue;
+      owned_.push_back(layout.StageRange(spec.pipeline.boundaries[c], spec.pipeline.boundaries[c + 1], c == 0, c == C - 1));
+    }
+    head_rank_ = (C - 1) % S;
+  }
 
-  std::string Describe() const override { return "cpu"; }
+  std::string Describe() const override {
+    return ranks_ ? fmt::format("cpu, rank {} of {}", ranks_->rank(), ranks_->world()) : "cpu";
+  }
   int stages() const override { return pipeline_->stages(); }
   int chunks() const override { return pipeline_->chunks(); }
 
@@ -45,35 +63,83 @@ class CpuTrainEngine final : public TrainEngine {
     }
     return Status::Ok();
   }
-  Status GetParams(std::vector<float>& params) const override {
-    params = params_;
-    return Status::Ok();
-  }
+  Status GetParams(std::vector<float>& params) const override { return Gathered(params_, params); }
   Status GetMoments(std::vector<float>& m, std::vector<float>& v) const override {
-    m = optim_.m();
-    v = optim_.v();
-    return Status::Ok();
+    LMS_RETURN_IF_ERROR(Gathered(optim_.m(), m));
+    return Gathered(optim_.v(), v);
   }
-  Status GetGrads(std::vector<float>& grads) const override {
-    grads = grads_;
-    return Status::Ok();
-  }
+  Status GetGrads(std::vector<float>& grads) const override { return Gathered(grads_, grads); }
   Status ZeroGrads() override {
     std::fill(grads_.begin(), grads_.end(), 0.0f);
     return Status::Ok();
   }
   Result<StepReport> ForwardBackward(const int32_t* inputs, const int32_t* targets, float loss_scale) override {
-    return pipeline_->ForwardBackward(params_, grads_, inputs, targets, loss_scale);
+    LMS_ASSIGN_OR_RETURN(StepReport rep, pipeline_->ForwardBackward(params_, grads_, inputs, targets, loss_scale));
+    LMS_RETURN_IF_ERROR(ShareReport(rep));
+    return rep;
   }
   Result<StepReport> Forward(const int32_t* inputs, const int32_t* targets) override {
-    return pipeline_->Forward(params_, inputs, targets);
+    LMS_ASSIGN_OR_RETURN(StepReport rep, pipeline_->Forward(params_, inputs, targets));
+    LMS_RETURN_IF_ERROR(ShareReport(rep));
+    return rep;
   }
-  Result<double> OptimizerStep(int64_t step) override { return optim_.Step(step, params_, grads_); }
+  Result<double> OptimizerStep(int64_t step) override {
+    if (!ranks_) return optim_.Step(step, params_, grads_);
+    double sq = 0;
+    for (const auto& [b, e] : owned_) sq += SumSquares(grads_.data() + b, e - b);
+    LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(&sq, 1));
+    const double norm = std::sqrt(sq);
+    for (const auto& [b, e] : owned_) optim_.Update(step, params_, grads_, b, e, norm);
+    // The tied head reads the embedding, which rank 0 owns and has just updated.
+    if (layout_.output.size() == 0 && head_rank_ != 0) {
+      float* emb = params_.data() + layout_.token_embd.offset;
+      const size_t n = static_cast<size_t>(layout_.token_embd.size());
+      if (ranks_->rank() == 0) {
+        LMS_RETURN_IF_ERROR(ranks_->SendFloats(head_rank_, kEngineTagBase + 1, emb, n));
+      } else if (ranks_->rank() == head_rank_) {
+        LMS_RETURN_IF_ERROR(ranks_->RecvFloats(0, kEngineTagBase + 1, emb, n));
+      }
+    }
+    return norm;
+  }
 
  private:
+  // The whole vector: this rank's ranges of `mine`, the other ranks' from them (a sum over
+  // ranks of vectors that are zero outside each rank's ranges, which adds nothing but zeros).
+  Status Gathered(const std::vector<float>& mine, std::vector<float>& out) const {
+    if (!ranks_) {
+      out = mine;
+      return Status::Ok();
+    }
+    out.assign(mine.size(), 0.0f);
+    for (const auto& [b, e] : owned_) std::copy(mine.begin() + b, mine.begin() + e, out.begin() + b);
+    return ranks_->AllReduceSum(out.data(), out.size());
+  }
+  // Every rank's report gets the loss (from the last stage's rank) and every device's busy
+  // time and peak; the events stay this rank's own.
+  Status ShareReport(StepReport& rep) const {
+    if (!ranks_) return Status::Ok();
+    const size_t S = rep.busy_s.size();
+    std::vector<double> v = {rep.loss_sum, static_cast<double>(rep.tokens)};
+    for (size_t s = 0; s < S; ++s) v.push_back(rep.busy_s[s]);
+    for (size_t s = 0; s < S; ++s) v.push_back(rep.peak_in_flight[s]);
+    v.push_back(rep.wall_s);
+    LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(v.data(), v.size()));
+    rep.loss_sum = v[0];
+    rep.tokens = static_cast<int64_t>(v[1]);
+    for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
+    for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
+    rep.wall_s = v[2 + 2 * S] / static_cast<double>(ranks_->world());  // the ranks' mean
+    return Status::Ok();
+  }
+
   AdamW optim_;
+  const ParamLayout& layout_;
   std::unique_ptr<Pipeline> pipeline_;
   std::vector<float> params_, grads_;
+  net::RankGroup* ranks_ = nullptr;
+  std::vector<std::pair<int64_t, int64_t>> owned_;
+  int head_rank_ = 0;
 };
 
 }  // namespace
@@ -94,7 +160,7 @@ Result<std::unique_ptr<TrainEngine>> CreateCpuTrainEngine(const TrainEngineSpec&
   if (!spec.precision.empty() && spec.precision != "f32") {
     return Status::InvalidArgument(fmt::format("the CPU trainer computes in f32; precision '{}' needs a GPU", spec.precision));
   }
-  LMS_ASSIGN_OR_RETURN(auto p, Pipeline::Create(spec.shape, layout, spec.pipeline));
+  LMS_ASSIGN_OR_RETURN(auto p, Pipeline::Create(spec.shape, layout, spec.pipeline, spec.ranks));
   return std::unique_ptr<TrainEngine>(std::make_unique<CpuTrainEngine>(spec, layout, std::move(p)));
 }
 

@@ -16,6 +16,10 @@
 #include "core/train/optimizer.h"
 #include "core/train/pipeline.h"
 
+namespace lms::net {
+class RankGroup;
+}
+
 namespace lms::train {
 
 struct TrainEngineSpec {
@@ -24,6 +28,10 @@ struct TrainEngineSpec {
   PipelineOptions pipeline;  // micro_batch_size set
   std::string device = "cpu";  // "cpu", "cuda" (every local GPU), "cuda:N", "cuda:0,1"
   std::string precision;       // "" = the device's default; "f32", "bf16" (CUDA)
+  // A multi-process run: one pipeline stage per process of this group (stage s on rank s).
+  // Every method below is then collective: every rank calls it, in the same order, and gets
+  // the same results (losses, norms, the gathered weights). Not owned; outlives the engine.
+  net::RankGroup* ranks = nullptr;
 };
 
 class TrainEngine {

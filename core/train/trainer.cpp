@@ -43,6 +43,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c, std::ve
   spec.pipeline.micro_batch_size = c.batch_size / M;
   spec.device = c.device;
   spec.precision = c.precision;
+  spec.ranks = c.ranks;
   LMS_ASSIGN_OR_RETURN(tr->engine_, CreateTrainEngine(spec, tr->layout_));
   LMS_RETURN_IF_ERROR(tr->engine_->SetState(tr->params_, nullptr, nullptr));
   tr->train_ = std::make_unique<BatchLoader>(std::move(train_tokens), c.shape.seq_len);

@@ -26,6 +26,9 @@ struct TrainerConfig {
   int32_t eval_batches = 4;   // validation batches of batch_size sequences
   std::string device = "cpu"; // where the arithmetic runs (train_engine.h)
   std::string precision;      // "" = the device's default
+  // A multi-process run (TrainEngineSpec::ranks): every rank runs the same Trainer calls in
+  // the same order and sees the same losses and weights.
+  net::RankGroup* ranks = nullptr;
 };
 
 struct StepStats {

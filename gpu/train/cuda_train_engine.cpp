@@ -650,6 +650,10 @@ Result<GemmPrecision> PrecisionOf(const lms::train::TrainEngineSpec& spec) {
 Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngineOn(const lms::train::TrainEngineSpec& spec,
                                                                  const lms::train::ParamLayout& layout,
                                                                  const std::vector<int>& gpus) {
+  if (spec.ranks != nullptr) {
+    return Status::Unsupported("multi-process training runs on the CPU engine for now; on GPUs one process drives "
+                               "every local GPU (--device cuda)");
+  }
   LMS_ASSIGN_OR_RETURN(const GemmPrecision precision, PrecisionOf(spec));
   lms::train::PipelineOptions check = spec.pipeline;
   check.threads.clear();  // CPU threads per stage mean nothing here

@@ -1,8 +1,10 @@
 // lmstation train / plan as a user runs them: a tiny config on the essays shipped in assets/text;
 // kill -9 in the middle of a run and resume, bit-identically; the exported model runs.
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +75,38 @@ std::vector<std::string> LogRows(const std::string& path, int cols) {
     rows.push_back(line.substr(0, at));
   }
   return rows;
+}
+
+// Runs lmstation without assertions (for a second thread), stderr into the output too.
+Ran LmstationQuiet(const std::string& args) {
+  const std::string cmd = "XDG_DATA_HOME='" + DataHome() + "' " + std::string(LMSTATION_BIN) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  return {WEXITSTATUS(pclose(p)), out};
+}
+
+// A TCP port nothing listens on right now.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace
@@ -370,6 +404,58 @@ TEST_CASE("plan prints a plan and beats or ties the equal split in prediction", 
   CHECK(Lmstation("plan " + cfg + " --microbatches 3").exit_code != 0);  // does not divide the batch
 }
 
+TEST_CASE("train --ranks 2: two processes of one stage each train bit-identically to one process, resume too",
+          "[train][cli][ranks]") {
+  const std::string cfg =
+      WriteConfig(kTinyModel, "[train]\nbatch_size = 4\neval_batches = 2\ncheckpoint_every = 4\n\n[pipeline]\nstages = 2\n"
+                              "microbatches = 2\n");
+  const std::string one = test::TempDir() + "/one", two = test::TempDir() + "/two";
+  // Both ranks at once: rank 1 on a thread, rank 0 here; each prints what it says on stdout.
+  auto pair = [&](const std::string& args, const std::string& rank1_extra = "") {
+    const std::string where = " --ranks 2 --rendezvous 127.0.0.1:" + std::to_string(FreePort()) + " --join-timeout 60";
+    Ran r1{-1, ""};
+    std::thread t([&] { r1 = LmstationQuiet(args + where + " --rank 1" + rank1_extra); });
+    Ran r0 = LmstationQuiet(args + where + " --rank 0");
+    t.join();
+    return std::make_pair(r0, r1);
+  };
+  for (const int steps : {8, 12}) {  // then resume to 12 from the checkpoint at 8
+    CAPTURE(steps);
+    const std::string resume = steps == 8 ? "" : " --resume";
+    const Ran a = Lmstation("train " + cfg + " --out " + one + " --steps " + std::to_string(steps) + " --json" + resume);
+    REQUIRE(a.exit_code == 0);
+    const auto [r0, r1] = pair("train " + cfg + " --out " + two + " --steps " + std::to_string(steps) + " --json" + resume);
+    INFO(r0.out);
+    INFO(r1.out);
+    REQUIRE(r0.exit_code == 0);
+    REQUIRE(r1.exit_code == 0);
+    const auto ja = nlohmann::json::parse(a.out);
+    const auto j0 = nlohmann::json::parse(r0.out.substr(r0.out.rfind("\n{") + 1));
+    CHECK(j0["loss"] == ja["loss"]);  // bit for bit: the same sums in the same order
+    CHECK(j0["val_loss"] == ja["val_loss"]);
+    CHECK(j0["steps"] == steps);
+    CHECK(r1.out.find("{\"") == std::string::npos);  // rank 1 reports nothing of its own
+    CHECK(r1.out.find("rank 1 of 2 joined") != std::string::npos);
+    CHECK(LogRows(two + "/log.csv", 4) == LogRows(one + "/log.csv", 4));
+    CHECK(FileBytes(two + "/model.gguf") == FileBytes(one + "/model.gguf"));
+    CHECK(FileBytes(two + "/checkpoint.bin") == FileBytes(one + "/checkpoint.bin"));
+    // Rank 1 kept its token shards apart and wrote nothing else.
+    CHECK(std::filesystem::exists(two + "/rank-1/train.tok"));
+    CHECK(!std::filesystem::exists(two + "/rank-1/model.gguf"));
+    CHECK(!std::filesystem::exists(two + "/rank-1/log.csv"));
+  }
+  // Ranks that disagree on the run stop together with a message, instead of hanging.
+  const auto [b0, b1] = pair("train " + cfg + " --out " + test::TempDir() + "/bad --steps 5", " --microbatches 1");
+  CHECK(b0.exit_code != 0);
+  CHECK(b1.exit_code != 0);
+  CHECK(b0.out.find("prepared another model, data or pipeline") != std::string::npos);
+  // Three ranks for a two-stage config; a rank without a group size.
+  const Ran three = Lmstation("train " + cfg + " --out " + test::TempDir() + "/x --ranks 3 --rank 0 --join-timeout 0.5");
+  CHECK(three.exit_code != 0);
+  const Ran lone = Lmstation("train " + cfg + " --out " + test::TempDir() + "/y --rank 1");
+  CHECK(lone.exit_code != 0);
+}
+
 }  // namespace lms
 
 namespace lms {
@@ -404,3 +490,4 @@ TEST_CASE("train: fine-tune SmolLM2 from its GGUF, export, and chat with the res
 }
 
 }  // namespace lms
+
