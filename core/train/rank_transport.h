@@ -16,6 +16,8 @@ namespace lms::train {
 // Tags of the engine's own messages between ranks (the tied head's gradient and weights) lie
 // above every pipeline message's tag.
 inline constexpr uint64_t kEngineTagBase = uint64_t{1} << 62;
+// The tag of one pipeline message (chunks below 2^14, micro-batches below 2^20).
+uint64_t PipelineTag(int src, int dst, MessageKind kind, int microbatch);
 
 class RankTransport final : public Transport {
  public:
@@ -28,7 +30,6 @@ class RankTransport final : public Transport {
   int64_t bytes_sent() const override { return bytes_.load(); }
 
  private:
-  static uint64_t Tag(int src, int dst, MessageKind kind, int microbatch);
   net::RankGroup* group_;
   int stages_;
   std::atomic<int64_t> bytes_{0};

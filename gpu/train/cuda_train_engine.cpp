@@ -6,13 +6,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <thread>
 
 #include "core/backend/registry.h"
+#include "core/net/rank_group.h"
+#include "core/train/rank_transport.h"
 #include "gpu/cuda_check.h"
 #include "gpu/pipeline/device_transport.h"
+#include "gpu/pipeline/rank_device_transport.h"
 #include "gpu/train/cuda_stage.h"
 
 namespace lms::gpu::train {
@@ -66,6 +70,7 @@ struct Segment {
 // gradient norm partial each) that lie in its owned segments.
 struct Gpu {
   int id = 0;
+  int dev = 0;  // the first pipeline device on it: its stream runs the optimizer
   std::vector<Segment> segs;
   std::vector<std::pair<int64_t, int64_t>> owned;
   DeviceBuffer<double> sums;  // Σ g² per owned range
@@ -157,6 +162,14 @@ class Engine final : public CudaTrainEngine {
 
  private:
   Gpu& GpuOf(int chunk) { return gpus_[static_cast<size_t>(devs_[static_cast<size_t>(chunk % S_)].gpu)]; }
+  // Whether this process runs pipeline device s (all of them unless the run spans processes).
+  bool Local(int s) const { return ranks_ == nullptr || s == ranks_->rank(); }
+  // Multi-process: the loss, busy times and peaks of every rank's devices, on every rank.
+  Status ShareReport(StepReport& rep) const;
+  // Multi-process: the tied head's gradient share to rank 0, or the updated embedding to the
+  // head's rank (host-staged over the group).
+  Status ExchangeHeadGrad();
+  Status ExchangeEmbedding();
   Status Gather(DeviceBuffer<float> Segment::*field, std::vector<float>& out) const;
   Status RefreshBf16(Gpu& g, int64_t begin, int64_t end);
   Result<StepReport> Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward);
@@ -165,6 +178,7 @@ class Engine final : public CudaTrainEngine {
   const lms::train::ParamLayout& layout_;
   std::string describe_;
   GemmPrecision precision_ = GemmPrecision::kBF16;
+  net::RankGroup* ranks_ = nullptr;  // a multi-process run: this process runs device ranks_->rank()
   int S_ = 1, C_ = 1;
   std::vector<Gpu> gpus_;
   std::vector<Dev> devs_;
@@ -190,8 +204,14 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
   S_ = C_ / V;
   const int M = po.microbatches;
   precision_ = precision;
-  // GPUs used: pipeline device s runs on ids[s % |ids|].
-  const int G = std::min<int>(static_cast<int>(ids.size()), S_);
+  ranks_ = spec_.ranks && spec_.ranks->world() > 1 ? spec_.ranks : nullptr;
+  if (ranks_ && ranks_->world() != S_) {
+    return Status::InvalidArgument(fmt::format("{} processes train a pipeline of {} stages: a multi-process run has one "
+                                               "stage per process", ranks_->world(), S_));
+  }
+  // GPUs used: pipeline device s runs on ids[s % |ids|]; in a multi-process run this process's
+  // one device runs on ids[0].
+  const int G = ranks_ ? 1 : std::min<int>(static_cast<int>(ids.size()), S_);
   gpus_.resize(static_cast<size_t>(G));
   std::string names;
   for (int i = 0; i < G; ++i) {
@@ -202,13 +222,16 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     }
   }
   describe_ = fmt::format("cuda ({}), {} matrix products", names, GemmPrecisionName(precision));
+  if (ranks_) describe_ += fmt::format(", rank {} of {}", ranks_->rank(), ranks_->world());
+  for (int i = 0; i < G; ++i) gpus_[static_cast<size_t>(i)].dev = ranks_ ? ranks_->rank() : i;
 
   std::vector<uint8_t> decay(static_cast<size_t>(layout_.total), 0);
   for (const auto* t : layout_.All()) {
     if (t->matrix) std::fill_n(decay.begin() + t->offset, t->size(), uint8_t{1});
   }
   for (int c = 0; c < C_; ++c) {
-    gpus_[static_cast<size_t>((c % S_) % G)].owned.push_back(
+    if (!Local(c % S_)) continue;
+    gpus_[static_cast<size_t>(ranks_ ? 0 : (c % S_) % G)].owned.push_back(
         layout_.StageRange(po.boundaries[static_cast<size_t>(c)], po.boundaries[static_cast<size_t>(c) + 1], c == 0, c == C_ - 1));
   }
   // Each GPU's segments: its chunks' ranges, adjacent ones merged, and a weights-only copy of
@@ -226,8 +249,9 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       }
     }
   }
-  const int G_last = (C_ - 1) % S_ % G, G_first = 0;
-  if (spec_.shape.tied && G_last != G_first) {
+  const bool tied_copy = ranks_ ? (C_ > 1 && Local((C_ - 1) % S_) && !Local(0)) : ((C_ - 1) % S_ % G != 0);
+  const int G_last = ranks_ ? 0 : (C_ - 1) % S_ % G;
+  if (spec_.shape.tied && tied_copy) {
     Segment copy;
     copy.begin = layout_.token_embd.offset;
     copy.end = layout_.token_embd.offset + layout_.token_embd.size();
@@ -255,7 +279,11 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
   devs_.resize(static_cast<size_t>(S_));
   for (int s = 0; s < S_; ++s) {
     Dev& dv = devs_[static_cast<size_t>(s)];
-    dv.gpu = s % G;
+    if (!Local(s)) {
+      dv.gpu = -1;  // another process's
+      continue;
+    }
+    dv.gpu = ranks_ ? 0 : s % G;
     ScopedDevice sd(gpus_[static_cast<size_t>(dv.gpu)].id);
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&dv.stream, cudaStreamNonBlocking));
     LMS_ASSIGN_OR_RETURN(dv.kernels, TrainKernels::Create(dv.stream, precision));
@@ -277,6 +305,10 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     }
   }
   for (int c = 0; c < C_; ++c) {
+    if (!Local(c % S_)) {
+      stages_.push_back(nullptr);
+      continue;
+    }
     Dev& dv = devs_[static_cast<size_t>(c % S_)];
     ScopedDevice sd(gpus_[static_cast<size_t>(dv.gpu)].id);
     auto st = CudaStage::Create(spec_.shape, layout_, po.boundaries[static_cast<size_t>(c)],
@@ -297,11 +329,12 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
   }
   if (C_ > 1 && spec_.shape.tied) {
     const int64_t n = layout_.token_embd.size();
-    {
+    const bool head_here = Local((C_ - 1) % S_), embd_here = Local(0);
+    if (head_here) {
       ScopedDevice sd(GpuOf(C_ - 1).id);
       LMS_RETURN_IF_ERROR(head_grad_.Allocate(n, "head gradient"));
     }
-    if (GpuOf(C_ - 1).id != GpuOf(0).id) {
+    if (embd_here && (!head_here || GpuOf(C_ - 1).id != GpuOf(0).id)) {
       ScopedDevice sd(GpuOf(0).id);
       LMS_RETURN_IF_ERROR(head_grad_peer_.Allocate(n, "head gradient"));
     }
@@ -312,7 +345,7 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
   std::vector<int> distinct(ids.begin(), ids.begin() + G);
   std::sort(distinct.begin(), distinct.end());
   const bool repeats = std::adjacent_find(distinct.begin(), distinct.end()) != distinct.end();  // NCCL refuses
-  if (G == S_ && S_ > 1 && !repeats && po.schedule != lms::train::ScheduleKind::kInterleaved) {
+  if (!ranks_ && G == S_ && S_ > 1 && !repeats && po.schedule != lms::train::ScheduleKind::kInterleaved) {
     std::lock_guard<std::mutex> lock(TransportMutex());
     if (TransportFactory()) {
       std::vector<int> gpu_of_stage;
@@ -320,7 +353,11 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       make_multi_ = [f = TransportFactory(), gpu_of_stage] { return f(gpu_of_stage); };
     }
   }
-  LMS_ASSIGN_OR_RETURN(transport_, MakeTransport());
+  if (ranks_) {
+    transport_ = std::make_unique<RankDeviceTransport>(ranks_, S_);
+  } else {
+    LMS_ASSIGN_OR_RETURN(transport_, MakeTransport());
+  }
   if (make_multi_) describe_ += ", NCCL between stages";
   // DeviceBuffer zeroes with cudaMemset, on the legacy stream: let it finish before the
   // engine's non-blocking streams touch the buffers.
@@ -337,7 +374,7 @@ Status Engine::RefreshBf16(Gpu& g, int64_t begin, int64_t end) {
   Segment* sg = g.Holding(begin, end);
   if (!sg) return Status::Internal("bf16 refresh of parameters the GPU does not hold");
   const int64_t at = begin - sg->begin;
-  return devs_[static_cast<size_t>(&g - gpus_.data())].kernels->ToBf16(sg->p_bf16.get() + at, sg->p.get() + at, end - begin);
+  return devs_[static_cast<size_t>(g.dev)].kernels->ToBf16(sg->p_bf16.get() + at, sg->p.get() + at, end - begin);
 }
 
 Status Engine::SetState(const std::vector<float>& params, const std::vector<float>* m, const std::vector<float>* v) {
@@ -380,6 +417,8 @@ Status Engine::Gather(DeviceBuffer<float> Segment::*field, std::vector<float>& o
                                           cudaMemcpyDeviceToHost));
     }
   }
+  // Other ranks' ranges: a sum of vectors that are zero outside each rank's own ranges.
+  if (ranks_) return ranks_->AllReduceSum(out.data(), out.size());
   return Status::Ok();
 }
 
@@ -388,7 +427,7 @@ Status Engine::ZeroGrads() {
   // engine's non-blocking streams do not wait for.
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
-    const cudaStream_t s = devs_[static_cast<size_t>(&g - gpus_.data())].stream;
+    const cudaStream_t s = devs_[static_cast<size_t>(g.dev)].stream;
     for (Segment& sg : g.segs) {
       if (sg.owned) LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sg.g.get(), 0, sg.g.bytes(), s));
     }
@@ -402,7 +441,7 @@ Result<double> Engine::OptimizerStep(int64_t step) {
   double sum = 0.0;
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
-    TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;  // device i runs on GPU i (i < G)
+    TrainKernels& k = *devs_[static_cast<size_t>(g.dev)].kernels;
     for (size_t r = 0; r < g.owned.size(); ++r) {
       const auto [b, e] = g.owned[r];
       const Segment* sg = g.Holding(b, e);
@@ -414,6 +453,7 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
     for (double x : part) sum += x;
   }
+  if (ranks_) LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(&sum, 1));
   const double norm = std::sqrt(sum);
   const float clip = (c.grad_clip > 0.0f && norm > c.grad_clip) ? static_cast<float>(c.grad_clip / norm) : 1.0f;
   const float lr = lms::train::LearningRate(c, step);
@@ -423,7 +463,7 @@ Result<double> Engine::OptimizerStep(int64_t step) {
   const lms::train::AdamWScalars sc{clip, lr, c.beta1, c.beta2, bc1, bc2, c.eps, c.weight_decay};
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
-    TrainKernels& k = *devs_[static_cast<size_t>(&g - gpus_.data())].kernels;
+    TrainKernels& k = *devs_[static_cast<size_t>(g.dev)].kernels;
     for (const auto& [b, e] : g.owned) {
       Segment* sg = g.Holding(b, e);
       const int64_t at = b - sg->begin;
@@ -434,12 +474,14 @@ Result<double> Engine::OptimizerStep(int64_t step) {
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(k.stream()));
   }
   // The tied head is read by the last chunk: bring its GPU the updated embedding.
-  if (C_ > 1 && spec_.shape.tied && &GpuOf(C_ - 1) != &GpuOf(0)) {
+  if (ranks_) {
+    if (C_ > 1 && spec_.shape.tied) LMS_RETURN_IF_ERROR(ExchangeEmbedding());
+  } else if (C_ > 1 && spec_.shape.tied && &GpuOf(C_ - 1) != &GpuOf(0)) {
     Gpu& dst = GpuOf(C_ - 1);
     const Gpu& src = GpuOf(0);
     const int64_t off = layout_.token_embd.offset, n = layout_.token_embd.size();
     ScopedDevice sd(dst.id);
-    const cudaStream_t s = devs_[static_cast<size_t>(&dst - gpus_.data())].stream;  // src's stream is synchronised
+    const cudaStream_t s = devs_[static_cast<size_t>(dst.dev)].stream;  // src's stream is synchronised
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyPeerAsync(const_cast<float*>(dst.view.p(layout_.token_embd)), dst.id,
                                                  src.view.p(layout_.token_embd), src.id,
                                                  static_cast<size_t>(n) * sizeof(float), s));
@@ -466,7 +508,8 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
   float* head_grad = nullptr;
   // The last chunk's stream zeroes what the last chunk accumulates into, ahead of its work.
   Dev& lastdev = devs_[static_cast<size_t>((C - 1) % S)];
-  {
+  const bool last_here = Local((C - 1) % S);
+  if (last_here) {
     ScopedDevice sd(gpus_[static_cast<size_t>(lastdev.gpu)].id);
     if (backward) {
       if (head_grad_.size()) {
@@ -589,6 +632,8 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
 
   if (S == 1) {
     run_device(0);
+  } else if (ranks_) {
+    run_device(ranks_->rank());  // this process's one device
   } else {
     std::vector<std::thread> threads;
     for (int s = 0; s < S; ++s) threads.emplace_back(run_device, s);
@@ -597,6 +642,11 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
   Status failure;
   for (const Status& st : status) {
     if (!st.ok() && (failure.ok() || failure.code() == StatusCode::kCancelled)) failure = st;
+  }
+  if (!failure.ok() && ranks_) {
+    // The group was aborted: the other ranks fail too, and this run cannot go on.
+    broken_ = failure.WithContext("an earlier step of this multi-process run failed");
+    return failure;
   }
   if (!failure.ok()) {
     auto fresh = MakeTransport();  // drops undelivered parcels; NCCL's were torn down by Abort
@@ -609,12 +659,14 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
       for (int m = 0; m < M; ++m) st->Release(m);
     return failure;
   }
-  {
+  if (last_here) {
     ScopedDevice sd(gpus_[static_cast<size_t>(lastdev.gpu)].id);
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(&rep.loss_sum, lastdev.loss_sum.get(), sizeof(double), cudaMemcpyDeviceToHost));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(&rep.tokens, lastdev.loss_count.get(), sizeof(int64_t), cudaMemcpyDeviceToHost));
   }
-  if (backward && head_grad_.size()) {
+  if (ranks_) {
+    if (backward && C > 1 && spec_.shape.tied) LMS_RETURN_IF_ERROR(ExchangeHeadGrad());
+  } else if (backward && head_grad_.size()) {
     // The tied embedding's two gradient shares (embedding on chunk 0, head on the last).
     Gpu& g0 = GpuOf(0);
     Dev& d0 = devs_[0];
@@ -630,7 +682,69 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
   }
   rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (int s = 0; s < S; ++s) rep.events.insert(rep.events.end(), events[static_cast<size_t>(s)].begin(), events[static_cast<size_t>(s)].end());
+  LMS_RETURN_IF_ERROR(ShareReport(rep));
   return rep;
+}
+
+Status Engine::ShareReport(StepReport& rep) const {
+  if (!ranks_) return Status::Ok();
+  const size_t S = rep.busy_s.size();
+  std::vector<double> v = {rep.loss_sum, static_cast<double>(rep.tokens)};
+  for (size_t s = 0; s < S; ++s) v.push_back(rep.busy_s[s]);
+  for (size_t s = 0; s < S; ++s) v.push_back(rep.peak_in_flight[s]);
+  v.push_back(rep.wall_s);
+  LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(v.data(), v.size()));
+  rep.loss_sum = v[0];
+  rep.tokens = static_cast<int64_t>(v[1]);
+  for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
+  for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
+  rep.wall_s = v[2 + 2 * S] / static_cast<double>(ranks_->world());  // the ranks' mean
+  return Status::Ok();
+}
+
+// The last chunk's share of the tied embedding's gradient, from its rank to rank 0, where it is
+// added to the embedding's gradient (host-staged; the stages' streams are synchronised).
+Status Engine::ExchangeHeadGrad() {
+  const int head = (C_ - 1) % S_;
+  if (head == 0) return Status::Ok();
+  const size_t n = static_cast<size_t>(layout_.token_embd.size());
+  std::vector<float> host(n);
+  if (Local(head)) {
+    ScopedDevice sd(GpuOf(C_ - 1).id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(host.data(), head_grad_.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
+    return ranks_->SendFloats(0, lms::train::kEngineTagBase, host.data(), n);
+  }
+  if (!Local(0)) return Status::Ok();
+  LMS_RETURN_IF_ERROR(ranks_->RecvFloats(head, lms::train::kEngineTagBase, host.data(), n));
+  Gpu& g0 = GpuOf(0);
+  Dev& d0 = devs_[0];
+  ScopedDevice sd(g0.id);
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(head_grad_peer_.get(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice,
+                                           d0.stream));
+  LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), head_grad_peer_.get(), layout_.token_embd.size()));
+  return CudaStatus(cudaStreamSynchronize(d0.stream), "cudaStreamSynchronize");
+}
+
+// Rank 0's updated embedding to the rank of the tied head, after the optimizer step.
+Status Engine::ExchangeEmbedding() {
+  const int head = (C_ - 1) % S_;
+  if (head == 0) return Status::Ok();
+  const int64_t off = layout_.token_embd.offset, n = layout_.token_embd.size();
+  std::vector<float> host(static_cast<size_t>(n));
+  if (Local(0)) {
+    ScopedDevice sd(GpuOf(0).id);
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(host.data(), GpuOf(0).view.p(layout_.token_embd), host.size() * sizeof(float),
+                                        cudaMemcpyDeviceToHost));
+    return ranks_->SendFloats(head, lms::train::kEngineTagBase + 1, host.data(), host.size());
+  }
+  if (!Local(head)) return Status::Ok();
+  LMS_RETURN_IF_ERROR(ranks_->RecvFloats(0, lms::train::kEngineTagBase + 1, host.data(), host.size()));
+  Gpu& g = GpuOf(C_ - 1);
+  ScopedDevice sd(g.id);
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(const_cast<float*>(g.view.p(layout_.token_embd)), host.data(),
+                                      host.size() * sizeof(float), cudaMemcpyHostToDevice));
+  LMS_RETURN_IF_ERROR(RefreshBf16(g, off, off + n));
+  return CudaStatus(cudaStreamSynchronize(devs_[static_cast<size_t>(g.dev)].stream), "cudaStreamSynchronize");
 }
 
 }  // namespace
@@ -650,10 +764,6 @@ Result<GemmPrecision> PrecisionOf(const lms::train::TrainEngineSpec& spec) {
 Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngineOn(const lms::train::TrainEngineSpec& spec,
                                                                  const lms::train::ParamLayout& layout,
                                                                  const std::vector<int>& gpus) {
-  if (spec.ranks != nullptr) {
-    return Status::Unsupported("multi-process training runs on the CPU engine for now; on GPUs one process drives "
-                               "every local GPU (--device cuda)");
-  }
   LMS_ASSIGN_OR_RETURN(const GemmPrecision precision, PrecisionOf(spec));
   lms::train::PipelineOptions check = spec.pipeline;
   check.threads.clear();  // CPU threads per stage mean nothing here
@@ -676,6 +786,13 @@ Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train:
                                                                const lms::train::ParamLayout& layout) {
   LMS_RETURN_IF_ERROR(PrecisionOf(spec).status());
   LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
+  if (spec.ranks && spec.ranks->world() > 1) {
+    // One GPU a process: the process's local rank (mpirun's, else its rank) picks among the
+    // GPUs the device string names; processes beyond them share GPUs.
+    int local = spec.ranks->rank();
+    if (const char* env = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"); env && *env) local = std::atoi(env);
+    ids = {ids[static_cast<size_t>(local) % ids.size()]};
+  }
   return CreateCudaTrainEngineOn(spec, layout, ids);
 }
 

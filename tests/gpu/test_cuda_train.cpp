@@ -20,6 +20,7 @@
 #include "core/util/thread_pool.h"
 #include "gpu/train/cuda_stage.h"
 #include "gpu/train/cuda_train_engine.h"
+#include "tests/core/net/rank_test_util.h"
 #include "tests/core/train/train_test_util.h"
 #include "tests/gpu/cuda_train_test_util.h"
 #include "tests/gpu/gpu_test_support.h"
@@ -291,6 +292,70 @@ TEST_CASE("cuda train: stages on separate GPUs hold only their parameters and tr
       if (std::fabs(double{o.params[static_cast<size_t>(i)]} - ref.params[static_cast<size_t>(i)]) > 1e-5 * pmax) ++off;
     }
     CHECK(off <= layout.total / 1000);
+  }
+}
+
+TEST_CASE("cuda train: a pipeline over 2 and 4 processes (threads on one GPU) trains like one process",
+          "[gpu][cuda_train][ranks]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  // Each rank has its own group connection and engine, as a process would; all on GPU 0, which
+  // the host-staged transport allows (NCCL would not).
+  const ParamLayout layout = ParamLayout::For(Shape());
+  const auto params = lms::train::test::RandomParams(Shape(), layout, 29, 0.08f);
+  const int64_t rows = 8 * Shape().seq_len;
+  const auto in = lms::train::test::RandomTokens(rows, Shape().n_vocab, 11);
+  const auto tg = lms::train::test::RandomTokens(rows, Shape().n_vocab, 12);
+  struct Out {
+    Status status;
+    std::vector<double> losses, norms;
+    std::vector<float> params;
+  };
+  auto train = [&](TrainEngineSpec sp, net::RankGroup* g) {
+    sp.ranks = g;
+    Out o;
+    auto e = gpu::train::CreateCudaTrainEngineOn(sp, layout, {0});
+    if (!e.ok()) {
+      o.status = e.status();
+      return o;
+    }
+    o.status = (*e)->SetState(params, nullptr, nullptr);
+    for (int step = 0; step < 3 && o.status.ok(); ++step) {
+      o.status = (*e)->ZeroGrads();
+      if (!o.status.ok()) break;
+      auto r = (*e)->ForwardBackward(in.data(), tg.data(), 1.0f / static_cast<float>(rows));
+      if (!r.ok()) {
+        o.status = r.status();
+        break;
+      }
+      o.losses.push_back(r->loss_sum);
+      auto n = (*e)->OptimizerStep(step);
+      if (!n.ok()) {
+        o.status = n.status();
+        break;
+      }
+      o.norms.push_back(*n);
+    }
+    if (o.status.ok()) o.status = (*e)->GetParams(o.params);
+    return o;
+  };
+  for (int stages : {2, 4}) {
+    CAPTURE(stages);
+    const TrainEngineSpec sp = Spec("cuda:0", "f32", stages, 4, 2);
+    const Out ref = train(sp, nullptr);
+    REQUIRE(ref.status.ok());
+    const auto ranks = OnRanks<Out>(stages, [&](int, net::RankGroup* g) { return train(sp, g); });
+    for (int r = 0; r < stages; ++r) {
+      CAPTURE(r);
+      const Out& o = ranks[static_cast<size_t>(r)];
+      INFO(o.status.ToString());
+      REQUIRE(o.status.ok());
+      REQUIRE(o.losses.size() == ref.losses.size());
+      for (size_t i = 0; i < ref.losses.size(); ++i) {
+        CHECK(o.losses[i] == Approx(ref.losses[i]).epsilon(1e-9));
+        CHECK(o.norms[i] == Approx(ref.norms[i]).epsilon(1e-9));
+      }
+      CHECK(RelMax(ref.params.data(), o.params.data(), layout.total) < 1e-6);
+    }
   }
 }
 

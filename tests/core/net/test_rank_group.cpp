@@ -7,52 +7,19 @@
 
 #include <atomic>
 #include <chrono>
-#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "core/net/rank_group.h"
+#include "tests/core/net/rank_test_util.h"
 
 using namespace lms;
 
-namespace {
-
-// Joins `world` ranks on threads; rank 0 picks a free port and hands it to the others.
-std::vector<std::unique_ptr<net::RankGroup>> JoinAll(int world, double timeout_s = 20) {
-  std::promise<int> port_promise;
-  auto port_future = port_promise.get_future().share();
-  std::vector<Result<std::unique_ptr<net::RankGroup>>> got;
-  for (int r = 0; r < world; ++r) got.emplace_back(Status::Internal("not run"));
-  std::vector<std::thread> threads;
-  for (int r = world - 1; r >= 0; --r) {  // the highest ranks first: they must wait for rank 0
-    threads.emplace_back([&, r] {
-      net::RankGroupOptions o;
-      o.world = world;
-      o.rank = r;
-      o.timeout_s = timeout_s;
-      if (r == 0) {
-        o.port = 0;
-        o.on_listen = [&](int port) { port_promise.set_value(port); };
-      } else {
-        o.port = port_future.get();
-      }
-      got[static_cast<size_t>(r)] = net::RankGroup::Join(o);
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::vector<std::unique_ptr<net::RankGroup>> out;
-  for (auto& g : got) {
-    REQUIRE(g.ok());
-    out.push_back(std::move(g).value());
-  }
-  return out;
-}
-
-}  // namespace
+using lms::test::JoinRanks;
 
 TEST_CASE("rank group: ranks join, and messages arrive by sender and tag", "[net][ranks]") {
-  auto g = JoinAll(4);
+  auto g = JoinRanks(4);
   for (int r = 0; r < 4; ++r) {
     CHECK(g[static_cast<size_t>(r)]->rank() == r);
     CHECK(g[static_cast<size_t>(r)]->world() == 4);
@@ -91,7 +58,7 @@ TEST_CASE("rank group: ranks join, and messages arrive by sender and tag", "[net
 
 TEST_CASE("rank group: sums are identical on every rank and added in rank order", "[net][ranks]") {
   const int W = 3;
-  auto g = JoinAll(W);
+  auto g = JoinRanks(W);
   // Values whose sum depends on the order of addition in float.
   const std::vector<std::vector<float>> mine = {{1e8f, 1.0f, 0.5f}, {-1e8f, 3.0f, 0.25f}, {1.0f, -4.0f, 1e-8f}};
   std::vector<std::vector<float>> out = mine;
@@ -124,7 +91,7 @@ TEST_CASE("rank group: sums are identical on every rank and added in rank order"
 }
 
 TEST_CASE("rank group: an aborted rank wakes its peers with an error", "[net][ranks]") {
-  auto g = JoinAll(3);
+  auto g = JoinRanks(3);
   std::atomic<bool> done{false};
   Status waited;
   std::thread waiter([&] {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/net/rank_group.h"
+#include "tests/core/net/rank_test_util.h"
 #include "core/train/trainer.h"
 #include "tests/core/train/train_test_util.h"
 
@@ -93,37 +94,6 @@ Run Train(const TrainerConfig& c, int steps) {
   return r;
 }
 
-// Every rank on a thread of its own, each with its own connection to the group.
-template <typename Body>
-std::vector<Run> OnRanks(int world, Body body) {
-  std::promise<int> port;
-  auto port_f = port.get_future().share();
-  std::vector<Run> out(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      net::RankGroupOptions o;
-      o.world = world;
-      o.rank = r;
-      o.timeout_s = 30;
-      if (r == 0) {
-        o.port = 0;
-        o.on_listen = [&](int p) { port.set_value(p); };
-      } else {
-        o.port = port_f.get();
-      }
-      auto g = net::RankGroup::Join(o);
-      if (!g.ok()) {
-        out[static_cast<size_t>(r)].status = g.status();
-        return;
-      }
-      out[static_cast<size_t>(r)] = body(r, g->get());
-    });
-  }
-  for (auto& t : threads) t.join();
-  return out;
-}
-
 double MaxRel(const std::vector<float>& a, const std::vector<float>& b) {
   double err = 0, ref = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -145,7 +115,7 @@ TEST_CASE("rank training: a pipeline over 2 and 4 processes trains like one proc
     const TrainerConfig c = Config(k.stages, k.kind);
     const Run ref = Train(c, 4);
     REQUIRE(ref.status.ok());
-    const auto runs = OnRanks(k.stages, [&](int, net::RankGroup* g) {
+    const auto runs = lms::test::OnRanks<Run>(k.stages, [&](int, net::RankGroup* g) {
       TrainerConfig mine = c;
       mine.ranks = g;
       return Train(mine, 4);
@@ -172,7 +142,7 @@ TEST_CASE("rank training: a pipeline over 2 and 4 processes trains like one proc
 
 TEST_CASE("rank training: a bad rank layout is refused and a failing rank stops them all", "[train][ranks]") {
   // Three processes for a two-stage pipeline.
-  auto wrong = OnRanks(3, [&](int, net::RankGroup* g) {
+  auto wrong = lms::test::OnRanks<Run>(3, [&](int, net::RankGroup* g) {
     TrainerConfig c = Config(2, ScheduleKind::k1F1B);
     c.ranks = g;
     return Train(c, 1);
@@ -183,7 +153,7 @@ TEST_CASE("rank training: a bad rank layout is refused and a failing rank stops 
   }
   // Rank 1 is handed tokens outside the vocabulary: its stage fails, and rank 0, waiting for
   // its gradients, must fail too rather than wait forever.
-  auto failing = OnRanks(2, [&](int r, net::RankGroup* g) {
+  auto failing = lms::test::OnRanks<Run>(2, [&](int r, net::RankGroup* g) {
     TrainerConfig c = Config(2, ScheduleKind::k1F1B);
     c.ranks = g;
     Run out;
