@@ -15,6 +15,21 @@ uint64_t PipelineTag(int src, int dst, MessageKind kind, int microbatch) {
   return t;
 }
 
+Status SumReportOverRanks(net::RankGroup& group, StepReport& rep) {
+  const size_t S = rep.busy_s.size();
+  std::vector<double> v = {rep.loss_sum, static_cast<double>(rep.tokens)};
+  for (size_t s = 0; s < S; ++s) v.push_back(rep.busy_s[s]);
+  for (size_t s = 0; s < S; ++s) v.push_back(rep.peak_in_flight[s]);
+  v.push_back(rep.wall_s);
+  LMS_RETURN_IF_ERROR(group.AllReduceSum(v.data(), v.size()));
+  rep.loss_sum = v[0];
+  rep.tokens = static_cast<int64_t>(v[1]);
+  for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
+  for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
+  rep.wall_s = v[2 + 2 * S] / static_cast<double>(group.world());
+  return Status::Ok();
+}
+
 Status RankTransport::Send(int src, int dst, MessageKind kind, int microbatch, std::vector<float> data) {
   bytes_ += static_cast<int64_t>(data.size() * sizeof(float));
   return group_->SendFloats(dst % stages_, PipelineTag(src, dst, kind, microbatch), data.data(), data.size());

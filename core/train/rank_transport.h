@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/net/rank_group.h"
+#include "core/train/pipeline.h"
 #include "core/train/transport.h"
 
 namespace lms::train {
@@ -18,6 +19,11 @@ namespace lms::train {
 inline constexpr uint64_t kEngineTagBase = uint64_t{1} << 62;
 // The tag of one pipeline message (chunks below 2^14, micro-batches below 2^20).
 uint64_t PipelineTag(int src, int dst, MessageKind kind, int microbatch);
+
+// A multi-process step's report made whole on every rank: the loss and token count (from the
+// last stage's rank), each device's busy time and peak (from its rank), the ranks' mean wall
+// time. The events stay the rank's own.
+Status SumReportOverRanks(net::RankGroup& group, StepReport& rep);
 
 class RankTransport final : public Transport {
  public:

@@ -115,23 +115,7 @@ class CpuTrainEngine final : public TrainEngine {
     for (const auto& [b, e] : owned_) std::copy(mine.begin() + b, mine.begin() + e, out.begin() + b);
     return ranks_->AllReduceSum(out.data(), out.size());
   }
-  // Every rank's report gets the loss (from the last stage's rank) and every device's busy
-  // time and peak; the events stay this rank's own.
-  Status ShareReport(StepReport& rep) const {
-    if (!ranks_) return Status::Ok();
-    const size_t S = rep.busy_s.size();
-    std::vector<double> v = {rep.loss_sum, static_cast<double>(rep.tokens)};
-    for (size_t s = 0; s < S; ++s) v.push_back(rep.busy_s[s]);
-    for (size_t s = 0; s < S; ++s) v.push_back(rep.peak_in_flight[s]);
-    v.push_back(rep.wall_s);
-    LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(v.data(), v.size()));
-    rep.loss_sum = v[0];
-    rep.tokens = static_cast<int64_t>(v[1]);
-    for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
-    for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
-    rep.wall_s = v[2 + 2 * S] / static_cast<double>(ranks_->world());  // the ranks' mean
-    return Status::Ok();
-  }
+  Status ShareReport(StepReport& rep) const { return ranks_ ? SumReportOverRanks(*ranks_, rep) : Status::Ok(); }
 
   AdamW optim_;
   const ParamLayout& layout_;

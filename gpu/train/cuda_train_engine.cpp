@@ -687,19 +687,7 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
 }
 
 Status Engine::ShareReport(StepReport& rep) const {
-  if (!ranks_) return Status::Ok();
-  const size_t S = rep.busy_s.size();
-  std::vector<double> v = {rep.loss_sum, static_cast<double>(rep.tokens)};
-  for (size_t s = 0; s < S; ++s) v.push_back(rep.busy_s[s]);
-  for (size_t s = 0; s < S; ++s) v.push_back(rep.peak_in_flight[s]);
-  v.push_back(rep.wall_s);
-  LMS_RETURN_IF_ERROR(ranks_->AllReduceSum(v.data(), v.size()));
-  rep.loss_sum = v[0];
-  rep.tokens = static_cast<int64_t>(v[1]);
-  for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
-  for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
-  rep.wall_s = v[2 + 2 * S] / static_cast<double>(ranks_->world());  // the ranks' mean
-  return Status::Ok();
+  return ranks_ ? lms::train::SumReportOverRanks(*ranks_, rep) : Status::Ok();
 }
 
 // The last chunk's share of the tied embedding's gradient, from its rank to rank 0, where it is

@@ -50,6 +50,22 @@ double RelMax(const float* a, const float* b, int64_t n) {
   return ref > 0 ? err / ref : err;
 }
 
+// The test model's layout, random weights and a batch of 8 sequences (inputs and targets).
+struct Fixture {
+  ParamLayout layout;
+  std::vector<float> params;
+  int64_t rows = 0;
+  std::vector<int32_t> in, tg;
+};
+
+Fixture MakeFixture(uint64_t param_seed, uint64_t token_seed) {
+  Fixture f{ParamLayout::For(Shape()), {}, 8 * Shape().seq_len, {}, {}};
+  f.params = lms::train::test::RandomParams(Shape(), f.layout, param_seed, 0.08f);
+  f.in = lms::train::test::RandomTokens(f.rows, Shape().n_vocab, token_seed);
+  f.tg = lms::train::test::RandomTokens(f.rows, Shape().n_vocab, token_seed + 1);
+  return f;
+}
+
 void Register() {
   static const bool once = (gpu::train::RegisterCudaTrainEngine(), true);
   (void)once;
@@ -182,11 +198,8 @@ TEST_CASE("cuda train: ten steps of loss agree with the CPU trainer (f32 and bf1
 TEST_CASE("cuda train: pipelines of 2 and 4 stages on one GPU equal a single stage", "[gpu][cuda_train]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   const TrainEngineSpec one = Spec("cuda:0", "f32", 1, 4, 2);
-  const ParamLayout layout = ParamLayout::For(one.shape);
-  const auto params = lms::train::test::RandomParams(one.shape, layout, 21, 0.08f);
-  const int64_t rows = 8 * one.shape.seq_len;
-  const auto in = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 5);
-  const auto tg = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 6);
+  const Fixture fx = MakeFixture(21, 5);
+  const auto& [layout, params, rows, in, tg] = fx;
   auto run = [&](const TrainEngineSpec& sp, std::vector<float>& grads, double& loss, int& stages) {
     auto e = gpu::train::CreateCudaTrainEngine(sp, layout);
     REQUIRE(e.ok());
@@ -236,11 +249,8 @@ TEST_CASE("cuda train: stages on separate GPUs hold only their parameters and tr
   // multi-GPU placement on one card: split parameter ranges, the tied head's copy of the
   // embedding on the last GPU (refreshed after each update), and transfers between GPUs.
   const TrainEngineSpec one = Spec("cuda:0", "f32", 1, 4, 2);
-  const ParamLayout layout = ParamLayout::For(one.shape);
-  const auto params = lms::train::test::RandomParams(one.shape, layout, 23, 0.08f);
-  const int64_t rows = 8 * one.shape.seq_len;
-  const auto in = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 7);
-  const auto tg = lms::train::test::RandomTokens(rows, one.shape.n_vocab, 8);
+  const Fixture fx = MakeFixture(23, 7);
+  const auto& [layout, params, rows, in, tg] = fx;
   struct Out {
     std::vector<double> losses;
     std::vector<float> params;
@@ -300,11 +310,8 @@ TEST_CASE("cuda train: a pipeline over 2 and 4 processes (threads on one GPU) tr
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   // Each rank has its own group connection and engine, as a process would; all on GPU 0, which
   // the host-staged transport allows (NCCL would not).
-  const ParamLayout layout = ParamLayout::For(Shape());
-  const auto params = lms::train::test::RandomParams(Shape(), layout, 29, 0.08f);
-  const int64_t rows = 8 * Shape().seq_len;
-  const auto in = lms::train::test::RandomTokens(rows, Shape().n_vocab, 11);
-  const auto tg = lms::train::test::RandomTokens(rows, Shape().n_vocab, 12);
+  const Fixture fx = MakeFixture(29, 11);
+  const auto& [layout, params, rows, in, tg] = fx;
   struct Out {
     Status status;
     std::vector<double> losses, norms;
