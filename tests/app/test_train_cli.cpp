@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -443,6 +444,54 @@ TEST_CASE("train --ranks 2: two processes of one stage each train bit-identicall
     CHECK(std::filesystem::exists(two + "/rank-1/train.tok"));
     CHECK(!std::filesystem::exists(two + "/rank-1/model.gguf"));
     CHECK(!std::filesystem::exists(two + "/rank-1/log.csv"));
+  }
+  // One rank killed mid-run: the other fails at once instead of waiting, and both resumed from
+  // rank 0's checkpoint finish the run as one process would have.
+  {
+    const std::string killed = test::TempDir() + "/killed-rank";
+    std::filesystem::create_directories(killed);
+    const int port = FreePort();
+    const std::string where = "127.0.0.1:" + std::to_string(port);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const std::string c = cfg, o = killed;
+      freopen("/dev/null", "w", stderr);
+      setenv("XDG_DATA_HOME", DataHome().c_str(), 1);
+      execl(LMSTATION_BIN, LMSTATION_BIN, "train", c.c_str(), "--steps", "400", "--out", o.c_str(), "--ranks", "2",
+            "--rank", "1", "--rendezvous", where.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    auto rank0 = std::async(std::launch::async, [&] {
+      return LmstationQuiet("train " + cfg + " --steps 400 --out " + killed + " --ranks 2 --rank 0 --rendezvous " + where);
+    });
+    bool killed_mid_run = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto ck = train::LoadCheckpoint(killed + "/checkpoint.bin");
+      if (ck.ok() && ck->step >= 8) {
+        killed_mid_run = ck->step < 400;
+        kill(pid, SIGKILL);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(killed_mid_run);
+    REQUIRE(rank0.wait_for(std::chrono::seconds(60)) == std::future_status::ready);  // no hang
+    const Ran r0 = rank0.get();
+    CHECK(r0.exit_code != 0);
+    CHECK(r0.out.find("rank 1 is gone") != std::string::npos);
+    CHECK(!std::filesystem::exists(killed + "/model.gguf"));
+    const auto [c0, c1] = pair("train " + cfg + " --steps 400 --out " + killed + " --resume");
+    INFO(c0.out);
+    REQUIRE(c0.exit_code == 0);
+    REQUIRE(c1.exit_code == 0);
+    const std::string whole = test::TempDir() + "/whole";
+    REQUIRE(Lmstation("train " + cfg + " --steps 400 --out " + whole).exit_code == 0);
+    CHECK(LogRows(killed + "/log.csv", 4) == LogRows(whole + "/log.csv", 4));
+    CHECK(FileBytes(killed + "/model.gguf") == FileBytes(whole + "/model.gguf"));
   }
   // Ranks that disagree on the run stop together with a message, instead of hanging.
   const auto [b0, b1] = pair("train " + cfg + " --out " + test::TempDir() + "/bad --steps 5", " --microbatches 1");
