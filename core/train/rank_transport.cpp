@@ -27,6 +27,34 @@ Status SumReportOverRanks(net::RankGroup& group, StepReport& rep) {
   for (size_t s = 0; s < S; ++s) rep.busy_s[s] = v[2 + s];
   for (size_t s = 0; s < S; ++s) rep.peak_in_flight[s] = static_cast<int>(v[2 + S + s]);
   rep.wall_s = v[2 + 2 * S] / static_cast<double>(group.world());
+  // Every rank's events, in rank order: the counts first, then each rank's in its own slice of
+  // a sum (zeros elsewhere). Times are each process's own, from its own start of the step.
+  constexpr size_t kFields = 6;
+  std::vector<double> counts(static_cast<size_t>(group.world()), 0.0);
+  counts[static_cast<size_t>(group.rank())] = static_cast<double>(rep.events.size());
+  LMS_RETURN_IF_ERROR(group.AllReduceSum(counts.data(), counts.size()));
+  size_t total = 0, mine = 0;
+  for (int r = 0; r < group.world(); ++r) {
+    if (r == group.rank()) mine = total;
+    total += static_cast<size_t>(counts[static_cast<size_t>(r)]);
+  }
+  std::vector<double> ev(total * kFields, 0.0);
+  for (size_t i = 0; i < rep.events.size(); ++i) {
+    const TimelineEvent& e = rep.events[i];
+    double* f = ev.data() + (mine + i) * kFields;
+    f[0] = e.stage;
+    f[1] = e.microbatch;
+    f[2] = e.forward ? 1.0 : 0.0;
+    f[3] = e.start_s;
+    f[4] = e.end_s;
+    f[5] = e.chunk;
+  }
+  LMS_RETURN_IF_ERROR(group.AllReduceSum(ev.data(), ev.size()));
+  rep.events.clear();
+  for (size_t i = 0; i < total; ++i) {
+    const double* f = ev.data() + i * kFields;
+    rep.events.push_back({static_cast<int>(f[0]), static_cast<int>(f[1]), f[2] != 0.0, f[3], f[4], static_cast<int>(f[5])});
+  }
   return Status::Ok();
 }
 

@@ -22,7 +22,7 @@ uint64_t PipelineTag(int src, int dst, MessageKind kind, int microbatch);
 
 // A multi-process step's report made whole on every rank: the loss and token count (from the
 // last stage's rank), each device's busy time and peak (from its rank), the ranks' mean wall
-// time. The events stay the rank's own.
+// time, and every rank's timeline events (each timed from its own process's start of the step).
 Status SumReportOverRanks(net::RankGroup& group, StepReport& rep);
 
 class RankTransport final : public Transport {

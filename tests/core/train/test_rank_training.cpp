@@ -54,6 +54,7 @@ std::vector<int32_t> Text(int n, int vocab, uint64_t seed) {
 struct Run {
   Status status;
   std::vector<double> losses, norms;
+  size_t events = 0;  // the last step's timeline events, every stage's
   double val = 0;
   std::vector<float> params, m, v;
   std::string describe;
@@ -76,6 +77,7 @@ Run Train(const TrainerConfig& c, int steps) {
     }
     r.losses.push_back(st->loss);
     r.norms.push_back(st->grad_norm);
+    r.events = st->report.events.size();
   }
   auto v = (*tr)->ValidationLoss();
   if (!v.ok()) {
@@ -132,6 +134,7 @@ TEST_CASE("rank training: a pipeline over 2 and 4 processes trains like one proc
         CHECK(x.norms[s] == Approx(ref.norms[s]).epsilon(1e-9));
       }
       CHECK(ref.norms[0] > c.optim.grad_clip);  // the clip was in play
+      CHECK(x.events == ref.events);  // every stage's forwards and backwards, on every rank
       CHECK(x.val == Approx(ref.val).epsilon(1e-9));
       CHECK(MaxRel(ref.params, x.params) < 1e-6);
       CHECK(MaxRel(ref.m, x.m) < 1e-6);
