@@ -260,6 +260,7 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
                           devs[d].memory_bytes ? 0.9 * static_cast<double>(devs[d].memory_bytes) : 8e9, 0});
   }
   LayerWeights(shape, cost);
+  cost.state_per_weight_byte = c.precision == "f32" ? 4.25 : 4.75;  // + decay flags (+ a bf16 copy)
   cost.step_fixed_s = opt_s_per_param * static_cast<double>(full.total);
   // Between GPUs of one machine: not measured; a conservative PCIe-class link.
   pr.intra_node = {20e9, 10e-6};
@@ -351,6 +352,7 @@ Result<train::PlanProblem> ProfileLocal(const TrainRunConfig& c, const train::Mo
   }
   const train::ParamLayout full = train::ParamLayout::For(shape);
   LayerWeights(shape, cost);
+  cost.state_per_weight_byte = 4.25;  // + the weight-decay flags
   cost.step_fixed_s = TimeOptimizerStep(c, full, reps);
   pr.intra_node = {8e9, 2e-6};  // an in-process copy between stage threads
   pr.inter_node = pr.intra_node;

@@ -98,7 +98,7 @@ double StageTime(const Ctx& c, int a, int b, int d, bool last) {
 
 double StageMemory(const Ctx& c, int a, int b, int stage, int S) {
   const int in_flight = c.p.schedule == ScheduleKind::kGPipe ? c.M : std::min(c.M, S - stage);
-  return 4.0 * c.pre.Weight(a, b) + in_flight * c.pre.Act(a, b) * c.mb_tokens;
+  return c.p.cost.state_per_weight_byte * c.pre.Weight(a, b) + in_flight * c.pre.Act(a, b) * c.mb_tokens;
 }
 
 Status CheckProblem(const PlanProblem& p) {

@@ -42,7 +42,11 @@ struct CostTable {
   // Fixed cost of running a layer once per micro-batch, whatever its size (dispatch, thread
   // hand-offs, small-matrix inefficiency): [layer][device] forward + backward; empty = none.
   std::vector<std::vector<double>> s_per_microbatch;
-  std::vector<double> weight_bytes;    // [layer] parameters (state = 4×: weights, grads, Adam m, v)
+  std::vector<double> weight_bytes;    // [layer] fp32 parameters
+  // What a stage holds per byte of weights: 4 = weights, gradients, Adam m and v; the engines
+  // also keep a weight-decay flag byte a parameter (+0.25) and the CUDA engine in bf16 mode a
+  // bf16 copy of the weights (+0.5).
+  double state_per_weight_byte = 4.0;
   std::vector<double> act_bytes_per_token;  // [layer] activations kept per in-flight token
   double boundary_bytes_per_token = 0;      // activation (and gradient) sent between stages
   // Per optimizer step, outside the pipeline: zeroing gradients, their global norm and the

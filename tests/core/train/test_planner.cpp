@@ -158,6 +158,29 @@ TEST_CASE("planner: memory limits are respected", "[train][planner]") {
   CHECK(none.status().code() == StatusCode::kResourceExhausted);
 }
 
+TEST_CASE("planner: a stage's memory counts the engine's state per weight byte", "[train][planner]") {
+  // One device, 4 layers of 1 MB weights, no activations: 4 MB of weights.
+  PlanProblem p;
+  for (int l = 0; l < 4; ++l) {
+    p.cost.fwd_s_per_token.push_back({1e-6});
+    p.cost.bwd_s_per_token.push_back({2e-6});
+    p.cost.weight_bytes.push_back(1e6);
+    p.cost.act_bytes_per_token.push_back(0.0);
+  }
+  p.devices = {{"gpu", 18e6, 0}};  // room for 4.5 bytes of state a weight byte
+  p.batch_tokens = 64;
+  p.seq_len = 64;
+  p.microbatch_choices = {1};
+  p.stages = 1;
+  auto fits = PlanPipeline(p);  // 4.0 by default: weights, gradients, Adam m and v
+  REQUIRE(fits.ok());
+  CHECK(fits->stage_memory[0] == Approx(16e6));
+  p.cost.state_per_weight_byte = 4.75;  // the CUDA engine in bf16 mode
+  auto tight = PlanPipeline(p);
+  REQUIRE(!tight.ok());
+  CHECK(tight.status().code() == StatusCode::kResourceExhausted);
+}
+
 TEST_CASE("simulator: equal stages and free links give the textbook bubble", "[train][planner]") {
   for (auto kind : {ScheduleKind::kGPipe, ScheduleKind::k1F1B}) {
     for (int S : {1, 2, 4}) {
