@@ -193,6 +193,7 @@ RankGroup::~RankGroup() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     aborted_ = true;
+    on_broken_ = nullptr;  // an orderly end is no failure
   }
   for (int fd : fds_) {
     if (fd >= 0) shutdown(fd, SHUT_RDWR);
@@ -222,9 +223,12 @@ void RankGroup::ReadLoop(int peer) {
       st = ReadAll(fd, bytes.data(), bytes.size(), forever, "a message");
     }
     if (!st.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      broken_[static_cast<size_t>(peer)] = fmt::format("rank {} is gone ({})", peer, st.message());
-      cv_.notify_all();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        broken_[static_cast<size_t>(peer)] = fmt::format("rank {} is gone ({})", peer, st.message());
+        cv_.notify_all();
+      }
+      Broke();
       return;
     }
     Deliver(peer, f.tag, std::move(bytes));
@@ -254,7 +258,11 @@ Status RankGroup::Send(int to, uint64_t tag, const void* data, size_t bytes) {
   const auto forever = Clock::time_point::max();
   Status st = WriteAll(fd, &f, sizeof f, forever, "a message header");
   if (st.ok()) st = WriteAll(fd, data, bytes, forever, "a message");
-  if (!st.ok()) return st.WithContext(fmt::format("rank {} to rank {}", rank_, to));
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock2(mu_);
+    if (aborted_) return Status::Cancelled("the rank group was aborted");
+    return Status::IoError(fmt::format("rank {} is gone ({})", to, st.message()));
+  }
   return Status::Ok();
 }
 
@@ -343,6 +351,23 @@ void RankGroup::Abort() {
   for (int fd : fds_) {
     if (fd >= 0) shutdown(fd, SHUT_RDWR);
   }
+  Broke();
+}
+
+void RankGroup::SetOnBroken(std::function<void()> f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_broken_ = std::move(f);
+}
+
+void RankGroup::Broke() {
+  std::function<void()> f;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broke_ || !on_broken_) return;
+    broke_ = true;
+    f = on_broken_;
+  }
+  f();
 }
 
 }  // namespace lms::net

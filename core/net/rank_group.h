@@ -72,6 +72,10 @@ class RankGroup {
   // Closes every connection: this rank's waiters get Cancelled, the other ranks see it gone.
   // The group cannot be used afterwards.
   void Abort();
+  // Called once, from a reader thread or Abort's caller, when the group breaks (a rank's
+  // connection closed, or Abort): how a transport that waits elsewhere (NCCL on a GPU stream)
+  // learns that a peer is gone and tears itself down. Null: nothing to call.
+  void SetOnBroken(std::function<void()> f);
 
  private:
   RankGroup() = default;
@@ -92,6 +96,9 @@ class RankGroup {
   std::map<std::pair<int, uint64_t>, std::deque<std::vector<uint8_t>>> mailbox_;  // GUARDED_BY(mu_)
   std::vector<std::string> broken_;                                              // GUARDED_BY(mu_), by rank
   bool aborted_ = false;                                                         // GUARDED_BY(mu_)
+  std::function<void()> on_broken_;                                              // GUARDED_BY(mu_)
+  bool broke_ = false;                                                           // GUARDED_BY(mu_): on_broken_ called
+  void Broke();  // calls on_broken_ once (outside mu_)
 };
 
 // "host:port" → (host, port); "[v6]:port" too.

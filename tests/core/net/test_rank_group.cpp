@@ -99,12 +99,19 @@ TEST_CASE("rank group: an aborted rank wakes its peers with an error", "[net][ra
     waited = r.status();
     done = true;
   });
+  std::atomic<int> told1{0}, told2{0};
+  g[1]->SetOnBroken([&] { ++told1; });
+  g[2]->SetOnBroken([&] { ++told2; });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   CHECK(!done);
   g[2]->Abort();
   waiter.join();
   CHECK(!waited.ok());
   CHECK(waited.message().find("rank 2") != std::string::npos);
+  // Both the aborting rank and the one that lost it were told, once.
+  CHECK(told2 == 1);
+  for (int i = 0; i < 200 && told1 == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(told1 == 1);
   // The aborted rank itself refuses further work.
   CHECK(g[2]->Recv(0, 1).status().code() == StatusCode::kCancelled);
   CHECK(!g[2]->SendFloats(0, 1, nullptr, 0).ok());
