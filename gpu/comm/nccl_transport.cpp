@@ -21,19 +21,43 @@ Result<std::unique_ptr<NcclPipelineTransport>> NcclPipelineTransport::Create(con
   return t;
 }
 
+Result<std::unique_ptr<NcclPipelineTransport>> NcclPipelineTransport::Join(net::RankGroup& ranks, int device) {
+  std::vector<uint8_t> id;
+  if (ranks.rank() == 0) {
+    LMS_ASSIGN_OR_RETURN(id, NcclGroup::NewUniqueId());
+  }
+  LMS_RETURN_IF_ERROR(ranks.Broadcast(id, 0));
+  std::unique_ptr<NcclPipelineTransport> t(new NcclPipelineTransport());
+  LMS_ASSIGN_OR_RETURN(t->group_, NcclGroup::JoinRank(id, ranks.world(), ranks.rank(), device));
+  const size_t me = static_cast<size_t>(ranks.rank());
+  t->gpus_.assign(static_cast<size_t>(ranks.world()), -1);
+  t->before_.assign(t->gpus_.size(), nullptr);
+  t->after_.assign(t->gpus_.size(), nullptr);
+  t->gpus_[me] = device;
+  LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  LMS_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&t->before_[me], cudaEventDisableTiming));
+  LMS_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&t->after_[me], cudaEventDisableTiming));
+  t->ranks_ = &ranks;
+  NcclPipelineTransport* self = t.get();
+  ranks.SetOnBroken([self] { self->Abort(); });
+  return t;
+}
+
 NcclPipelineTransport::~NcclPipelineTransport() {
+  if (ranks_) ranks_->SetOnBroken(nullptr);
   for (size_t s = 0; s < gpus_.size(); ++s) {
+    if (gpus_[s] < 0) continue;
     cudaSetDevice(gpus_[s]);
-    if (s < before_.size()) cudaEventDestroy(before_[s]);
-    if (s < after_.size()) cudaEventDestroy(after_[s]);
+    if (s < before_.size() && before_[s]) cudaEventDestroy(before_[s]);
+    if (s < after_.size() && after_[s]) cudaEventDestroy(after_[s]);
   }
 }
 
 template <typename F>
 Status NcclPipelineTransport::Bracketed(int stage, cudaStream_t stream, F issue) {
   if (aborted_.load()) return Status::Cancelled("the pipeline step was aborted");
-  if (stage < 0 || stage >= static_cast<int>(gpus_.size())) {
-    return Status::InvalidArgument(fmt::format("NCCL transport: no stage {}", stage));
+  if (stage < 0 || stage >= static_cast<int>(gpus_.size()) || gpus_[static_cast<size_t>(stage)] < 0) {
+    return Status::InvalidArgument(fmt::format("NCCL transport: no stage {} in this process", stage));
   }
   const size_t s = static_cast<size_t>(stage);
   cudaStream_t nccl = group_->stream(stage);
@@ -71,6 +95,7 @@ Status NcclPipelineTransport::SendRecv(int self, const Message& send, const Mess
 void NcclPipelineTransport::Abort() {
   if (aborted_.exchange(true)) return;
   group_->Abort();
+  if (ranks_) ranks_->Abort();  // the other processes stop too
 }
 
 }  // namespace lms::gpu

@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/net/rank_group.h"
 #include "gpu/comm/nccl_group.h"
 #include "gpu/pipeline/device_transport.h"
 
@@ -21,6 +22,12 @@ class NcclPipelineTransport final : public DeviceTransport {
  public:
   // One rank per stage, on the stage's GPU.
   static Result<std::unique_ptr<NcclPipelineTransport>> Create(const std::vector<int>& gpu_of_stage);
+  // Across processes: stage s is rank s of `ranks`, and this process drives its own stage on
+  // `device`. Rank 0 makes the NCCL unique id and sends it to the others over the rank group's
+  // TCP connections (the multi-node bootstrap); every rank must call this together. When the
+  // group breaks (a rank died or failed), this rank's communicator is aborted, so a stage waiting
+  // in NCCL for a peer that is gone wakes with an error.
+  static Result<std::unique_ptr<NcclPipelineTransport>> Join(net::RankGroup& ranks, int device);
   ~NcclPipelineTransport() override;
 
   Status Send(int src, int dst, lms::train::MessageKind kind, int microbatch, const float* buf, size_t n,
@@ -38,8 +45,9 @@ class NcclPipelineTransport final : public DeviceTransport {
   Status Bracketed(int stage, cudaStream_t stream, F issue);
 
   std::unique_ptr<NcclGroup> group_;
-  std::vector<int> gpus_;
-  std::vector<cudaEvent_t> before_, after_;  // per stage
+  std::vector<int> gpus_;                    // per stage; -1 for another process's
+  std::vector<cudaEvent_t> before_, after_;  // per stage; null for another process's
+  net::RankGroup* ranks_ = nullptr;          // Join: whose on-broken hook aborts group_
   std::atomic<bool> aborted_{false};
 };
 

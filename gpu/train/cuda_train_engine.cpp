@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "core/backend/registry.h"
 #include "core/net/rank_group.h"
 #include "core/train/rank_transport.h"
@@ -52,6 +54,28 @@ std::mutex& TransportMutex() {
 DeviceTransportFactory& TransportFactory() {
   static DeviceTransportFactory f;
   return f;
+}
+RankTransportFactory& RankFactory() {
+  static RankTransportFactory f;
+  return f;
+}
+
+// Whether every rank of the group trains on a GPU no other rank uses (NCCL refuses two ranks on
+// one GPU). Collective: every rank sends the others its host name and GPU's PCI bus id.
+Result<bool> RanksOnDistinctGpus(net::RankGroup& ranks, int gpu) {
+  char bus[32] = {};
+  LMS_CUDA_RETURN_IF_ERROR(cudaDeviceGetPCIBusId(bus, sizeof bus, gpu));
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string mine = std::string(host) + "/" + bus;
+  std::vector<std::string> all;
+  for (int r = 0; r < ranks.world(); ++r) {
+    std::vector<uint8_t> b(mine.begin(), mine.end());
+    LMS_RETURN_IF_ERROR(ranks.Broadcast(b, r));
+    all.emplace_back(b.begin(), b.end());
+  }
+  std::sort(all.begin(), all.end());
+  return std::adjacent_find(all.begin(), all.end()) == all.end();
 }
 
 // A range [begin, end) of the flat parameter vector held on one GPU. An owned range has its
@@ -354,7 +378,22 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     }
   }
   if (ranks_) {
-    transport_ = std::make_unique<RankDeviceTransport>(ranks_, S_);
+    RankTransportFactory nccl;
+    {
+      std::lock_guard<std::mutex> lock(TransportMutex());
+      nccl = RankFactory();
+    }
+    bool use_nccl = false;
+    if (nccl && po.schedule != lms::train::ScheduleKind::kInterleaved) {
+      LMS_ASSIGN_OR_RETURN(use_nccl, RanksOnDistinctGpus(*ranks_, gpus_[0].id));
+    }
+    if (use_nccl) {
+      LMS_ASSIGN_OR_RETURN(transport_, nccl(*ranks_, gpus_[0].id));
+      describe_ += ", NCCL between ranks";
+    } else {
+      transport_ = std::make_unique<RankDeviceTransport>(ranks_, S_);
+      describe_ += ", messages through the host between ranks";
+    }
   } else {
     LMS_ASSIGN_OR_RETURN(transport_, MakeTransport());
   }
@@ -787,6 +826,11 @@ Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train:
 void SetMultiGpuTransport(DeviceTransportFactory factory) {
   std::lock_guard<std::mutex> lock(TransportMutex());
   TransportFactory() = std::move(factory);
+}
+
+void SetRankTransport(RankTransportFactory factory) {
+  std::lock_guard<std::mutex> lock(TransportMutex());
+  RankFactory() = std::move(factory);
 }
 
 void RegisterCudaTrainEngine() {

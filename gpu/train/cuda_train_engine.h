@@ -15,6 +15,9 @@
 namespace lms::gpu {
 class DeviceTransport;
 }
+namespace lms::net {
+class RankGroup;
+}
 
 namespace lms::gpu::train {
 
@@ -51,6 +54,15 @@ class CudaTrainEngine : public lms::train::TrainEngine {
 using DeviceTransportFactory =
     std::function<Result<std::unique_ptr<DeviceTransport>>(const std::vector<int>& gpu_of_stage)>;
 void SetMultiGpuTransport(DeviceTransportFactory factory);
+
+// In a multi-process run (TrainEngineSpec::ranks) where every rank has a GPU of its own (by PCI
+// bus id and host name) and the schedule is GPipe or 1F1B, engines created afterwards hand
+// activations and gradients over with the transport this makes (gpu/comm's
+// NcclPipelineTransport::Join, bootstrapped over the rank group) instead of through the host.
+// Every rank must run an executable that set it. Unset by default: only executables linked with
+// NCCL set it.
+using RankTransportFactory = std::function<Result<std::unique_ptr<DeviceTransport>>(net::RankGroup& ranks, int gpu)>;
+void SetRankTransport(RankTransportFactory factory);
 
 // Adds the "cuda" kind to core's training-engine registry (call once at start-up).
 void RegisterCudaTrainEngine();

@@ -110,6 +110,41 @@ std::string FileBytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Starts lmstation with `args` in a child process (stderr to /dev/null); returns its pid.
+pid_t SpawnLmstation(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {LMSTATION_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  std::vector<char*> cargs;
+  for (auto& a : argv) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  freopen("/dev/null", "w", stderr);
+  setenv("XDG_DATA_HOME", DataHome().c_str(), 1);
+  execv(LMSTATION_BIN, cargs.data());
+  _exit(127);
+}
+
+// Kills `pid` without warning once OUT/checkpoint.bin holds step `from` or later, and reaps it.
+// True when the run was still short of `total` steps then; *signaled: it died of the signal.
+bool KillAfterCheckpoint(pid_t pid, const std::string& out, int64_t from, int64_t total, bool* signaled) {
+  bool mid_run = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto ck = train::LoadCheckpoint(out + "/checkpoint.bin");
+    if (ck.ok() && ck->step >= from) {
+      mid_run = ck->step < total;
+      kill(pid, SIGKILL);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  *signaled = WIFSIGNALED(status);
+  return mid_run;
+}
+
 }  // namespace
 
 TEST_CASE("train --json trains, reports and exports a model that runs", "[train][cli]") {
@@ -195,32 +230,12 @@ TEST_CASE("train: kill -9 mid-run and resume continues the loss curve bit-identi
 
   const std::string out = test::TempDir() + "/killed";
   std::filesystem::create_directories(out);
-  const pid_t pid = fork();
+  const pid_t pid = SpawnLmstation({"train", cfg, "--stages", "2", "--microbatches", "4", "-t", "1", "--out", out});
   REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const std::string c = cfg, o = out;
-    freopen("/dev/null", "w", stderr);
-    setenv("XDG_DATA_HOME", DataHome().c_str(), 1);
-    execl(LMSTATION_BIN, LMSTATION_BIN, "train", c.c_str(), "--stages", "2", "--microbatches", "4", "-t", "1", "--out",
-          o.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   // Wait for a checkpoint past step 10, then kill without warning.
-  bool killed_mid_run = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto ck = train::LoadCheckpoint(out + "/checkpoint.bin");
-    if (ck.ok() && ck->step >= 10) {
-      killed_mid_run = ck->step < 60;
-      kill(pid, SIGKILL);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  REQUIRE(killed_mid_run);
-  REQUIRE(WIFSIGNALED(status));
+  bool signaled = false;
+  REQUIRE(KillAfterCheckpoint(pid, out, 10, 60, &signaled));
+  REQUIRE(signaled);
   REQUIRE(!std::filesystem::exists(out + "/model.gguf"));  // it really did not finish
   const size_t rows_before = LogRows(out + "/log.csv", 1).size();
   CHECK(rows_before < 60);
@@ -452,33 +467,14 @@ TEST_CASE("train --ranks 2: two processes of one stage each train bit-identicall
     std::filesystem::create_directories(killed);
     const int port = FreePort();
     const std::string where = "127.0.0.1:" + std::to_string(port);
-    const pid_t pid = fork();
+    const pid_t pid = SpawnLmstation({"train", cfg, "--steps", "400", "--out", killed, "--ranks", "2", "--rank", "1",
+                                      "--rendezvous", where});
     REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const std::string c = cfg, o = killed;
-      freopen("/dev/null", "w", stderr);
-      setenv("XDG_DATA_HOME", DataHome().c_str(), 1);
-      execl(LMSTATION_BIN, LMSTATION_BIN, "train", c.c_str(), "--steps", "400", "--out", o.c_str(), "--ranks", "2",
-            "--rank", "1", "--rendezvous", where.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
     auto rank0 = std::async(std::launch::async, [&] {
       return LmstationQuiet("train " + cfg + " --steps 400 --out " + killed + " --ranks 2 --rank 0 --rendezvous " + where);
     });
-    bool killed_mid_run = false;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto ck = train::LoadCheckpoint(killed + "/checkpoint.bin");
-      if (ck.ok() && ck->step >= 8) {
-        killed_mid_run = ck->step < 400;
-        kill(pid, SIGKILL);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    REQUIRE(killed_mid_run);
+    bool signaled = false;
+    REQUIRE(KillAfterCheckpoint(pid, killed, 8, 400, &signaled));
     REQUIRE(rank0.wait_for(std::chrono::seconds(60)) == std::future_status::ready);  // no hang
     const Ran r0 = rank0.get();
     CHECK(r0.exit_code != 0);

@@ -10,9 +10,11 @@
 #include <cmath>
 #include <vector>
 
+#include "core/net/rank_group.h"
 #include "gpu/comm/nccl_transport.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/train/cuda_train_engine.h"
+#include "tests/core/net/rank_test_util.h"
 #include "tests/core/train/train_test_util.h"
 #include "tests/gpu/cuda_train_test_util.h"
 #include "tests/test_support.h"
@@ -25,6 +27,13 @@ int GpuCount() { return static_cast<int>(gpu::ListCudaDevices().size()); }
 void UseNccl() {
   gpu::train::SetMultiGpuTransport([](const std::vector<int>& gpus) -> Result<std::unique_ptr<gpu::DeviceTransport>> {
     LMS_ASSIGN_OR_RETURN(auto t, gpu::NcclPipelineTransport::Create(gpus));
+    return std::unique_ptr<gpu::DeviceTransport>(std::move(t));
+  });
+}
+
+void UseNcclBetweenRanks() {
+  gpu::train::SetRankTransport([](net::RankGroup& ranks, int gpu) -> Result<std::unique_ptr<gpu::DeviceTransport>> {
+    LMS_ASSIGN_OR_RETURN(auto t, gpu::NcclPipelineTransport::Join(ranks, gpu));
     return std::unique_ptr<gpu::DeviceTransport>(std::move(t));
   });
 }
@@ -121,6 +130,36 @@ TEST_CASE("nccl pipeline: one stage a GPU over NCCL equals a single stage", "[gp
   REQUIRE((*e)->ZeroGrads().ok());
   CHECK((*e)->ForwardBackward(in.data(), tg.data(), 1.0f).ok());
   gpu::train::SetMultiGpuTransport(nullptr);
+}
+
+TEST_CASE("nccl pipeline: processes of a rank group bootstrap NCCL over TCP and train like one process",
+          "[gpu][nccl][pipeline][ranks]") {
+  // Ranks are threads here, each with its own group connection and engine as a process would
+  // have. With a GPU a rank, rank 0's NCCL unique id goes to the others over the group's TCP
+  // connections and the stages exchange over NCCL; with fewer GPUs than ranks (NCCL refuses two
+  // ranks on one GPU) every rank must agree to send through the host instead.
+  const int G = GpuCount();
+  if (G < 1) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  UseNcclBetweenRanks();
+  const Fixture fx = MakeFixture(5, 3);
+  const auto& [layout, params, rows, in, tg] = fx;
+  const int S = G >= 2 ? std::min(G, 4) : 2;
+  for (auto k : {lms::train::ScheduleKind::k1F1B, lms::train::ScheduleKind::kGPipe}) {
+    CAPTURE(S, lms::train::ScheduleName(k));
+    const auto sp = Spec("cuda:0", S, k);
+    const EngineRun ref = RunEngineSteps(sp, layout, {0}, params, in, tg, rows, 3);
+    REQUIRE(ref.status.ok());
+    const auto ranks = OnRanks<EngineRun>(S, [&](int r, net::RankGroup* g) {
+      auto mine = sp;
+      mine.ranks = g;
+      return RunEngineSteps(mine, layout, {G >= 2 ? r : 0}, params, in, tg, rows, 3);
+    });
+    CheckRanksMatch(ref, ranks);
+    for (const EngineRun& x : ranks) {
+      CHECK(x.describe.find(G >= 2 ? "NCCL between ranks" : "through the host") != std::string::npos);
+    }
+  }
+  gpu::train::SetRankTransport(nullptr);
 }
 
 }  // namespace lms::test
