@@ -15,6 +15,9 @@
 #include "gpu/cuda_backend.h"
 #include "gpu/train/cuda_train_engine.h"
 #endif
+#if LMS_APP_NCCL
+#include "gpu/comm/nccl_transport.h"
+#endif
 
 namespace lms::app {
 
@@ -111,6 +114,9 @@ int RunCli(int argc, char** argv) {
 #if LMS_HAVE_CUDA
   gpu::RegisterCudaBackend();
   gpu::train::RegisterCudaTrainEngine();
+#endif
+#if LMS_APP_NCCL
+  gpu::UseNcclForTraining(true);
 #endif
   auto p = BuildCliParser();
   try {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "gpu/cuda_check.h"
+#include "gpu/train/cuda_train_engine.h"
 
 namespace lms::gpu {
 
@@ -96,6 +97,22 @@ void NcclPipelineTransport::Abort() {
   if (aborted_.exchange(true)) return;
   group_->Abort();
   if (ranks_) ranks_->Abort();  // the other processes stop too
+}
+
+void UseNcclForTraining(bool on) {
+  if (!on) {
+    train::SetMultiGpuTransport(nullptr);
+    train::SetRankTransport(nullptr);
+    return;
+  }
+  train::SetMultiGpuTransport([](const std::vector<int>& gpus) -> Result<std::unique_ptr<DeviceTransport>> {
+    LMS_ASSIGN_OR_RETURN(auto t, NcclPipelineTransport::Create(gpus));
+    return std::unique_ptr<DeviceTransport>(std::move(t));
+  });
+  train::SetRankTransport([](net::RankGroup& ranks, int gpu) -> Result<std::unique_ptr<DeviceTransport>> {
+    LMS_ASSIGN_OR_RETURN(auto t, NcclPipelineTransport::Join(ranks, gpu));
+    return std::unique_ptr<DeviceTransport>(std::move(t));
+  });
 }
 
 }  // namespace lms::gpu

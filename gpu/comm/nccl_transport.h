@@ -51,4 +51,8 @@ class NcclPipelineTransport final : public DeviceTransport {
   std::atomic<bool> aborted_{false};
 };
 
+// Has the CUDA training engine exchange over NCCL where it can: between the GPUs of one process
+// (SetMultiGpuTransport) and between ranks with a GPU each (SetRankTransport); off: unsets both.
+void UseNcclForTraining(bool on);
+
 }  // namespace lms::gpu

@@ -24,20 +24,6 @@ namespace {
 
 int GpuCount() { return static_cast<int>(gpu::ListCudaDevices().size()); }
 
-void UseNccl() {
-  gpu::train::SetMultiGpuTransport([](const std::vector<int>& gpus) -> Result<std::unique_ptr<gpu::DeviceTransport>> {
-    LMS_ASSIGN_OR_RETURN(auto t, gpu::NcclPipelineTransport::Create(gpus));
-    return std::unique_ptr<gpu::DeviceTransport>(std::move(t));
-  });
-}
-
-void UseNcclBetweenRanks() {
-  gpu::train::SetRankTransport([](net::RankGroup& ranks, int gpu) -> Result<std::unique_ptr<gpu::DeviceTransport>> {
-    LMS_ASSIGN_OR_RETURN(auto t, gpu::NcclPipelineTransport::Join(ranks, gpu));
-    return std::unique_ptr<gpu::DeviceTransport>(std::move(t));
-  });
-}
-
 lms::train::TrainEngineSpec Spec(const std::string& device, int stages, lms::train::ScheduleKind k) {
   return EngineTestSpec(device, "f32", stages, 4, 2, k);
 }
@@ -80,7 +66,7 @@ TEST_CASE("nccl pipeline transport: a grouped send to itself keeps stream order"
 TEST_CASE("nccl pipeline: one stage a GPU over NCCL equals a single stage", "[gpu][nccl][pipeline]") {
   const int G = GpuCount();
   if (G < 2) LMS_SKIP("fewer than two GPUs: a pipeline over NCCL needs a GPU a stage");
-  UseNccl();
+  gpu::UseNcclForTraining(true);
   const auto one = Spec("cuda:0", 1, lms::train::ScheduleKind::k1F1B);
   const lms::train::ParamLayout layout = lms::train::ParamLayout::For(one.shape);
   const auto params = lms::train::test::RandomParams(one.shape, layout, 3, 0.08f);
@@ -129,7 +115,7 @@ TEST_CASE("nccl pipeline: one stage a GPU over NCCL equals a single stage", "[gp
   in[0] = 0;
   REQUIRE((*e)->ZeroGrads().ok());
   CHECK((*e)->ForwardBackward(in.data(), tg.data(), 1.0f).ok());
-  gpu::train::SetMultiGpuTransport(nullptr);
+  gpu::UseNcclForTraining(false);
 }
 
 TEST_CASE("nccl pipeline: processes of a rank group bootstrap NCCL over TCP and train like one process",
@@ -140,7 +126,7 @@ TEST_CASE("nccl pipeline: processes of a rank group bootstrap NCCL over TCP and 
   // ranks on one GPU) every rank must agree to send through the host instead.
   const int G = GpuCount();
   if (G < 1) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
-  UseNcclBetweenRanks();
+  gpu::UseNcclForTraining(true);
   const Fixture fx = MakeFixture(5, 3);
   const auto& [layout, params, rows, in, tg] = fx;
   const int S = G >= 2 ? std::min(G, 4) : 2;
@@ -159,7 +145,7 @@ TEST_CASE("nccl pipeline: processes of a rank group bootstrap NCCL over TCP and 
       CHECK(x.describe.find(G >= 2 ? "NCCL between ranks" : "through the host") != std::string::npos);
     }
   }
-  gpu::train::SetRankTransport(nullptr);
+  gpu::UseNcclForTraining(false);
 }
 
 }  // namespace lms::test
