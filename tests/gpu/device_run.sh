@@ -3,7 +3,7 @@
 # libraries but none of our build dependencies (nothing is compiled there).
 #   On the build machine (a build configured with -DLMS_CUDA=ON):
 #     tests/gpu/device_run.sh pack [BUILD_DIR]   copies lms_gpu_tests, lms_nccl_tests (when built),
-#                                                bench_cuda, bench_cuda_train and the shared
+#                                                bench_cuda, bench_cuda_train, lmstation and the shared
 #                                                libraries they need into .dev/
 #   On the GPU machine, from the repository root:
 #     tests/gpu/device_run.sh run [RESULTS_DIR]  (default $OUT, else gpu-results/)
@@ -16,7 +16,8 @@
 # bench_cuda_train.txt (the CUDA trainer's tokens/s, MFU and the bubble of 2 and 4 stages on
 # one GPU) and bench_train_torch.txt (PyTorch on the same training shape: bf16 autocast, fused
 # AdamW, torch.compile; where python3 has torch).
-# LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train"); LMS_GPU_TEST_FILTER is
+# ranks.txt: lmstation train --device cuda as one process and as two (--ranks 2) on one GPU.
+# LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train ranks"); LMS_GPU_TEST_FILTER is
 # passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]").
 # LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model).
 # The model is larger than what one device call may carry (64 MiB), so
@@ -36,6 +37,7 @@ case "${1:-}" in
     rm -rf .dev
     exes=("$build/tests/lms_gpu_tests" "$build/tests/bench/bench_cuda" "$build/tests/bench/bench_cuda_train")
     [ -x "$build/tests/lms_nccl_tests" ] && exes+=("$build/tests/lms_nccl_tests")
+    [ -x "$build/app/lmstation" ] && exes+=("$build/app/lmstation")
     bash "$pack" .dev "${exes[@]}" || exit 1
     echo "packed into .dev/ ($(du -sh .dev | cut -f1)); run there: tests/gpu/device_run.sh run"
     ;;
@@ -70,7 +72,7 @@ case "${1:-}" in
     cat "$out/machine.txt"
     export LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
     rc=0
-    parts=" ${LMS_DEVICE_PARTS:-tests nccl infer train} "
+    parts=" ${LMS_DEVICE_PARTS:-tests nccl infer train ranks} "
     if [[ $parts == *" tests "* ]]; then
       # shellcheck disable=SC2086
       .dev/bin/lms_gpu_tests --durations yes ${LMS_GPU_TEST_FILTER:-} >"$out/gpu_tests.txt" 2>&1 || rc=1
@@ -96,6 +98,24 @@ case "${1:-}" in
       else
         echo "no torch here: the PyTorch training peer was not run" | tee "$out/bench_train_torch.txt"
       fi
+    fi
+    if [[ $parts == *" ranks "* ]] && [ -x .dev/bin/lmstation ]; then
+      # lmstation train on the GPU as one process, then as two processes of one stage each on
+      # the same GPU (messages through the host): the same losses are expected.
+      {
+        cfg=assets/examples/train_tiny.toml
+        tmp=${TMPDIR:-/tmp}/lms-ranks
+        rm -rf "$tmp"
+        timeout 120 .dev/bin/lmstation train $cfg --device cuda --steps 20 --out "$tmp/one" --db "" --json 2>&1 | tail -n 1
+        timeout 120 .dev/bin/lmstation train $cfg --device cuda --steps 20 --out "$tmp/two" --ranks 2 --rank 1 \
+          --rendezvous 127.0.0.1:29733 >"$tmp.rank1" 2>&1 &
+        timeout 120 .dev/bin/lmstation train $cfg --device cuda --steps 20 --out "$tmp/two" --ranks 2 --rank 0 \
+          --rendezvous 127.0.0.1:29733 --db "" --json 2>&1 | tail -n 3
+        wait
+        echo "== rank 1:"; tail -n 3 "$tmp.rank1"
+        cmp "$tmp/one/model.gguf" "$tmp/two/model.gguf" && echo "model.gguf: the same bytes"
+      } >"$out/ranks.txt" 2>&1 || rc=1
+      cat "$out/ranks.txt"
     fi
     if [[ $parts == *" infer "* ]]; then
       # shellcheck disable=SC2086
