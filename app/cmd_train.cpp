@@ -15,17 +15,6 @@
 #include "core/net/rank_group.h"
 
 namespace lms::app {
-namespace {
-
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  return *end == '\0' ? static_cast<int>(x) : fallback;
-}
-
-}  // namespace
 
 CommandFn AddTrainCommand(CLI::App& cli) {
   struct Opts {
@@ -50,17 +39,18 @@ CommandFn AddTrainCommand(CLI::App& cli) {
   sub->add_option("--db", o->db, "Record metrics in this database (default: $XDG_DATA_HOME/lmstation/lmstation.db when it exists)");
   sub->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.bin when it exists");
   sub->add_option("--ranks", o->ranks,
-                  "Processes training together, one pipeline stage each (default: mpirun's OMPI_COMM_WORLD_SIZE, else 1)");
-  sub->add_option("--rank", o->rank, "This process's rank, 0..ranks-1 (default: mpirun's OMPI_COMM_WORLD_RANK)");
+                  "Processes training together, one pipeline stage each (default: the launcher's, from mpirun, PMI or srun; else 1)");
+  sub->add_option("--rank", o->rank, "This process's rank, 0..ranks-1 (default: the launcher's)");
   sub->add_option("--rendezvous", o->rendezvous,
                   "HOST:PORT where rank 0 listens and the others join (default: $LMS_RENDEZVOUS, else 127.0.0.1:29500)");
   sub->add_option("--join-timeout", o->join_timeout, "Seconds to wait for every rank to join (default 300)");
   sub->add_flag("--json", o->json, "Print a final JSON object (loss, val_loss, tokens_per_s, bubble)");
-  // The rank group of a multi-process run (null for one process). mpirun's environment gives
-  // the rank and size when the flags do not.
+  // The rank group of a multi-process run (null for one process). A launcher's environment
+  // (mpirun, PMI, Slurm) gives the rank and size when the flags do not.
   auto join_ranks = [](const Opts& op) -> Result<std::unique_ptr<net::RankGroup>> {
-    const int world = op.ranks > 0 ? op.ranks : EnvInt("OMPI_COMM_WORLD_SIZE", 1);
-    const int rank = op.rank >= 0 ? op.rank : EnvInt("OMPI_COMM_WORLD_RANK", 0);
+    const net::LauncherInfo env = net::FromLauncherEnvironment();
+    const int world = op.ranks > 0 ? op.ranks : env.world;
+    const int rank = op.rank >= 0 ? op.rank : env.rank;
     if (world <= 1) {
       if (op.rank > 0) return Status::InvalidArgument("--rank needs --ranks");
       return std::unique_ptr<net::RankGroup>();

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/net/socket_io.h"
@@ -105,6 +106,32 @@ struct FdCloser {
 };
 
 }  // namespace
+
+LauncherInfo FromLauncherEnvironment() {
+  auto get = [](const char* name, int* out) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return false;
+    int x = 0;
+    const auto [end, ec] = std::from_chars(v, v + std::strlen(v), x);
+    if (ec != std::errc() || *end != '\0') return false;
+    *out = x;
+    return true;
+  };
+  struct Names {
+    const char *world, *rank, *local, *launcher;
+  };
+  for (const Names& n : {Names{"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "mpirun"},
+                         Names{"PMI_SIZE", "PMI_RANK", "MPI_LOCALRANKID", "pmi"},
+                         Names{"SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "slurm"}}) {
+    LauncherInfo info;
+    if (get(n.world, &info.world) && get(n.rank, &info.rank)) {
+      get(n.local, &info.local_rank);
+      info.launcher = n.launcher;
+      return info;
+    }
+  }
+  return LauncherInfo{};
+}
 
 Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   const size_t colon = text.rfind(':');

@@ -101,6 +101,16 @@ class RankGroup {
   void Broke();  // calls on_broken_ once (outside mu_)
 };
 
+// What a launcher says about this process: OpenMPI's mpirun (OMPI_COMM_WORLD_SIZE, _RANK,
+// _LOCAL_RANK), an MPICH/Hydra or PMI launcher (PMI_SIZE, PMI_RANK, MPI_LOCALRANKID) or Slurm's
+// srun (SLURM_NTASKS, SLURM_PROCID, SLURM_LOCALID), first found in that order; world 1 and rank 0
+// when none is there. local_rank is -1 when the launcher does not say.
+struct LauncherInfo {
+  int world = 1, rank = 0, local_rank = -1;
+  std::string launcher;  // "mpirun", "pmi", "slurm" or empty
+};
+LauncherInfo FromLauncherEnvironment();
+
 // "host:port" → (host, port); "[v6]:port" too.
 Result<std::pair<std::string, int>> ParseHostPort(const std::string& text);
 

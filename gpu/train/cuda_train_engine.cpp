@@ -814,10 +814,10 @@ Result<std::unique_ptr<CudaTrainEngine>> CreateCudaTrainEngine(const lms::train:
   LMS_RETURN_IF_ERROR(PrecisionOf(spec).status());
   LMS_ASSIGN_OR_RETURN(std::vector<int> ids, ParseCudaTrainDevices(spec.device));
   if (spec.ranks && spec.ranks->world() > 1) {
-    // One GPU a process: the process's local rank (mpirun's, else its rank) picks among the
+    // One GPU a process: the process's local rank (the launcher's, else its rank) picks among the
     // GPUs the device string names; processes beyond them share GPUs.
-    int local = spec.ranks->rank();
-    if (const char* env = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"); env && *env) local = std::atoi(env);
+    const net::LauncherInfo env = net::FromLauncherEnvironment();
+    const int local = env.local_rank >= 0 ? env.local_rank : spec.ranks->rank();
     ids = {ids[static_cast<size_t>(local) % ids.size()]};
   }
   return CreateCudaTrainEngineOn(spec, layout, ids);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -144,4 +145,34 @@ TEST_CASE("rank group: a group that never fills times out; bad options are refus
   CHECK(!net::ParseHostPort("node7").ok());
   CHECK(!net::ParseHostPort("node7:0").ok());
   CHECK(!net::ParseHostPort("node7:http").ok());
+}
+
+TEST_CASE("rank group: the launcher's environment gives world, rank and local rank", "[net][ranks]") {
+  const char* names[] = {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "PMI_SIZE",
+                         "PMI_RANK", "MPI_LOCALRANKID", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"};
+  for (const char* n : names) unsetenv(n);
+  net::LauncherInfo none = net::FromLauncherEnvironment();
+  CHECK(none.world == 1);
+  CHECK(none.rank == 0);
+  CHECK(none.local_rank == -1);
+  CHECK(none.launcher.empty());
+  setenv("SLURM_NTASKS", "8", 1);
+  setenv("SLURM_PROCID", "5", 1);
+  setenv("SLURM_LOCALID", "1", 1);
+  net::LauncherInfo slurm = net::FromLauncherEnvironment();
+  CHECK(slurm.launcher == "slurm");
+  CHECK(slurm.world == 8);
+  CHECK(slurm.rank == 5);
+  CHECK(slurm.local_rank == 1);
+  // mpirun's variables come first; a malformed one is not taken.
+  setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
+  setenv("OMPI_COMM_WORLD_RANK", "3", 1);
+  net::LauncherInfo ompi = net::FromLauncherEnvironment();
+  CHECK(ompi.launcher == "mpirun");
+  CHECK(ompi.world == 4);
+  CHECK(ompi.rank == 3);
+  CHECK(ompi.local_rank == -1);
+  setenv("OMPI_COMM_WORLD_RANK", "3x", 1);
+  CHECK(net::FromLauncherEnvironment().launcher == "slurm");
+  for (const char* n : names) unsetenv(n);
 }
