@@ -1,8 +1,6 @@
 #include "gpu/pipeline/rank_device_transport.h"
 
-#include <fmt/format.h>
 
-#include <cstring>
 #include <vector>
 
 #include "core/train/rank_transport.h"
