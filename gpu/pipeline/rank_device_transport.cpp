@@ -1,6 +1,5 @@
 #include "gpu/pipeline/rank_device_transport.h"
 
-
 #include <vector>
 
 #include "core/train/rank_transport.h"
