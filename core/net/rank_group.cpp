@@ -382,7 +382,10 @@ void RankGroup::Abort() {
 }
 
 void RankGroup::SetOnBroken(std::function<void()> f) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // A hook being called may use what its owner is about to destroy: wait for it to return
+  // (unless this is the hook itself replacing it).
+  cv_.wait(lock, [this] { return !in_hook_ || hook_thread_ == std::this_thread::get_id(); });
   on_broken_ = std::move(f);
 }
 
@@ -393,8 +396,13 @@ void RankGroup::Broke() {
     if (broke_ || !on_broken_) return;
     broke_ = true;
     f = on_broken_;
+    in_hook_ = true;
+    hook_thread_ = std::this_thread::get_id();
   }
   f();
+  std::lock_guard<std::mutex> lock(mu_);
+  in_hook_ = false;
+  cv_.notify_all();
 }
 
 }  // namespace lms::net

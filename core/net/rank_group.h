@@ -74,7 +74,8 @@ class RankGroup {
   void Abort();
   // Called once, from a reader thread or Abort's caller, when the group breaks (a rank's
   // connection closed, or Abort): how a transport that waits elsewhere (NCCL on a GPU stream)
-  // learns that a peer is gone and tears itself down. Null: nothing to call.
+  // learns that a peer is gone and tears itself down. Null: nothing to call. Replacing the hook
+  // waits until a call of the old one in progress has returned, so its owner may then go away.
   void SetOnBroken(std::function<void()> f);
 
  private:
@@ -98,6 +99,8 @@ class RankGroup {
   bool aborted_ = false;                                                         // GUARDED_BY(mu_)
   std::function<void()> on_broken_;                                              // GUARDED_BY(mu_)
   bool broke_ = false;                                                           // GUARDED_BY(mu_): on_broken_ called
+  bool in_hook_ = false;                                                         // GUARDED_BY(mu_): on_broken_ running
+  std::thread::id hook_thread_;                                                  // GUARDED_BY(mu_): the thread running it
   void Broke();  // calls on_broken_ once (outside mu_)
 };
 

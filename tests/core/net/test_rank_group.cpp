@@ -119,6 +119,22 @@ TEST_CASE("rank group: an aborted rank wakes its peers with an error", "[net][ra
   CHECK(!g[2]->SendFloats(0, 1, nullptr, 0).ok());
 }
 
+TEST_CASE("rank group: replacing the broken-group hook waits for a call in progress", "[net][ranks]") {
+  auto g = JoinRanks(2);
+  std::atomic<bool> started{false}, finished{false};
+  g[0]->SetOnBroken([&] {
+    started = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    finished = true;
+  });
+  std::thread aborter([&] { g[0]->Abort(); });  // calls the hook on this thread
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  g[0]->SetOnBroken(nullptr);  // as a transport's destructor does
+  const bool hook_done = finished;  // read before anything else can wait
+  aborter.join();
+  CHECK(hook_done);
+}
+
 TEST_CASE("rank group: a group that never fills times out; bad options are refused", "[net][ranks]") {
   net::RankGroupOptions o;
   o.world = 2;
