@@ -83,8 +83,11 @@ NcclGroup::~NcclGroup() {
     cudaStreamDestroy(streams_[r]);
   }
   if (aborted_) return;
+  // Across processes, destroying is collective among a node's ranks and would hang when a peer
+  // has already gone; aborting frees this rank's resources alone (its work is done by now).
+  const bool spans_processes = world_ > static_cast<int>(ranks_.size());
   for (ncclComm_t c : comms_) {
-    if (c) ncclCommDestroy(c);
+    if (c) spans_processes ? ncclCommAbort(c) : ncclCommDestroy(c);
   }
 }
 

@@ -18,6 +18,7 @@ Status InProcessDeviceTransport::Send(int src, int dst, lms::train::MessageKind 
                                       size_t n, cudaStream_t stream) {
   Parcel p;
   p.n = n;
+  LMS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&p.device));  // the sending thread's current GPU
   // The copy is ordered after the kernels that produced buf on the sender's stream, so the
   // sender may reuse buf as soon as its stream moves on.
   LMS_CUDA_RETURN_IF_ERROR(cudaMallocAsync(reinterpret_cast<void**>(&p.data), n * sizeof(float), stream));
@@ -56,8 +57,17 @@ Status InProcessDeviceTransport::Recv(int dst, int src, lms::train::MessageKind 
   if (p.n != n) {
     st = Status::Internal(fmt::format("stage {} expected {} floats from stage {}, got {}", dst, n, src, p.n));
   } else {
-    st = CudaStatus(cudaStreamWaitEvent(stream, p.ready, 0), "cudaStreamWaitEvent");
-    if (st.ok()) st = CudaStatus(cudaMemcpyAsync(buf, p.data, n * sizeof(float), cudaMemcpyDeviceToDevice, stream), "cudaMemcpyAsync");
+    int here = 0;
+    st = CudaStatus(cudaGetDevice(&here), "cudaGetDevice");
+    if (st.ok()) st = CudaStatus(cudaStreamWaitEvent(stream, p.ready, 0), "cudaStreamWaitEvent");
+    if (st.ok() && here == p.device) {
+      st = CudaStatus(cudaMemcpyAsync(buf, p.data, n * sizeof(float), cudaMemcpyDeviceToDevice, stream),
+                      "cudaMemcpyAsync");
+    } else if (st.ok()) {
+      // Stream-ordered allocations are not covered by peer access: name both GPUs.
+      st = CudaStatus(cudaMemcpyPeerAsync(buf, here, p.data, p.device, n * sizeof(float), stream),
+                      "cudaMemcpyPeerAsync");
+    }
   }
   // Freed in the receiver's stream order, after the copy out (or at once after the send's copy
   // when the sizes disagreed).

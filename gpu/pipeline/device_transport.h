@@ -63,6 +63,7 @@ class InProcessDeviceTransport final : public DeviceTransport {
  private:
   struct Parcel {
     float* data = nullptr;   // a copy the sender made (stream-ordered allocation)
+    int device = 0;          // the sender's GPU, where data lives
     size_t n = 0;
     cudaEvent_t ready = nullptr;
   };

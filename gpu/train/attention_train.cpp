@@ -16,8 +16,15 @@
 //   dK_k += dSᵀ·Q_h    → dKᵀ = Q_hᵀ·dS:    A = Q_h read (hd×T, ld qd) op N,   B = dS read op T
 // dK and dV sum over the query heads of a group: one batched product per group member g, over
 // all (b, k), in increasing g (the first overwrites with beta 0), which is a fixed order.
-#include <cmath>
+//
+// The flash variant (attention_flash.cu) computes the same without the T×T matrices.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <climits>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "gpu/train/train_kernels.h"
 #include "gpu/cuda_check.h"
@@ -34,6 +41,10 @@ Status CheckShape(int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
 
 float* const* AsOut(const float** p) { return const_cast<float**>(p); }  // C arrays: same pointers
 
+// Every per-head pointer (offsets of multiples of hd and T·T floats) 16-byte aligned, as TF32
+// batched products want.
+bool Tf32Aligned(int64_t T, int64_t hd) { return T % 4 == 0 && hd % 4 == 0; }
+
 }  // namespace
 
 Status TrainKernels::AttentionForward(float* out, float* att, const float* q, const float* k, const float* v,
@@ -43,6 +54,7 @@ Status TrainKernels::AttentionForward(float* out, float* att, const float* q, co
   LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
   const int64_t group = H / KV, qd = H * hd, kvd = KV * hd, bh = B * H;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool tf32 = Tf32Aligned(T, hd);
   LMS_RETURN_IF_ERROR(d.Reserve(d.ptrs, static_cast<size_t>(6 * bh) * sizeof(float*)));
   const float** P = d.ptrs.as<const float*>();
   const PtrSpec q_h{q, T * qd, hd, 1}, k_h{k, T * kvd, hd, group}, v_h{v, T * kvd, hd, group};
@@ -50,11 +62,12 @@ Status TrainKernels::AttentionForward(float* out, float* att, const float* q, co
 
   LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P, k_h, q_h, att_h, bh, H, d.stream));
   LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, P, kvd, P + bh, qd, AsOut(P + 2 * bh), T,
-                                    0.0f, bh));
+                                    0.0f, bh, tf32));
   LMS_CUDA_RETURN_IF_ERROR(LaunchCausalSoftmax(att, bh * T, T, scale, d.stream));
   const float** P2 = P + 3 * bh;
   LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P2, v_h, att_h, out_h, bh, H, d.stream));
-  return d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, P2, kvd, P2 + bh, T, AsOut(P2 + 2 * bh), qd, 0.0f, bh);
+  return d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, P2, kvd, P2 + bh, T, AsOut(P2 + 2 * bh), qd, 0.0f, bh,
+                       tf32);
 }
 
 Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
@@ -65,6 +78,7 @@ Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const fl
   LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
   const int64_t group = H / KV, qd = H * hd, kvd = KV * hd, bh = B * H, bkv = B * KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool tf32 = Tf32Aligned(T, hd);
   // Pointer arrays: dP and dQ (3·bh each), then dV and dK for every group member (3·bkv each).
   LMS_RETURN_IF_ERROR(d.Reserve(d.ptrs, static_cast<size_t>(6 * bh + 6 * group * bkv) * sizeof(float*)));
   LMS_RETURN_IF_ERROR(d.Reserve(d.att_grad, static_cast<size_t>(bh * T * T) * sizeof(float)));
@@ -76,13 +90,13 @@ Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const fl
   // dP = dout_h·V_kᵀ into ds, then dS in place.
   LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(P, v_h, dout_h, ds_h, bh, H, d.stream));
   LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, P, kvd, P + bh, qd, AsOut(P + 2 * bh), T,
-                                    0.0f, bh));
+                                    0.0f, bh, tf32));
   LMS_CUDA_RETURN_IF_ERROR(LaunchCausalSoftmaxBackward(ds, att, bh * T, T, scale, d.stream));
   // dQ_h = dS·K_k (overwritten).
   const float** Pq = P + 3 * bh;
   LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pq, k_h, ds_h, dq_h, bh, H, d.stream));
   LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, Pq, kvd, Pq + bh, T, AsOut(Pq + 2 * bh), qd,
-                                    0.0f, bh));
+                                    0.0f, bh, tf32));
   // dV_k = Σ_g P_hᵀ·dout_h and dK_k = Σ_g dS_hᵀ·Q_h over h = k·group + g, g increasing; the
   // problems run over (b, k), so `heads` is KV and a head's offsets step by `group` query heads.
   for (int64_t g = 0; g < group; ++g) {
@@ -95,11 +109,59 @@ Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const fl
     const PtrSpec dv_k{dv, T * kvd, hd, 1}, dk_k{dk, T * kvd, hd, 1};
     LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pv, dout_g, att_g, dv_k, bkv, KV, d.stream));
     LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, Pv, qd, Pv + bkv, T, AsOut(Pv + 2 * bkv),
-                                      kvd, beta, bkv));
+                                      kvd, beta, bkv, tf32));
     LMS_CUDA_RETURN_IF_ERROR(LaunchFillPointers(Pk, q_g, ds_g, dk_k, bkv, KV, d.stream));
     LMS_RETURN_IF_ERROR(d.GemmBatched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, Pk, qd, Pk + bkv, T, AsOut(Pk + 2 * bkv),
-                                      kvd, beta, bkv));
+                                      kvd, beta, bkv, tf32));
   }
+  return Status::Ok();
+}
+
+namespace {
+
+bool Aligned16(std::initializer_list<const float*> ptrs) {
+  return std::all_of(ptrs.begin(), ptrs.end(), [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; });
+}
+
+Status CheckFlash(int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
+  if (!TrainKernels::FlashAttentionSupports(hd)) {
+    return Status::InvalidArgument(fmt::format("flash attention: head dim {} is not 32, 64, 96 or 128", hd));
+  }
+  if (B * std::max(H, KV) > 65535 || T > INT_MAX / 2) {  // grid rows: one per (sequence, head)
+    return Status::InvalidArgument("flash attention: more than 65,535 (sequence, head) pairs or too many positions");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool TrainKernels::FlashAttentionSupports(int64_t hd) { return FlashAttentionSupportsHeadDim(hd); }
+
+Status TrainKernels::FlashAttentionForward(float* out, float* lse2, const float* q, const float* k, const float* v,
+                                           int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
+  LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));
+  if (!Aligned16({out, q, k, v})) return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionForward(q, k, v, out, lse2, static_cast<int>(B), static_cast<int>(T),
+                                                       static_cast<int>(H), static_cast<int>(KV),
+                                                       static_cast<int>(hd), impl_->stream));
+  return Status::Ok();
+}
+
+Status TrainKernels::FlashAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                            const float* k, const float* v, const float* out, const float* lse2,
+                                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  Impl& d = *impl_;
+  if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
+  LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));
+  if (!Aligned16({dq, dk, dv, dout, q, k, v, out})) {
+    return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
+  }
+  LMS_RETURN_IF_ERROR(d.Reserve(d.row_dot, static_cast<size_t>(B * H * T) * sizeof(float)));
+  LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionBackward(q, k, v, out, dout, lse2, d.row_dot.as<float>(), dq, dk, dv,
+                                                        static_cast<int>(B), static_cast<int>(T), static_cast<int>(H),
+                                                        static_cast<int>(KV), static_cast<int>(hd), d.stream));
   return Status::Ok();
 }
 

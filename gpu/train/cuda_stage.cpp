@@ -3,10 +3,19 @@
 #include <cuda_bf16.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string_view>
+
 namespace lms::gpu::train {
 
 using lms::train::LayerParams;
 using lms::train::ParamTensor;
+
+bool UseFlashAttention(GemmPrecision precision, int64_t head_dim) {
+  const char* env = std::getenv("LMS_CUDA_ATTENTION");
+  const bool materialized = env != nullptr && std::string_view(env) == "materialized";
+  return precision == GemmPrecision::kBF16 && TrainKernels::FlashAttentionSupports(head_dim) && !materialized;
+}
 
 struct CudaStage::Slot {
   int owner = -1;                       // the micro-batch using it, or -1
@@ -37,6 +46,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
                 qd = int64_t{shape.n_heads} * shape.head_dim(), kvd = int64_t{shape.n_kv_heads} * shape.head_dim(),
                 ff = shape.d_ff, V = shape.n_vocab;
   s->rows_ = BT;
+  s->flash_ = UseFlashAttention(kernels->precision(), shape.head_dim());
   const lms::train::RopeTable rt = lms::train::MakeRopeTable(T, shape.head_dim(), shape.rope_theta, shape.rope_neox);
   LMS_RETURN_IF_ERROR(s->rope_cos_.Allocate(static_cast<int64_t>(rt.cos.size()), "rope table"));
   LMS_RETURN_IF_ERROR(s->rope_sin_.Allocate(static_cast<int64_t>(rt.sin.size()), "rope table"));
@@ -69,7 +79,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
       for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
       for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
-      LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * T, what));
+      // The probabilities (B, H, T, T), or with flash attention the rows' log-sum-exp (B, H, T).
+      LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
       for (auto* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, what));
     }
     if (last) {
@@ -164,18 +175,26 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   TrainKernels& k = *k_;
   // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn1.get(), BT * d));  // one bf16 copy of n(x) for q, k and v
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
   LMS_RETURN_IF_ERROR(k.Rope(A.q.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
   LMS_RETURN_IF_ERROR(k.Rope(A.k.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
-  LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+  if (flash_) {
+    LMS_RETURN_IF_ERROR(k.FlashAttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+  } else {
+    LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+  }
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d, shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn2.get(), BT * d));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
   LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff));
   LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
   return k.Add(out, A.xmid.get(), BT * d);
@@ -194,21 +213,30 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dx, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
   LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn2.get(), BT * d));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dao_.get(), 0, dao_.bytes(), s));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), P.g(W_.wo), dx, A.ao.get(), W(P, W_.wo), BT, qd, d));
-  LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(), A.v.get(),
-                                          A.att.get(), B, T, H, KV, hd));
+  if (flash_) {
+    LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(),
+                                                 A.v.get(), A.ao.get(), A.att.get(), B, T, H, KV, hd));
+  } else {
+    LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(),
+                                            A.v.get(), A.att.get(), B, T, H, KV, hd));
+  }
   LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
   LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
+  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn1.get(), BT * d));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
   return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
 }
 
@@ -216,6 +244,7 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
                           const int32_t* targets, float loss_scale, float* x_out, double* loss_sum, int64_t* loss_count) {
   const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
   const cudaStream_t s = k_->stream();
+  LMS_RETURN_IF_ERROR(k_->ShareInput(nullptr, 0));  // nothing left shared by a failed call
   Slot* a = Acquire(slot);
   if (!a) return Status::Internal(fmt::format("micro-batch {}: every activation slot of the stage is in use", slot));
   if (first_) {
@@ -261,6 +290,7 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   for (auto& s : slots_)
     if (s->owner == slot) a = s.get();
   if (!a) return Status::Internal(fmt::format("backward of micro-batch {} before its forward", slot));
+  LMS_RETURN_IF_ERROR(k_->ShareInput(nullptr, 0));
   const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
   const cudaStream_t s = k_->stream();
   if (last_) {

@@ -37,6 +37,11 @@ struct DeviceParams {
   const ParamSegment* Find(const lms::train::ParamTensor& t) const;
 };
 
+// Whether stages run flash attention (attention_flash.cu): in kBF16 for the head dims it
+// supports, unless LMS_CUDA_ATTENTION=materialized asks for the T×T path (kF32 always takes it:
+// the CPU's arithmetic, for tests).
+bool UseFlashAttention(GemmPrecision precision, int64_t head_dim);
+
 class CudaStage {
  public:
   // `slots`: how many micro-batches may hold activations at once.
@@ -49,6 +54,7 @@ class CudaStage {
   // Internal when P lacks a tensor the chunk reads, or the gradient of one it owns.
   Status CheckParams(const DeviceParams& P) const;
   int64_t activation_bytes() const { return act_bytes_; }  // all slots and scratch
+  bool flash_attention() const { return flash_; }
 
   // Forward of micro-batch `slot`. First: tokens (B·T, host). Others: x_in (B·T, d, device).
   // Non-last: writes x_out (device). Last: targets (host; < 0 ignored), adds the loss sum and
@@ -77,6 +83,7 @@ class CudaStage {
   const lms::train::ParamLayout* layout_ = nullptr;
   int l0_ = 0, l1_ = 0;
   bool first_ = false, last_ = false;
+  bool flash_ = false;  // flash attention; L.att then holds log-sum-exps, not probabilities
   int B_ = 1;
   int64_t rows_ = 0, act_bytes_ = 0;
   TrainKernels* k_ = nullptr;

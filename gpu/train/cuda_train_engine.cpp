@@ -245,7 +245,8 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       names += fmt::format("{}{} {}", i ? ", " : "", ids[static_cast<size_t>(i)], prop.name);
     }
   }
-  describe_ = fmt::format("cuda ({}), {} matrix products", names, GemmPrecisionName(precision));
+  describe_ = fmt::format("cuda ({}), {} matrix products, {} attention", names, GemmPrecisionName(precision),
+                          UseFlashAttention(precision, spec_.shape.head_dim()) ? "flash" : "materialized");
   if (ranks_) describe_ += fmt::format(", rank {} of {}", ranks_->rank(), ranks_->world());
   for (int i = 0; i < G; ++i) gpus_[static_cast<size_t>(i)].dev = ranks_ ? ranks_->rank() : i;
 
@@ -297,6 +298,7 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
       g.view.segments.push_back(ParamSegment{sg.begin, sg.end, sg.p.get(), sg.p_bf16.get(), sg.g.get()});
     }
     LMS_RETURN_IF_ERROR(g.sums.Allocate(static_cast<int64_t>(g.owned.size()), "norm partials"));
+    LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());  // the masks' copies from pageable memory have landed
   }
 
   const int64_t rows = int64_t{po.micro_batch_size} * spec_.shape.seq_len, d = spec_.shape.d_model;
@@ -315,6 +317,21 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     LMS_RETURN_IF_ERROR(dv.out.Allocate(rows * d, "pipeline buffers"));
     LMS_RETURN_IF_ERROR(dv.loss_sum.Allocate(1, "loss"));
     LMS_RETURN_IF_ERROR(dv.loss_count.Allocate(1, "loss"));
+  }
+  // The in-process transport's parcels come from each GPU's default memory pool, which other
+  // GPUs may read only when the pool says so (peer access does not cover pools).
+  for (const Gpu& a : gpus_) {
+    for (const Gpu& b : gpus_) {
+      int can = 0;
+      if (a.id == b.id || cudaDeviceCanAccessPeer(&can, b.id, a.id) != cudaSuccess || !can) continue;
+      cudaMemPool_t pool = nullptr;
+      LMS_CUDA_RETURN_IF_ERROR(cudaDeviceGetDefaultMemPool(&pool, a.id));
+      cudaMemAccessDesc access{};
+      access.location.type = cudaMemLocationTypeDevice;
+      access.location.id = b.id;
+      access.flags = cudaMemAccessFlagsProtReadWrite;
+      LMS_CUDA_RETURN_IF_ERROR(cudaMemPoolSetAccess(pool, &access, 1));
+    }
   }
   // Activation slots: the most micro-batches of a chunk alive at once under the schedule.
   const auto ops = lms::train::MakeSchedule(po.schedule, S_, M, V);
@@ -424,19 +441,19 @@ Status Engine::SetState(const std::vector<float>& params, const std::vector<floa
   for (auto& g : gpus_) {
     ScopedDevice sd(g.id);
     LMS_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    // On the stream the bf16 conversion runs on: a synchronous copy from pageable memory may
+    // return before its data has landed, and the engine's streams do not wait for it.
+    const cudaStream_t s = devs_[static_cast<size_t>(g.dev)].stream;
+    auto upload = [s](DeviceBuffer<float>& dst, const std::vector<float>* src, int64_t begin) {
+      if (!src) return CudaStatus(cudaMemsetAsync(dst.get(), 0, dst.bytes(), s), "cudaMemsetAsync");
+      return CudaStatus(cudaMemcpyAsync(dst.get(), src->data() + begin, dst.bytes(), cudaMemcpyHostToDevice, s),
+                        "cudaMemcpyAsync");
+    };
     for (Segment& sg : g.segs) {
-      LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.p.get(), params.data() + sg.begin, sg.p.bytes(), cudaMemcpyHostToDevice));
+      LMS_RETURN_IF_ERROR(upload(sg.p, &params, sg.begin));
       if (sg.owned) {
-        if (m) {
-          LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.m.get(), m->data() + sg.begin, sg.m.bytes(), cudaMemcpyHostToDevice));
-        } else {
-          LMS_CUDA_RETURN_IF_ERROR(cudaMemset(sg.m.get(), 0, sg.m.bytes()));
-        }
-        if (v) {
-          LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(sg.v.get(), v->data() + sg.begin, sg.v.bytes(), cudaMemcpyHostToDevice));
-        } else {
-          LMS_CUDA_RETURN_IF_ERROR(cudaMemset(sg.v.get(), 0, sg.v.bytes()));
-        }
+        LMS_RETURN_IF_ERROR(upload(sg.m, m, sg.begin));
+        LMS_RETURN_IF_ERROR(upload(sg.v, v, sg.begin));
       }
       LMS_RETURN_IF_ERROR(RefreshBf16(g, sg.begin, sg.end));
     }
@@ -669,10 +686,11 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
     if (!err.ok()) transport_->Abort();
   };
 
-  if (S == 1) {
-    run_device(0);
-  } else if (ranks_) {
-    run_device(ranks_->rank());  // this process's one device
+  int caller_device = 0;
+  cudaGetDevice(&caller_device);
+  if (S == 1 || ranks_) {
+    ScopedDevice restore(caller_device);  // run_device selects its GPU on the caller's thread
+    run_device(S == 1 ? 0 : ranks_->rank());  // with ranks: this process's one device
   } else {
     std::vector<std::thread> threads;
     for (int s = 0; s < S; ++s) threads.emplace_back(run_device, s);
@@ -768,10 +786,11 @@ Status Engine::ExchangeEmbedding() {
   LMS_RETURN_IF_ERROR(ranks_->RecvFloats(0, lms::train::kEngineTagBase + 1, host.data(), host.size()));
   Gpu& g = GpuOf(C_ - 1);
   ScopedDevice sd(g.id);
-  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpy(const_cast<float*>(g.view.p(layout_.token_embd)), host.data(),
-                                      host.size() * sizeof(float), cudaMemcpyHostToDevice));
+  const cudaStream_t s = devs_[static_cast<size_t>(g.dev)].stream;  // the conversion's stream (see SetState)
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(const_cast<float*>(g.view.p(layout_.token_embd)), host.data(),
+                                           host.size() * sizeof(float), cudaMemcpyHostToDevice, s));
   LMS_RETURN_IF_ERROR(RefreshBf16(g, off, off + n));
-  return CudaStatus(cudaStreamSynchronize(devs_[static_cast<size_t>(g.dev)].stream), "cudaStreamSynchronize");
+  return CudaStatus(cudaStreamSynchronize(s), "cudaStreamSynchronize");
 }
 
 }  // namespace

@@ -16,12 +16,13 @@ namespace lms::gpu::train {
 Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0) return Status::Ok();
+  if (K <= 0) return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(BT * N) * sizeof(float), d.stream), "cudaMemsetAsync");
   if (d.precision == GemmPrecision::kF32) {
     return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, w.f32, K, inp, K, out, N, 0.0f, false);
   }
   const void* a = nullptr;
   const void* wb = w.bf16;
-  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_a, inp, BT * K, &a));
+  LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_a, inp, BT * K, &a));
   if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
   return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, wb, K, a, K, out, N, 0.0f, true);
 }
@@ -42,7 +43,7 @@ Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, c
     if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
     LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, 1.0f, true));
   }
-  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_a, inp, BT * K, &a));
+  LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_a, inp, BT * K, &a));
   return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
 }
 

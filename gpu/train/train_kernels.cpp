@@ -31,7 +31,7 @@ const char* GemmPrecisionName(GemmPrecision p) {
 }
 
 TrainKernels::Impl::~Impl() {
-  for (DeviceScratch* s : {&bf16_a, &bf16_b, &bf16_w, &partials, &row_loss, &ptrs, &att_grad, &csr}) {
+  for (DeviceScratch* s : {&bf16_a, &bf16_b, &bf16_w, &bf16_shared, &partials, &row_loss, &ptrs, &att_grad, &row_dot, &csr}) {
     if (s->p) cudaFreeAsync(s->p, stream);
   }
   cudaStreamSynchronize(stream);  // the pinned CSR may still be read by a pending copy
@@ -76,6 +76,26 @@ Status TrainKernels::Impl::ConvertToBf16(DeviceScratch& s, const float* src, int
   return Status::Ok();
 }
 
+Status TrainKernels::Impl::InputToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out) {
+  if (src != nullptr && src == shared_src && n == shared_n) {
+    *out = bf16_shared.p;
+    return Status::Ok();
+  }
+  return ConvertToBf16(s, src, n, out);
+}
+
+Status TrainKernels::ShareInput(const float* inp, int64_t n) {
+  Impl& d = *impl_;
+  d.shared_src = nullptr;
+  d.shared_n = 0;
+  if (d.precision != GemmPrecision::kBF16 || inp == nullptr || n <= 0) return Status::Ok();
+  const void* unused = nullptr;
+  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_shared, inp, n, &unused));
+  d.shared_src = inp;
+  d.shared_n = n;
+  return Status::Ok();
+}
+
 Status TrainKernels::Impl::Gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                                 const void* A, int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc,
                                 float beta, bool bf16) {
@@ -91,7 +111,7 @@ Status TrainKernels::Impl::Gemm(cublasOperation_t ta, cublasOperation_t tb, int6
 
 Status TrainKernels::Impl::GemmBatched(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                                        const float* const* A, int64_t lda, const float* const* B, int64_t ldb,
-                                       float* const* C, int64_t ldc, float beta, int64_t count) {
+                                       float* const* C, int64_t ldc, float beta, int64_t count, bool tf32) {
   if (!FitsInt({m, n, k, lda, ldb, ldc, count})) {
     return Status::InvalidArgument("batched matrix product exceeds cuBLAS's int sizes");
   }
@@ -103,7 +123,8 @@ Status TrainKernels::Impl::GemmBatched(cublasOperation_t ta, cublasOperation_t t
       reinterpret_cast<void* const*>(C), CUDA_R_32F, static_cast<int>(ldc), static_cast<int>(count),
       // The mixed-precision mode lets the attention products use TF32 tensor cores (inputs
       // rounded to 10 mantissa bits, fp32 accumulation); kF32 keeps full fp32.
-      precision == GemmPrecision::kBF16 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      precision == GemmPrecision::kBF16 && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
   return Status::Ok();
 }
 

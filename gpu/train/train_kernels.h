@@ -53,6 +53,12 @@ class TrainKernels {
   Status RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
                          const float* rstd, int64_t BT, int64_t C);
 
+  // In kBF16, products read a bf16 copy of their input, made per call. Between ShareInput(inp, n)
+  // and ShareInput(nullptr, 0), MatMulForward / MatMulBackward calls whose input is these n
+  // floats at inp read one copy made here instead (the q, k, v or gate, up products of a layer);
+  // the caller must not change inp in between. Nothing in kF32.
+  Status ShareInput(const float* inp, int64_t n);
+
   // out (BT,N) = inp (BT,K) · w (N,K)ᵀ, overwritten.
   Status MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N);
   // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
@@ -71,6 +77,18 @@ class TrainKernels {
   // dq, dk, dv overwritten.
   Status AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                            const float* v, const float* att, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd);
+
+  // The same attention without the T×T probabilities, in the manner of FlashAttention-2: bf16
+  // tensor-core products with the softmax and accumulation in fp32 (sm_80 and later). lse2
+  // (B, H, T) is each query row's log-sum-exp of the scaled scores in base 2, saved for the
+  // backward. For head dims where FlashAttentionSupports; q, k, v, out 16-byte aligned.
+  static bool FlashAttentionSupports(int64_t hd);
+  Status FlashAttentionForward(float* out, float* lse2, const float* q, const float* k, const float* v, int64_t B,
+                               int64_t T, int64_t H, int64_t KV, int64_t hd);
+  // dq, dk, dv overwritten; out and lse2 from the forward. Deterministic (no atomics).
+  Status FlashAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                                const float* v, const float* out, const float* lse2, int64_t B, int64_t T, int64_t H,
+                                int64_t KV, int64_t hd);
 
   // out (n) = silu(gate) * up ; backward: dgate, dup overwritten.
   Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n);

@@ -29,10 +29,14 @@ struct TrainKernels::Impl {
   cublasHandle_t cublas = nullptr;
 
   DeviceScratch bf16_a, bf16_b, bf16_w;  // bf16 copies of activations, gradients and weights
+  DeviceScratch bf16_shared;             // the bf16 copy of ShareInput's input
+  const float* shared_src = nullptr;     // that input, or nullptr
+  int64_t shared_n = 0;
   DeviceScratch partials;                // per-block partial sums of the reductions
   DeviceScratch row_loss;                // cross-entropy: per-row losses (double)
   DeviceScratch ptrs;                    // attention: pointer arrays of the batched products
   DeviceScratch att_grad;                // attention backward: dP, then dS (B, H, T, T)
+  DeviceScratch row_dot;                 // flash attention backward: rowsum(dO ⊙ O) (B, H, T)
   DeviceScratch csr;                     // embedding backward: the token → rows lists
 
   // Host staging of the CSR (pinned); csr_uploaded marks when its last copy has been read.
@@ -48,15 +52,18 @@ struct TrainKernels::Impl {
 
   // bf16 copy of n floats into s (grown as needed); returns the device pointer through out.
   Status ConvertToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out);
+  // The same for a product's input: the shared copy when src is ShareInput's input.
+  Status InputToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out);
 
   // C (column-major m×n, ldc) = alpha·op(A)·op(B) + beta·C with fp32 accumulation and output;
   // A and B are fp32 or (bf16 = true) bf16.
   Status Gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const void* A,
               int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc, float beta, bool bf16);
-  // The same over `count` problems given by device pointer arrays (fp32 operands).
+  // The same over `count` problems given by device pointer arrays (fp32 operands). tf32: TF32
+  // tensor cores in kBF16 (cuBLAS then wants 16-byte aligned pointers, which it cannot check).
   Status GemmBatched(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                      const float* const* A, int64_t lda, const float* const* B, int64_t ldb, float* const* C,
-                     int64_t ldc, float beta, int64_t count);
+                     int64_t ldc, float beta, int64_t count, bool tf32);
 };
 
 // CudaStatus of gpu/cuda_check.h for the .cu files (nvcc cannot compile its fmt calls).
@@ -74,6 +81,13 @@ struct PtrSpec {
 };
 cudaError_t LaunchFillPointers(const float** out, PtrSpec a, PtrSpec b, PtrSpec c, int64_t count, int64_t heads,
                                cudaStream_t s);
+// attention_flash.cu (see TrainKernels::FlashAttentionForward). D: (B, H, T) scratch.
+bool FlashAttentionSupportsHeadDim(int64_t hd);
+cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const float* v, float* out, float* lse2,
+                                        int B, int T, int H, int KV, int hd, cudaStream_t s);
+cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const float* v, const float* out,
+                                         const float* dout, const float* lse2, float* D, float* dq, float* dk,
+                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s);
 // Rows (rows of length T, row r's query index r % T): scale, causal mask, softmax in place.
 cudaError_t LaunchCausalSoftmax(float* att, int64_t rows, int64_t T, float scale, cudaStream_t s);
 // ds (rows of T) = p ⊙ (ds − rowsum(p ⊙ ds)) · scale over the causal part, zero above it.

@@ -2,7 +2,7 @@
 // and the measured pipeline bubble of GPipe and 1F1B with 2 and 4 stages sharing the GPU.
 //   bench_cuda_train [--device N] [--layers 12] [--d-model 768] [--heads 12] [--kv-heads 12]
 //                    [--d-ff 2048] [--vocab 50304] [--seq 1024] [--batch 8] [--microbatches 1]
-//                    [--warmup 3] [--steps 10] [--precision bf16[,f32]] [--peak-tflops X]
+//                    [--warmup 3] [--steps 10] [--precision bf16,bf16-materialized[,f32]] [--peak-tflops X]
 //                    [--pipeline 2,4] [--pipe-microbatches 8] [--pipe-steps 5]
 // The default model is Llama-shaped at GPT-2 124M's size (12 layers, d 768, 12 heads, SwiGLU
 // d_ff 2048, vocab 50304, tied head), sequences of 1024 tokens, 8 a step.
@@ -12,6 +12,7 @@
 // counts the full T×T). Peak: --peak-tflops, else the card's dense BF16 figure (H100/H200 SXM
 // 989, PCIe 756, A100 312). Each step is ZeroGrads + ForwardBackward + OptimizerStep, timed on
 // the host (the engine synchronises at the end of each); the median over --steps after --warmup.
+// bf16 runs flash attention; bf16-materialized the T×T attention with the same products.
 // Prints a table and a final `RESULT {json}` line.
 #include <cuda_runtime.h>
 
@@ -58,7 +59,7 @@ struct Opts {
   int device = 0;
   train::ModelShape shape;
   int batch = 8, microbatches = 1, warmup = 3, steps = 10, pipe_m = 8, pipe_steps = 5;
-  std::vector<std::string> precisions{"bf16"};
+  std::vector<std::string> precisions{"bf16", "bf16-materialized"};
   std::vector<int> pipeline{2, 4};
   double peak = 0;
 };
@@ -81,9 +82,17 @@ Result<Run> Measure(const Opts& o, const std::string& precision, int stages, tra
   sp.pipeline.microbatches = M;
   sp.pipeline.micro_batch_size = o.batch / M;
   sp.device = "cuda:" + std::to_string(o.device);
-  sp.precision = precision;
+  // "bf16-materialized": bf16 products with the T×T attention instead of flash attention.
+  const std::string suffix = "-materialized";
+  const bool materialized = precision.size() > suffix.size() && precision.ends_with(suffix);
+  sp.precision = materialized ? precision.substr(0, precision.size() - suffix.size()) : precision;
+  if (materialized) setenv("LMS_CUDA_ATTENTION", "materialized", 1);
   const train::ParamLayout layout = train::ParamLayout::For(o.shape);
-  LMS_ASSIGN_OR_RETURN(auto e, gpu::train::CreateCudaTrainEngine(sp, layout));
+  auto created = gpu::train::CreateCudaTrainEngine(sp, layout);
+  if (materialized) unsetenv("LMS_CUDA_ATTENTION");
+  LMS_RETURN_IF_ERROR(created.status());
+  auto e = std::move(created).value();
+  std::printf("  engine: %s\n", e->Describe().c_str());
   std::vector<float> params;
   train::InitParams(o.shape, layout, 1, params);
   LMS_RETURN_IF_ERROR(e->SetState(params, nullptr, nullptr));

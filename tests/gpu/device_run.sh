@@ -18,7 +18,8 @@
 # AdamW, torch.compile; where python3 has torch).
 # ranks.txt: lmstation train --device cuda as one process and as two (--ranks 2) on one GPU.
 # LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train ranks"); LMS_GPU_TEST_FILTER is
-# passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]").
+# passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]"), which stop after LMS_GPU_TEST_TIMEOUT
+# seconds (300).
 # LMS_TEST_MODEL=PATH runs the SmolLM2 end-to-end tests there too (they skip without the model).
 # The model is larger than what one device call may carry (64 MiB), so
 #     tests/gpu/device_run.sh pack-model MODEL.gguf
@@ -75,8 +76,10 @@ case "${1:-}" in
     parts=" ${LMS_DEVICE_PARTS:-tests nccl infer train ranks} "
     if [[ $parts == *" tests "* ]]; then
       # shellcheck disable=SC2086
-      .dev/bin/lms_gpu_tests --durations yes ${LMS_GPU_TEST_FILTER:-} >"$out/gpu_tests.txt" 2>&1 || rc=1
+      timeout "${LMS_GPU_TEST_TIMEOUT:-300}" .dev/bin/lms_gpu_tests --durations yes ${LMS_GPU_TEST_FILTER:-} \
+        >"$out/gpu_tests.txt" 2>&1 || rc=1
       echo "== lms_gpu_tests: exit ${rc}" | tee -a "$out/gpu_tests.txt"
+      grep -E '^flash attention' "$out/gpu_tests.txt" || true
       tail -n 60 "$out/gpu_tests.txt"
     fi
     if [[ $parts == *" nccl "* ]] && [ -x .dev/bin/lms_nccl_tests ]; then

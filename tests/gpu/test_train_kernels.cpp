@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -269,6 +270,16 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
         d_dw.Write(dw0);
         REQUIRE_OK(g->MatMulBackward(nullptr, d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
         CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+        // A shared input (one bf16 copy for several products) gives the same bits.
+        d_dinp.Write(dinp0);
+        d_dw.Write(dw0);
+        REQUIRE_OK(g->ShareInput(d_inp.get(), s.BT * s.K));
+        REQUIRE_OK(g->MatMulForward(d_out.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+        REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+        REQUIRE_OK(g->ShareInput(nullptr, 0));
+        CHECK(BitwiseEqual(got_out, g.Read(d_out)));
+        CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
+        CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
       }
     }
   }
@@ -338,6 +349,94 @@ TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][tra
       CHECK(Nmse(dv, g.Read(d_dv)) < tol);
     }
   }
+}
+
+// Flash attention (bf16 operands, fp32 softmax and accumulation) against the CPU's fp32
+// attention: the operand rounding alone gives NMSE ~1e-5, so kBf16Nmse. The saved log-sum-exp
+// (base 2) is checked against one computed here in double. The backward must give the same
+// bits when run again (no atomics), and overwrite its outputs.
+TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t B, T, H, KV, hd;
+  };
+  const Shape shapes[] = {{2, 7, 4, 2, 32},   {1, 1, 3, 1, 64},   {3, 13, 3, 1, 64}, {1, 64, 2, 1, 64},
+                          {1, 65, 2, 2, 64},  {2, 130, 4, 2, 64}, {1, 100, 2, 1, 128}, {1, 70, 2, 1, 96},
+                          {1, 256, 12, 12, 64}, {1, 192, 9, 3, 64}};
+  Gpu g(GemmPrecision::kBF16);
+  for (const Shape s : shapes) {
+    CAPTURE(s.B, s.T, s.H, s.KV, s.hd);
+    REQUIRE(TrainKernels::FlashAttentionSupports(s.hd));
+    const int64_t BT = s.B * s.T, qn = BT * s.H * s.hd, kvn = BT * s.KV * s.hd, an = s.B * s.H * s.T * s.T;
+    const int64_t rows = s.B * s.H * s.T;
+    const auto q = RandomFloats(qn, 31), k = RandomFloats(kvn, 32), v = RandomFloats(kvn, 33);
+    const auto dout = RandomFloats(qn, 34);
+    std::vector<float> out(qn), att(an), dq(qn), dk(kvn), dv(kvn);
+    train::AttentionForward(pool, out.data(), att.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.KV, s.hd);
+    train::AttentionBackward(pool, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                             att.data(), s.B, s.T, s.H, s.KV, s.hd);
+    std::vector<float> lse2(static_cast<size_t>(rows));
+    const int64_t qd = s.H * s.hd, kvd = s.KV * s.hd, group = s.H / s.KV;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(s.hd));
+    for (int64_t b = 0; b < s.B; ++b) {
+      for (int64_t h = 0; h < s.H; ++h) {
+        for (int64_t i = 0; i < s.T; ++i) {
+          std::vector<double> sc;
+          double mx = -1e300;
+          for (int64_t j = 0; j <= i; ++j) {
+            double dot = 0;
+            for (int64_t c = 0; c < s.hd; ++c) {
+              dot += double{q[(b * s.T + i) * qd + h * s.hd + c]} * k[(b * s.T + j) * kvd + (h / group) * s.hd + c];
+            }
+            sc.push_back(dot * scale);
+            mx = std::max(mx, sc.back());
+          }
+          double sum = 0;
+          for (double x : sc) sum += std::exp(x - mx);
+          lse2[static_cast<size_t>((b * s.H + h) * s.T + i)] = static_cast<float>((mx + std::log(sum)) / std::log(2.0));
+        }
+      }
+    }
+
+    DeviceVec<float> d_q(q), d_k(k), d_v(v), d_dout(dout);
+    DeviceVec<float> d_out(RandomFloats(qn, 35)), d_lse(RandomFloats(rows, 36));
+    DeviceVec<float> d_dq(RandomFloats(qn, 37)), d_dk(RandomFloats(kvn, 38)), d_dv(RandomFloats(kvn, 39));
+    REQUIRE_OK(g->FlashAttentionForward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), s.B, s.T, s.H,
+                                        s.KV, s.hd));
+    REQUIRE_OK(g->FlashAttentionBackward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                                         d_v.get(), d_out.get(), d_lse.get(), s.B, s.T, s.H, s.KV, s.hd));
+    const auto got_out = g.Read(d_out), got_dq = g.Read(d_dq), got_dk = g.Read(d_dk), got_dv = g.Read(d_dv);
+    const double e_out = Nmse(out, got_out), e_lse = Nmse(lse2, g.Read(d_lse)), e_dq = Nmse(dq, got_dq),
+                 e_dk = Nmse(dk, got_dk), e_dv = Nmse(dv, got_dv);
+    std::printf("flash attention B=%lld T=%lld H=%lld KV=%lld hd=%lld: NMSE out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+                static_cast<long long>(s.B), static_cast<long long>(s.T), static_cast<long long>(s.H),
+                static_cast<long long>(s.KV), static_cast<long long>(s.hd), e_out, e_lse, e_dq, e_dk, e_dv);
+    CHECK(e_out < kBf16Nmse);
+    CHECK(e_lse < kBf16Nmse);
+    CHECK(e_dv < kBf16Nmse);
+    if (s.T > 1) {
+      CHECK(e_dq < kBf16Nmse);
+      CHECK(e_dk < kBf16Nmse);
+    } else {
+      // One position: dQ and dK are exactly 0 (dS = P·(dP − D) with P = 1 and D = dP); what
+      // comes back is dP's bf16 rounding against D's fp32, so compare absolutely.
+      float most = 0;
+      for (float x : got_dq) most = std::max(most, std::fabs(x));
+      for (float x : got_dk) most = std::max(most, std::fabs(x));
+      CHECK(most < 0.05f);
+    }
+    // Again, on outputs that hold the first run's values: the same bits.
+    REQUIRE_OK(g->FlashAttentionBackward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                                         d_v.get(), d_out.get(), d_lse.get(), s.B, s.T, s.H, s.KV, s.hd));
+    CHECK(g.Read(d_dq) == got_dq);
+    CHECK(g.Read(d_dk) == got_dk);
+    CHECK(g.Read(d_dv) == got_dv);
+  }
+  // Head dims without a kernel are refused, not run.
+  CHECK_FALSE(TrainKernels::FlashAttentionSupports(48));
+  DeviceVec<float> x(std::vector<float>(4 * 48));
+  CHECK_FALSE(g->FlashAttentionForward(x.get(), x.get(), x.get(), x.get(), x.get(), 1, 4, 1, 1, 48).ok());
 }
 
 TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
