@@ -17,6 +17,7 @@
 #include "gpu/cuda_check.h"
 #include "gpu/device_arena.h"
 #include "gpu/ops/ops.h"
+#include "gpu/ops/prefill_tiles.h"
 #include "gpu/step_graphs.h"
 
 namespace lms::gpu {
@@ -52,7 +53,7 @@ int32_t PaddedStride(size_t widest) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, const CudaBackendOptions& o)
-      : device_(device), graphs_(o.graphs), steps_(o.graph_stats) {}
+      : device_(device), graphs_(o.graphs), tiled_prefill_(o.tiled_prefill), steps_(o.graph_stats) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
@@ -206,8 +207,21 @@ class CudaBackend final : public Backend {
     a.scale = p.scale;
     a.f16 = k_cache.type == TensorType::kF16;
     a.ld_cache = static_cast<int64_t>(k_cache.row_stride / (a.f16 ? 2 : 4));
-    return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(),
-              Ld(out));
+    if (dev_.n_tiles == 0) {
+      return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(),
+                Ld(out));
+    }
+    if (!PrefillAttentionSupports(p.head_dim, q.f32(), Ld(q), k_cache.data, v_cache.data, a, out.f32(), Ld(out))) {
+      DeviceBatch all = dev_;  // the paged kernel takes every token
+      all.n_tiles = 0;
+      all.tiles = all.tiled = nullptr;
+      return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, all, out.f32(),
+                Ld(out));
+    }
+    LMS_RETURN_IF_ERROR(Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_,
+                           out.f32(), Ld(out)));
+    return Op("attention_prefill", LaunchAttentionPrefill, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_,
+              out.f32(), Ld(out));
   }
 
   Status SwiGlu(const TensorView& gate, const TensorView& up, const TensorView& out) override {
@@ -250,6 +264,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kCublasWorkspace = size_t{32} << 20;
   int device_;
   bool graphs_ = false;
+  bool tiled_prefill_ = false;
   bool recording_ = false;  // this batch's launches go to steps_
   StepGraphs steps_;
   std::string name_;
@@ -284,7 +299,10 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
     if (s < 0 || s >= static_cast<int32_t>(batch.block_tables.size())) return Status::Internal("token of no sequence");
   }
   const size_t n_logits = batch.logit_rows.size();
-  const size_t ints = 4 * static_cast<size_t>(n) + n_logits + batch.block_tables.size() * bt_stride;
+  PrefillTiles tiles;
+  if (tiled_prefill_) tiles = MakePrefillTiles(batch.positions, batch.seq_of_token, kPrefillMinRun);
+  const size_t tile_ints = tiles.count() > 0 ? tiles.tiles.size() + tiles.tiled.size() : 0;
+  const size_t ints = 4 * static_cast<size_t>(n) + n_logits + batch.block_tables.size() * bt_stride + tile_ints;
   // The previous upload must be done before the staging buffer is rewritten or regrown.
   LMS_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(upload_done_));
   if (ints > pinned_ints_) {
@@ -310,6 +328,10 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
     std::fill(h + t.size(), h + bt_stride, -1);
     h += bt_stride;
   }
+  if (tile_ints > 0) {
+    put(tiles.tiles);
+    put(tiles.tiled);
+  }
   LMS_ASSIGN_OR_RETURN(void* dbuf, batch_buf_.Get(ints * sizeof(int32_t)));
   int32_t* d = static_cast<int32_t*>(dbuf);
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d, pinned_, ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
@@ -323,6 +345,10 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   dev_.n_logit_rows = static_cast<int32_t>(n_logits);
   dev_.block_tables = d + 4 * n + n_logits;
   dev_.bt_stride = static_cast<int32_t>(bt_stride);
+  const int32_t* after_tables = dev_.block_tables + batch.block_tables.size() * bt_stride;
+  dev_.n_tiles = tile_ints > 0 ? tiles.count() : 0;
+  dev_.tiles = tile_ints > 0 ? after_tables : nullptr;
+  dev_.tiled = tile_ints > 0 ? after_tables + tiles.tiles.size() : nullptr;
   // The ops of a decode-sized batch are recorded, not run, until the host reads a result.
   recording_ = graphs_ && n <= kGraphMaxTokens;
   return Status::Ok();
@@ -420,6 +446,8 @@ void RegisterCudaBackend() {
     CudaBackendOptions o;
     const char* env = std::getenv("LMS_CUDA_GRAPHS");
     o.graphs = env != nullptr && std::string(env) == "1";
+    const char* prefill = std::getenv("LMS_CUDA_PREFILL");
+    o.tiled_prefill = prefill != nullptr && std::string(prefill) == "tiled";
     return MakeCudaBackend(index, o);
   };
   RegisterBackendProvider(std::move(p));

@@ -19,6 +19,7 @@ struct CudaGraphStats {
   int64_t captures = 0;           // steps captured into a new graph
   int64_t replays = 0;            // steps that launched a graph recorded earlier
   int64_t launches_replayed = 0;  // kernel launches those replays stood in for
+  int64_t direct = 0;             // recorded steps run without a graph (first seen, or not capturable)
 };
 
 struct CudaBackendOptions {
@@ -29,6 +30,12 @@ struct CudaBackendOptions {
   // GPU; the registry's "cuda" device turns it on with LMS_CUDA_GRAPHS=1.
   bool graphs = false;
   CudaGraphStats* graph_stats = nullptr;  // counted into when set; must outlive the backend
+  // Prefill runs (kPrefillMinRun or more consecutive positions of one sequence) take the tiled
+  // tensor-core attention (gpu/ops/attention_prefill.cu) instead of the paged kernel, which keeps
+  // the rest. Its f16 rounding of queries, keys and probabilities makes a token's result depend
+  // on which kernel took it, so it is off by default until measured on a GPU; the registry's
+  // "cuda" device turns it on with LMS_CUDA_PREFILL=tiled.
+  bool tiled_prefill = false;
 };
 inline constexpr int kGraphMaxTokens = 64;
 

@@ -17,6 +17,9 @@ void ArgBytes::Put(const DeviceBatch& b) {
   Put(b.logit_rows);
   Put(b.block_tables);
   Put(b.bt_stride);
+  Put(b.n_tiles);
+  Put(b.tiles);
+  Put(b.tiled);
 }
 
 void ArgBytes::Put(const DeviceMatrix& m) {
@@ -84,11 +87,27 @@ Status StepGraphs::Capture(cudaStream_t stream, cudaGraphExec_t* exec) {
   return CudaStatus(ie, "cudaGraphInstantiate");
 }
 
+Status StepGraphs::RunDirect(cudaStream_t stream) {
+  Status st = Status::Ok();
+  for (size_t i = 0; i < launches_.size() && st.ok(); ++i) {
+    st = launches_[i](stream);
+    if (!st.ok()) st = st.WithContext(std::string("running ") + names_[i]);
+  }
+  Discard();
+  if (stats_ != nullptr) ++stats_->direct;
+  return st;
+}
+
 Status StepGraphs::Flush(cudaStream_t stream) {
   if (launches_.empty()) return Status::Ok();
   const size_t n_launches = launches_.size();
   auto it = graphs_.find(signature_);
   if (it == graphs_.end()) {
+    if (seen_.size() >= 4 * kMaxGraphs) seen_.clear();
+    // A step seen for the first time runs as it is: its kernels load outside any capture (some
+    // drivers refuse to load a module while capturing), and a step that never comes back costs
+    // no capture. One that could not be captured runs as it is from then on.
+    if (uncapturable_.count(signature_) > 0 || seen_.insert(signature_).second) return RunDirect(stream);
     if (graphs_.size() >= kMaxGraphs) {
       // Nothing may still be running a graph that is destroyed.
       LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
@@ -96,11 +115,12 @@ Status StepGraphs::Flush(cudaStream_t stream) {
       graphs_.clear();
     }
     cudaGraphExec_t exec = nullptr;
-    const Status st = Capture(stream, &exec);
-    if (!st.ok()) {
-      Discard();
-      return st;
+    if (!Capture(stream, &exec).ok()) {
+      // Capture failed; a launch's own error shows again when it runs directly.
+      if (uncapturable_.size() < 4 * kMaxGraphs) uncapturable_.insert(signature_);
+      return RunDirect(stream);
     }
+    seen_.erase(signature_);
     it = graphs_.emplace(std::move(signature_), exec).first;
     if (stats_ != nullptr) ++stats_->captures;
   } else if (stats_ != nullptr) {

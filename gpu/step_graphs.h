@@ -6,8 +6,9 @@
 // launch as a closure together with the bytes of its arguments (the step's signature) and
 // launches nothing. When the step's results are needed, Flush looks the signature up: a graph
 // recorded with exactly the same signature is launched as it is (one cudaGraphLaunch instead of
-// hundreds of kernel launches); otherwise the closures run once under stream capture, the graph
-// is instantiated, kept under that signature and launched.
+// hundreds of kernel launches). A signature seen for the first time runs its closures directly;
+// the second time, they run once under stream capture, and the graph is instantiated, kept under
+// that signature and launched. A step whose capture fails runs directly, then and afterwards.
 //
 // Signatures are compared byte for byte, so a step can only replay a graph whose every launch
 // had the same arguments; anything else is a miss and costs one capture.
@@ -21,6 +22,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/util/status.h"
@@ -73,6 +75,7 @@ class StepGraphs {
 
  private:
   Status Capture(cudaStream_t stream, cudaGraphExec_t* exec);
+  Status RunDirect(cudaStream_t stream);  // runs the recorded launches without a graph
 
   // More distinct steps than this (batch sizes × block-table widths × buffer moves) and the
   // cache starts again: an old graph is only device memory, but it is never used again.
@@ -82,6 +85,8 @@ class StepGraphs {
   std::vector<Launch> launches_;
   std::vector<const char*> names_;
   std::unordered_map<std::string, cudaGraphExec_t> graphs_;
+  std::unordered_set<std::string> seen_;          // signatures run once, not yet captured
+  std::unordered_set<std::string> uncapturable_;  // signatures whose capture failed
 };
 
 }  // namespace lms::gpu

@@ -34,6 +34,7 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
                                      AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
   extern __shared__ float shared[];  // [kWarps][group] max, [kWarps][group] sum, [kWarps][group][head_dim] acc
   const int kvh = blockIdx.x, t = blockIdx.y;
+  if (b.tiled != nullptr && b.tiled[t] != 0) return;  // the tiled prefill kernel's token (whole block)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = a.n_heads / a.n_kv_heads;
   const int pos = b.positions[t];

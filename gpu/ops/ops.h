@@ -23,6 +23,11 @@ struct DeviceBatch {
   const int32_t* logit_rows = nullptr;
   const int32_t* block_tables = nullptr;
   int32_t bt_stride = 0;
+  // Tiled prefill (gpu/ops/prefill_tiles.h): n_tiles tiles of four ints, and per token 1 where a
+  // tile covers it (the paged kernel then leaves it alone); nullptr and 0 when there are none.
+  int32_t n_tiles = 0;
+  const int32_t* tiles = nullptr;
+  const int32_t* tiled = nullptr;
 };
 
 // A weight or table: rows of `cols` elements of `type`, row_bytes apart.
@@ -71,7 +76,8 @@ cudaError_t LaunchStoreKv(const float* src, int64_t ld_src, void* cache, bool f1
                           const DeviceBatch& b, cudaStream_t s);
 
 // attention_paged.cu: causal attention of each token's query heads over its sequence's cached
-// K/V [0, position], read through the block table. q, out: (n_tokens, n_heads*head_dim).
+// K/V [0, position], read through the block table. q, out: (n_tokens, n_heads*head_dim). Tokens
+// that b.tiled marks are skipped (LaunchAttentionPrefill computes them).
 struct AttentionArgs {
   int32_t n_heads = 0, n_kv_heads = 0, head_dim = 0, block_size = 0;
   float scale = 1.0f;
@@ -83,6 +89,15 @@ bool AttentionSupports(int32_t head_dim, int32_t group);
 cudaError_t LaunchAttentionPaged(const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,
                                  const AttentionArgs& a, const DeviceBatch& b, float* out, int64_t ld_out,
                                  cudaStream_t s);
+
+// attention_prefill.cu: the same attention for the tokens in b's prefill tiles, tiled in the
+// manner of FlashAttention-2 on tensor cores (f16 operands, fp32 softmax and accumulation; sm_80
+// and later). Supports: head_dim 32, 64 or 128 and the alignment its vector loads need.
+bool PrefillAttentionSupports(int32_t head_dim, const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,
+                              const AttentionArgs& a, const float* out, int64_t ld_out);
+cudaError_t LaunchAttentionPrefill(const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,
+                                   const AttentionArgs& a, const DeviceBatch& b, float* out, int64_t ld_out,
+                                   cudaStream_t s);
 
 // gather.cu: out[i] = x[logit_rows[i]], (n_logit_rows, n).
 cudaError_t LaunchGatherRows(const float* x, int64_t ld_x, float* out, int64_t ld_out, int64_t n,

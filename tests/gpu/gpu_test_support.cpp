@@ -40,9 +40,9 @@ std::vector<uint8_t> Encode(TensorType type, const std::vector<float>& values, i
   return out;
 }
 
-BackendPair::BackendPair() {
+BackendPair::BackendPair(const gpu::CudaBackendOptions& options) {
   cpu_ = MakeCpuBackend({2});
-  auto g = gpu::MakeCudaBackend(0);
+  auto g = gpu::MakeCudaBackend(0, options);
   REQUIRE(g.ok());
   gpu_ = std::move(g).value();
 }

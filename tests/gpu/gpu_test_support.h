@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu/cuda_backend.h"
 #include "core/backend/backend.h"
 
 namespace lms::test {
@@ -30,7 +31,7 @@ struct Twin {
 
 class BackendPair {
  public:
-  BackendPair();  // REQUIRES: NoGpuReason() is nullopt
+  explicit BackendPair(const gpu::CudaBackendOptions& options = {});  // REQUIRES: NoGpuReason() is nullopt
   Backend& cpu() { return *cpu_; }
   Backend& gpu() { return *gpu_; }
 
