@@ -1,5 +1,6 @@
 // Decode and prefill speed of the CUDA backend against the memory-bandwidth roofline.
-//   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs]
+//   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] [--tiled-prefill]
+//              [--prefill-only]
 // Models: smollm2-q4_1, smollm2-q8_0 (from the model cache; $LMS_SMOLLM2_Q4_1 / $LMS_SMOLLM2_Q8_0
 // override; where absent, random weights in SmolLM2-135M's shapes), llama1b-bf16, llama1b-q8_0 (a Llama-shaped model of 1.0 B parameters with random
 // weights written by our GGUF writer: d 2048, 16 layers, 32/8 heads, ff 8192, vocab 32000).
@@ -7,7 +8,8 @@
 // and 64 (each sequence 128 tokens into its context), each the median of R runs. The roofline is
 // bytes read per decode step (all weights once, plus every sequence's K/V) divided by the
 // device's bandwidth, measured here with a device-to-device copy (the peak from the memory
-// clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs.
+// clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs;
+// --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode.
 // Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 
@@ -146,7 +148,12 @@ double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vec
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-int Run(const std::string& name, int device, int reps, int steps, double bandwidth, bool graphs) {
+struct Flags {
+  bool graphs = false, tiled_prefill = false, prefill_only = false;
+};
+
+int Run(const std::string& name, int device, int reps, int steps, double bandwidth, const Flags& flags) {
+  const bool graphs = flags.graphs;
   const std::string path = ModelPath(name);
   if (path.empty()) {
     std::fprintf(stderr, "unknown model %s\n", name.c_str());
@@ -156,6 +163,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
   gpu::CudaBackendOptions bo;
   bo.graphs = graphs;
   bo.graph_stats = &graph_stats;
+  bo.tiled_prefill = flags.tiled_prefill;
   auto backend = gpu::MakeCudaBackend(device, bo);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
@@ -199,10 +207,13 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     std::vector<double> t;
     for (int r = 0; r < reps; ++r) t.push_back(TimedForward(**fw, b, *kv, logits));
     const double tps = kPrompt / Median(t);
-    std::printf("%-14s prefill %4d tokens  %10.1f tok/s\n", name.c_str(), kPrompt, tps);
-    std::printf("{\"model\":\"%s\",\"test\":\"prefill\",\"tokens\":%d,\"tokens_per_s\":%.2f}\n", name.c_str(), kPrompt, tps);
+    const char* attention = flags.tiled_prefill ? "tiled" : "paged";
+    std::printf("%-14s prefill %4d tokens  %10.1f tok/s  (%s attention)\n", name.c_str(), kPrompt, tps, attention);
+    std::printf("{\"model\":\"%s\",\"test\":\"prefill\",\"tokens\":%d,\"attention\":\"%s\",\"tokens_per_s\":%.2f}\n",
+                name.c_str(), kPrompt, attention, tps);
     kv->Release(seq);
   }
+  if (flags.prefill_only) return 0;
   // Decode at several batch sizes.
   for (int B : {1, 16, 64}) {
     std::vector<KvSequence> seqs(B);
@@ -255,9 +266,10 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
                 "\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
                 name.c_str(), B, graphs ? "true" : "false", tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
     if (graphs) {
-      std::printf("%-14s   graphs: %lld steps captured, %lld replayed\n", name.c_str(),
+      std::printf("%-14s   graphs: %lld steps captured, %lld replayed, %lld run directly\n", name.c_str(),
                   static_cast<long long>(graph_stats.captures - before.captures),
-                  static_cast<long long>(graph_stats.replays - before.replays));
+                  static_cast<long long>(graph_stats.replays - before.replays),
+                  static_cast<long long>(graph_stats.direct - before.direct));
     }
     for (auto& s : seqs) kv->Release(s);
   }
@@ -268,7 +280,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
 
 int main(int argc, char** argv) {
   int device = 0, reps = 5, steps = 32;
-  bool graphs = false;
+  Flags flags;
   std::string models = "smollm2-q4_1,smollm2-q8_0,llama1b-bf16,llama1b-q8_0";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -283,9 +295,12 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--steps") steps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--models") models = next();
-    else if (a == "--graphs") graphs = true;
+    else if (a == "--graphs") flags.graphs = true;
+    else if (a == "--tiled-prefill") flags.tiled_prefill = true;
+    else if (a == "--prefill-only") flags.prefill_only = true;
     else {
-      std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs]\n");
+      std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] "
+                           "[--tiled-prefill] [--prefill-only]\n");
       return 2;
     }
   }
@@ -305,7 +320,7 @@ int main(int argc, char** argv) {
   while (start <= models.size()) {
     const size_t comma = models.find(',', start);
     const std::string name = models.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!name.empty()) rc |= Run(name, device, reps, steps, bw, graphs);
+    if (!name.empty()) rc |= Run(name, device, reps, steps, bw, flags);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

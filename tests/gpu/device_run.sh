@@ -127,6 +127,9 @@ case "${1:-}" in
       # Decode again with CUDA graphs (off by default in the backend until checked here).
       timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_graphs.txt"
+      # Prefill with the tiled tensor-core attention (off by default until checked here).
+      timeout 200 .dev/bin/bench_cuda --tiled-prefill --prefill-only >"$out/bench_cuda_tiled.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_tiled.txt"
       # The PyTorch + transformers peer on the same shapes, where python3 has them.
       if python3 -c "import torch, transformers" 2>/dev/null; then
         # shellcheck disable=SC2086
