@@ -183,6 +183,10 @@ class CudaBackend final : public Backend {
     }
     const bool f16 = k_cache.type == TensorType::kF16;
     const int64_t ld_cache = f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
+    if (k.cols == v.cols) {
+      return Op("store_kv", LaunchStoreKv2, k.f32(), Ld(k), v.f32(), Ld(v), k_cache.data, v_cache.data, f16, ld_cache,
+                k.cols, dev_);
+    }
     LMS_RETURN_IF_ERROR(Op("store_kv", LaunchStoreKv, k.f32(), Ld(k), k_cache.data, f16, ld_cache, k.cols, dev_));
     return Op("store_kv", LaunchStoreKv, v.f32(), Ld(v), v_cache.data, f16, ld_cache, v.cols, dev_);
   }
@@ -252,6 +256,9 @@ class CudaBackend final : public Backend {
     return Status::Ok();
   }
   Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out);
+  // Decode-sized x and two or three weights of one type: one mat-vec launch for all (*done).
+  Status MatVecTogether(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> outs,
+                        bool* done);
   // Runs what the step recorded (a graph replayed or captured). A no-op when nothing is recorded;
   // called wherever the host needs the stream's results or changes what the kernels read.
   Status FlushStep() { return steps_.Flush(stream_); }
@@ -361,8 +368,10 @@ Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weig
       return Status::Internal(fmt::format("linear shapes: x {}x{}, w {}x{}, out {}x{}", x.rows, x.cols, weights[i].rows,
                                           weights[i].cols, outs[i].rows, outs[i].cols));
     }
-    LMS_RETURN_IF_ERROR(LinearOne(x, weights[i], outs[i]));
   }
+  bool together = false;
+  LMS_RETURN_IF_ERROR(MatVecTogether(x, weights, outs, &together));
+  for (size_t i = 0; i < weights.size() && !together; ++i) LMS_RETURN_IF_ERROR(LinearOne(x, weights[i], outs[i]));
   for (size_t i = 0; i < biases.size(); ++i) {
     if (!biases[i].data) continue;
     LMS_RETURN_IF_ERROR(Op("bias", LaunchAddBias, outs[i].f32(), Ld(outs[i]), biases[i].f32(), outs[i].rows,
@@ -371,10 +380,34 @@ Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weig
   return Status::Ok();
 }
 
+// Whether x's products take the mat-vec kernel (a decode-sized batch).
+bool MatVecSized(const TensorView& x) {
+  const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+  return x.rows <= kMatVecMaxRows && x.cols % 32 == 0 && aligned;
+}
+
+Status CudaBackend::MatVecTogether(const TensorView& x, std::span<const TensorView> weights,
+                                   std::span<const TensorView> outs, bool* done) {
+  *done = false;
+  if (weights.size() < 2 || weights.size() > static_cast<size_t>(kMatVecMaxMatrices) || !MatVecSized(x)) {
+    return Status::Ok();
+  }
+  MatVecSet set;
+  set.count = static_cast<int>(weights.size());
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i].type != weights[0].type) return Status::Ok();
+    set.w[i] = Matrix(weights[i]);
+    set.y[i] = outs[i].f32();
+    set.ld_y[i] = Ld(outs[i]);
+    set.row_start[i + 1] = set.row_start[i] + weights[i].rows;
+  }
+  *done = true;
+  return Op("matvec", LaunchMatVecSet, set, x.f32(), Ld(x), x.rows);
+}
+
 Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const TensorView& out) {
   const int64_t m = x.rows, k = x.cols, n = w.rows;
-  const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
-  if (m <= kMatVecMaxRows && k % 32 == 0 && aligned) {
+  if (MatVecSized(x)) {
     return Op("matvec", LaunchMatVec, Matrix(w), x.f32(), Ld(x), m, out.f32(), Ld(out));
   }
   // GEMM: out (m x n, row-major) is column-major n x m = W (n x k) * x^T, i.e. op(A) = A^T with

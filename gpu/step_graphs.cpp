@@ -48,6 +48,16 @@ void ArgBytes::Put(const AttentionArgs& a) {
   Put(a.ld_cache);
 }
 
+void ArgBytes::Put(const MatVecSet& s) {
+  Put(s.count);
+  for (int i = 0; i < s.count; ++i) {
+    Put(s.w[i]);
+    Put(s.y[i]);
+    Put(s.ld_y[i]);
+  }
+  for (int i = 0; i <= s.count; ++i) Put(s.row_start[i]);
+}
+
 StepGraphs::~StepGraphs() {
   for (auto& [sig, exec] : graphs_) cudaGraphExecDestroy(exec);
 }

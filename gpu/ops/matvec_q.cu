@@ -2,7 +2,9 @@
 // each weight once, dequantizing in the kernel. One warp per output row n: lane l takes the
 // row's 32-element chunks l, l + 32, ... (a block of the 32-element formats, a sub-block of the
 // K-quants), dequantizes it into registers and dots it with every input row. F16/BF16 rows take
-// a wider kernel whose loads are contiguous across the warp.
+// a wider kernel whose loads are contiguous across the warp. One launch may cover up to
+// kMatVecMaxMatrices matrices that share the input (q, k and v; gate and up): the rows of all of
+// them are numbered one after another, and each warp finds its matrix.
 #include "gpu/ops/dequant.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/reduce.cuh"
@@ -12,13 +14,24 @@ namespace {
 
 constexpr int kRowsPerBlock = 4;  // warps per thread block
 
+// The matrix a warp's global row falls in, and the row within it.
+__device__ __forceinline__ int FindMatrix(const MatVecSet& set, int64_t r, int64_t* local) {
+  int i = 0;
+  while (i + 1 < set.count && r >= set.row_start[i + 1]) ++i;
+  *local = r - set.row_start[i];
+  return i;
+}
+
 template <TensorType T>
-__global__ void MatVecKernel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t chunks, const float* x,
-                             int64_t ld_x, int m, float* y, int64_t ld_y) {
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+__global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
+  const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (r >= n_rows) return;  // the whole warp leaves together
-  const uint8_t* row = w + r * row_bytes;
+  if (rg >= set.row_start[set.count]) return;  // the whole warp leaves together
+  int64_t r = 0;
+  const int mat = FindMatrix(set, rg, &r);
+  const DeviceMatrix& w = set.w[mat];
+  const int64_t chunks = w.cols / 32;
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
   float acc[kMatVecMaxRows] = {};
   for (int64_t c = lane; c < chunks; c += 32) {
     float v[32];
@@ -40,7 +53,7 @@ __global__ void MatVecKernel(const uint8_t* w, size_t row_bytes, int64_t n_rows,
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;
     const float total = WarpSum(acc[mi]);
-    if (lane == 0) y[mi * ld_y + r] = total;
+    if (lane == 0) set.y[mat][mi * set.ld_y[mat] + r] = total;
   }
 }
 
@@ -66,13 +79,15 @@ __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t l
 }
 
 template <bool kBf16>
-__global__ void MatVec16Kernel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t k, const float* x,
-                               int64_t ld_x, int m, float* y, int64_t ld_y) {
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+__global__ void MatVec16Kernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
+  const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (r >= n_rows) return;
-  const uint4* row = reinterpret_cast<const uint4*>(w + r * row_bytes);
-  const int64_t k8 = k / 8;
+  if (rg >= set.row_start[set.count]) return;
+  int64_t r = 0;
+  const int mat = FindMatrix(set, rg, &r);
+  const DeviceMatrix& w = set.w[mat];
+  const uint4* row = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + r * w.row_bytes);
+  const int64_t k8 = w.cols / 8;
   float acc[kMatVecMaxRows] = {};
   int64_t v = lane;
   for (; v + 96 < k8; v += 128) {
@@ -87,49 +102,60 @@ __global__ void MatVec16Kernel(const uint8_t* w, size_t row_bytes, int64_t n_row
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;
     const float total = WarpSum(acc[mi]);
-    if (lane == 0) y[mi * ld_y + r] = total;
+    if (lane == 0) set.y[mat][mi * set.ld_y[mat] + r] = total;
   }
 }
 
 template <TensorType T>
-cudaError_t Launch(const DeviceMatrix& w, const float* x, int64_t ld_x, int64_t m, float* y, int64_t ld_y,
-                   cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  MatVecKernel<T><<<blocks, kRowsPerBlock * 32, 0, s>>>(static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows,
-                                                         w.cols / 32, x, ld_x, static_cast<int>(m), y, ld_y);
-  return cudaGetLastError();
+void Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
+  MatVecKernel<T><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
 }
 
 }  // namespace
 
-cudaError_t LaunchMatVec(const DeviceMatrix& w, const float* x, int64_t ld_x, int64_t m, float* y, int64_t ld_y,
-                         cudaStream_t s) {
-  if (m < 1 || m > kMatVecMaxRows || w.cols % 32 != 0) return cudaErrorInvalidValue;
-  const bool wide16 = (w.type == TensorType::kF16 || w.type == TensorType::kBF16) && w.cols % 8 == 0 &&
-                      w.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, int64_t m, cudaStream_t s) {
+  if (m < 1 || m > kMatVecMaxRows || set.count < 1 || set.count > kMatVecMaxMatrices) return cudaErrorInvalidValue;
+  const DeviceMatrix& w0 = set.w[0];
+  bool wide16 = w0.type == TensorType::kF16 || w0.type == TensorType::kBF16;
+  for (int i = 0; i < set.count; ++i) {
+    const DeviceMatrix& w = set.w[i];
+    if (w.type != w0.type || w.cols != w0.cols || w.cols % 32 != 0) return cudaErrorInvalidValue;
+    if (set.row_start[i + 1] - set.row_start[i] != w.rows) return cudaErrorInvalidValue;
+    wide16 = wide16 && w.cols % 8 == 0 && w.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
+  }
+  const unsigned blocks = static_cast<unsigned>((set.row_start[set.count] + kRowsPerBlock - 1) / kRowsPerBlock);
+  const int mi = static_cast<int>(m);
   if (wide16) {
-    const unsigned blocks = static_cast<unsigned>((w.rows + kRowsPerBlock - 1) / kRowsPerBlock);
-    const auto* data = static_cast<const uint8_t*>(w.data);
-    if (w.type == TensorType::kBF16) {
-      MatVec16Kernel<true><<<blocks, kRowsPerBlock * 32, 0, s>>>(data, w.row_bytes, w.rows, w.cols, x, ld_x,
-                                                                  static_cast<int>(m), y, ld_y);
+    if (w0.type == TensorType::kBF16) {
+      MatVec16Kernel<true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, mi);
     } else {
-      MatVec16Kernel<false><<<blocks, kRowsPerBlock * 32, 0, s>>>(data, w.row_bytes, w.rows, w.cols, x, ld_x,
-                                                                   static_cast<int>(m), y, ld_y);
+      MatVec16Kernel<false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, mi);
     }
     return cudaGetLastError();
   }
-  switch (w.type) {
-    case TensorType::kF32: return Launch<TensorType::kF32>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kF16: return Launch<TensorType::kF16>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kBF16: return Launch<TensorType::kBF16>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kQ8_0: return Launch<TensorType::kQ8_0>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kQ4_0: return Launch<TensorType::kQ4_0>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kQ4_1: return Launch<TensorType::kQ4_1>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kQ4_K: return Launch<TensorType::kQ4_K>(w, x, ld_x, m, y, ld_y, s);
-    case TensorType::kQ6_K: return Launch<TensorType::kQ6_K>(w, x, ld_x, m, y, ld_y, s);
+  switch (w0.type) {
+    case TensorType::kF32: Launch<TensorType::kF32>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kF16: Launch<TensorType::kF16>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kBF16: Launch<TensorType::kBF16>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ8_0: Launch<TensorType::kQ8_0>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_0: Launch<TensorType::kQ4_0>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_1: Launch<TensorType::kQ4_1>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_K: Launch<TensorType::kQ4_K>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ6_K: Launch<TensorType::kQ6_K>(set, blocks, x, ld_x, mi, s); break;
     default: return cudaErrorInvalidValue;
   }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchMatVec(const DeviceMatrix& w, const float* x, int64_t ld_x, int64_t m, float* y, int64_t ld_y,
+                         cudaStream_t s) {
+  MatVecSet set;
+  set.count = 1;
+  set.w[0] = w;
+  set.y[0] = y;
+  set.ld_y[0] = ld_y;
+  set.row_start[1] = w.rows;
+  return LaunchMatVecSet(set, x, ld_x, m, s);
 }
 
 }  // namespace lms::gpu

@@ -74,6 +74,9 @@ cudaError_t LaunchAddBias(float* out, int64_t ld, const float* bias, int64_t row
 // store_kv.cu: cache[slots[t]][:] = src[t][:] (f16 or f32 cache), (n_tokens, n).
 cudaError_t LaunchStoreKv(const float* src, int64_t ld_src, void* cache, bool f16, int64_t ld_cache, int64_t n,
                           const DeviceBatch& b, cudaStream_t s);
+// Both at once: k into k_cache and v into v_cache (one launch).
+cudaError_t LaunchStoreKv2(const float* k, int64_t ld_k, const float* v, int64_t ld_v, void* k_cache, void* v_cache,
+                           bool f16, int64_t ld_cache, int64_t n, const DeviceBatch& b, cudaStream_t s);
 
 // attention_paged.cu: causal attention of each token's query heads over its sequence's cached
 // K/V [0, position], read through the block table. q, out: (n_tokens, n_heads*head_dim). Tokens
@@ -108,6 +111,18 @@ cudaError_t LaunchGatherRows(const float* x, int64_t ld_x, float* out, int64_t l
 constexpr int kMatVecMaxRows = 8;
 cudaError_t LaunchMatVec(const DeviceMatrix& w, const float* x, int64_t ld_x, int64_t m, float* y, int64_t ld_y,
                          cudaStream_t s);
+// The same for `count` matrices of one type and width at once (one launch): y[i] = x · w[i]ᵀ.
+// row_start[i] is the number of rows of the matrices before i (row_start[0] = 0, row_start[count]
+// the total). Passed by value, so a recorded launch keeps its own copy.
+constexpr int kMatVecMaxMatrices = 3;
+struct MatVecSet {
+  int count = 0;
+  DeviceMatrix w[kMatVecMaxMatrices];
+  float* y[kMatVecMaxMatrices] = {};
+  int64_t ld_y[kMatVecMaxMatrices] = {};
+  int64_t row_start[kMatVecMaxMatrices + 1] = {};
+};
+cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, int64_t m, cudaStream_t s);
 
 // gemm.cu helpers: W dequantized to f16 (or copied, for F16) / bf16 (for BF16), and f32
 // activations converted to the same 16-bit type, for cuBLAS.

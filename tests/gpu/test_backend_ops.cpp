@@ -288,6 +288,47 @@ TEST_CASE("gpu ops: linear layers of every weight type, mat-vec and GEMM paths",
   }
 }
 
+// Decode-sized products of two or three weights sharing x run as one mat-vec launch: each output
+// must be the same bits as the weight's product alone, and match the CPU.
+TEST_CASE("gpu ops: q/k/v and gate/up mat-vec products in one launch", "[gpu][ops][linear]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const int d = 576;
+  for (TensorType type : kWeightTypes) {
+    if (d % TypeInfo(type).block_elems != 0) continue;
+    const int rows[] = {576, 192, 192};
+    std::vector<Twin> w;
+    for (int i = 0; i < 3; ++i) {
+      w.push_back(p.Weight(type, rows[i], d, Encode(type, RandomFloats(size_t(rows[i]) * d, 40 + i, 0.05f), rows[i], d)));
+    }
+    for (int count : {2, 3}) {
+      for (int m : {1, 4, 8}) {
+        CAPTURE(TensorTypeName(type), count, m);
+        Twin x = p.F32(m, d, RandomFloats(size_t(m) * d, 44));
+        std::vector<Twin> together, alone, cpu;
+        std::vector<TensorView> gw, cw, gy, cy;
+        for (int i = 0; i < count; ++i) {
+          together.push_back(p.F32(m, rows[i], std::vector<float>(size_t(m) * rows[i])));
+          alone.push_back(p.F32(m, rows[i], std::vector<float>(size_t(m) * rows[i])));
+          gw.push_back(w[i].gpu);
+          cw.push_back(w[i].cpu);
+          gy.push_back(together.back().gpu);
+          cy.push_back(together.back().cpu);
+        }
+        REQUIRE(p.gpu().Linear(x.gpu, gw, {}, gy).ok());
+        REQUIRE(p.cpu().Linear(x.cpu, cw, {}, cy).ok());
+        for (int i = 0; i < count; ++i) {
+          const TensorView one_w[] = {w[i].gpu}, one_y[] = {alone[i].gpu};
+          REQUIRE(p.gpu().Linear(x.gpu, one_w, {}, one_y).ok());
+          const auto got = p.ReadGpu(together[i].gpu);
+          CHECK(got == p.ReadGpu(alone[i].gpu));
+          CHECK(Nmse(p.ReadCpu(together[i].cpu), got) < kMatmulTol);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("gpu ops: fused q/k/v linear with biases, and SmolLM2's output head", "[gpu][ops][linear]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   BackendPair p;
