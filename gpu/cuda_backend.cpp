@@ -18,6 +18,7 @@
 #include "gpu/device_arena.h"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/prefill_tiles.h"
+#include "gpu/op_times.h"
 #include "gpu/step_graphs.h"
 
 namespace lms::gpu {
@@ -59,6 +60,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     steps_.Discard();
     if (stream_) cudaStreamSynchronize(stream_);
+    times_.reset();
     if (cublas_) cublasDestroy(cublas_);
     if (upload_done_) cudaEventDestroy(upload_done_);
     if (pinned_) cudaFreeHost(pinned_);
@@ -80,7 +82,19 @@ class CudaBackend final : public Backend {
     // A workspace of our own, so cuBLAS allocates nothing while a graph is being captured.
     LMS_ASSIGN_OR_RETURN(void* ws, arena_.Allocate(kCublasWorkspace));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, ws, kCublasWorkspace));
+    if (OpTimesRequested()) times_ = std::make_unique<OpTimes>();
     return Status::Ok();
+  }
+
+  // The op times so far (see CudaOpTimes).
+  Result<std::vector<OpTimeTotal>> TakeOpTimes(bool reset) {
+    if (!times_) return std::vector<OpTimeTotal>{};
+    LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    LMS_RETURN_IF_ERROR(FlushStep());
+    LMS_RETURN_IF_ERROR(times_->Collect());
+    auto totals = times_->Totals();
+    if (reset) times_->Reset();
+    return totals;
   }
 
   std::string Name() const override { return name_; }
@@ -249,7 +263,10 @@ class CudaBackend final : public Backend {
   // with its arguments for the step's graph. The arguments are copied.
   template <class F, class... A>
   Status Op(const char* name, F launch, const A&... args) {
-    if (!recording_) return ToStatus(launch(args..., stream_), name);
+    if (!recording_) {
+      OpScope timed(times_.get(), name, stream_);  // a graph's launches are not timed one by one
+      return ToStatus(launch(args..., stream_), name);
+    }
     ArgBytes sig;
     (sig.Put(args), ...);
     steps_.Record(name, sig, [name, launch, args...](cudaStream_t s) { return ToStatus(launch(args..., s), name); });
@@ -274,6 +291,7 @@ class CudaBackend final : public Backend {
   bool tiled_prefill_ = false;
   bool recording_ = false;  // this batch's launches go to steps_
   StepGraphs steps_;
+  std::unique_ptr<OpTimes> times_;  // LMS_CUDA_OP_TIMES=1
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t upload_done_ = nullptr;
@@ -484,6 +502,12 @@ void RegisterCudaBackend() {
     return MakeCudaBackend(index, o);
   };
   RegisterBackendProvider(std::move(p));
+}
+
+Result<std::vector<OpTimeTotal>> CudaOpTimes(Backend& backend, bool reset) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (!cuda) return Status::InvalidArgument("op times: not a CUDA backend");
+  return cuda->TakeOpTimes(reset);
 }
 
 double PeakMemoryBandwidth(int index) {

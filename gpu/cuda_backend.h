@@ -9,6 +9,7 @@
 
 #include "core/backend/backend.h"
 #include "core/backend/registry.h"
+#include "gpu/op_time_total.h"
 
 namespace lms::gpu {
 
@@ -43,6 +44,11 @@ inline constexpr int kGraphMaxTokens = 64;
 Result<std::unique_ptr<Backend>> MakeCudaBackend(int index, const CudaBackendOptions& options = {});
 // Adds the "cuda" provider to core's backend registry (call once at start-up).
 void RegisterCudaBackend();
+
+// GPU time per op of a CUDA backend made while LMS_CUDA_OP_TIMES=1 was set (else empty): waits
+// for the stream, returns the totals since the last reset, and starts again when `reset`.
+// Steps replayed as CUDA graphs are not timed op by op.
+Result<std::vector<OpTimeTotal>> CudaOpTimes(Backend& backend, bool reset);
 
 // Peak memory bandwidth in bytes/s from the device's memory clock and bus width (0 when the
 // driver does not say).

@@ -1,6 +1,7 @@
 // The optimizer's device side: Σ g² (double, fixed-order two-pass reduction) for the gradient
 // norm, and the AdamW update with the float operations of core's AdamW::Step, each rounded
 // separately (no fused multiply-adds) as the CPU's vector loop does.
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 #include "gpu/train/train_reduce.cuh"
 
@@ -50,6 +51,7 @@ __global__ void AdamWKernel(lms::train::AdamWScalars s, float* p, float* g, floa
 }  // namespace
 
 Status TrainKernels::SumSquares(const float* g, int64_t n, double* out) {
+  OpScope op_scope(impl_->times.get(), "grad norm", impl_->stream);
   Impl& d = *impl_;
   if (n <= 0) return LaunchStatus(cudaMemsetAsync(out, 0, sizeof(double), d.stream), "SumSquares");
   // The number of blocks depends on n only, so the order of the sum does too.
@@ -64,6 +66,7 @@ Status TrainKernels::SumSquares(const float* g, int64_t n, double* out) {
 
 Status TrainKernels::AdamW(const lms::train::AdamWScalars& s, float* p, float* g, float* m, float* v,
                            const uint8_t* decay, int64_t n) {
+  OpScope op_scope(impl_->times.get(), "adamw", impl_->stream);
   if (n <= 0) return Status::Ok();
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   const unsigned grid = static_cast<unsigned>(blocks < 65536 ? blocks : 65536);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels.h"
 #include "gpu/cuda_check.h"
 #include "gpu/train/train_kernels_impl.h"
@@ -49,6 +50,7 @@ bool Tf32Aligned(int64_t T, int64_t hd) { return T % 4 == 0 && hd % 4 == 0; }
 
 Status TrainKernels::AttentionForward(float* out, float* att, const float* q, const float* k, const float* v,
                                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  OpScope op_scope(impl_->times.get(), "attention fwd", impl_->stream);
   Impl& d = *impl_;
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
@@ -73,6 +75,7 @@ Status TrainKernels::AttentionForward(float* out, float* att, const float* q, co
 Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                        const float* k, const float* v, const float* att, int64_t B, int64_t T,
                                        int64_t H, int64_t KV, int64_t hd) {
+  OpScope op_scope(impl_->times.get(), "attention bwd", impl_->stream);
   Impl& d = *impl_;
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
@@ -140,6 +143,7 @@ bool TrainKernels::FlashAttentionSupports(int64_t hd) { return FlashAttentionSup
 
 Status TrainKernels::FlashAttentionForward(float* out, float* lse2, const float* q, const float* k, const float* v,
                                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  OpScope op_scope(impl_->times.get(), "attention fwd (flash)", impl_->stream);
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));
   if (!Aligned16({out, q, k, v})) return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
@@ -152,6 +156,7 @@ Status TrainKernels::FlashAttentionForward(float* out, float* lse2, const float*
 Status TrainKernels::FlashAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                             const float* k, const float* v, const float* out, const float* lse2,
                                             int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+  OpScope op_scope(impl_->times.get(), "attention bwd (flash)", impl_->stream);
   Impl& d = *impl_;
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));

@@ -4,6 +4,7 @@
 // number onto the caller's device scalars.
 #include <climits>
 
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 #include "gpu/train/train_reduce.cuh"
 
@@ -60,6 +61,7 @@ __global__ void LossSumKernel(const double* row_loss, const int32_t* targets, in
 
 Status TrainKernels::CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_t BT, int64_t V,
                                                  float grad_scale, double* loss_sum, int64_t* count) {
+  OpScope op_scope(impl_->times.get(), "cross-entropy", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || V <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("CrossEntropyForwardBackward: too many rows");

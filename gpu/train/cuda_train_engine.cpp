@@ -17,6 +17,7 @@
 #include "core/net/rank_group.h"
 #include "core/train/rank_transport.h"
 #include "gpu/cuda_check.h"
+#include "gpu/op_times.h"
 #include "gpu/pipeline/device_transport.h"
 #include "gpu/pipeline/rank_device_transport.h"
 #include "gpu/train/cuda_stage.h"
@@ -162,6 +163,25 @@ class Engine final : public CudaTrainEngine {
   int chunks() const override { return spec_.pipeline.chunks; }
   CudaStage& stage(int chunk) override { return *stages_[static_cast<size_t>(chunk)]; }
   int64_t activation_bytes() const override { return act_bytes_; }
+  Result<std::vector<OpTimeTotal>> OpTimeTotals() override {
+    std::vector<OpTimeTotal> all;
+    for (auto& d : devs_) {
+      OpTimes* t = d.kernels ? d.kernels->op_times() : nullptr;
+      if (!t) continue;
+      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
+      LMS_RETURN_IF_ERROR(t->Collect());
+      MergeOpTimes(t->Totals(), all);
+    }
+    return all;
+  }
+  void ResetOpTimes() override {
+    for (auto& d : devs_) {
+      OpTimes* t = d.kernels ? d.kernels->op_times() : nullptr;
+      if (!t) continue;
+      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
+      t->Reset();
+    }
+  }
   std::vector<int64_t> parameter_bytes() const override {
     std::vector<int64_t> b;
     for (const Gpu& g : gpus_) b.push_back(g.bytes());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/train/train_engine.h"
+#include "gpu/op_time_total.h"
 
 namespace lms::gpu {
 class DeviceTransport;
@@ -45,6 +46,10 @@ class CudaTrainEngine : public lms::train::TrainEngine {
   // Device memory each GPU of the engine holds for parameters, their bf16 copy, gradients and
   // optimizer state: a GPU holds only the ranges its chunks use.
   virtual std::vector<int64_t> parameter_bytes() const = 0;
+  // GPU time per op (TrainKernels') summed over this process's stages since the last
+  // ResetOpTimes, when LMS_CUDA_OP_TIMES=1 was set at creation; else empty. Call between steps.
+  virtual Result<std::vector<OpTimeTotal>> OpTimeTotals() = 0;
+  virtual void ResetOpTimes() = 0;
 };
 
 // Where every pipeline device has a GPU of its own (and the schedule is GPipe or 1F1B), engines

@@ -6,6 +6,7 @@
 #include <climits>
 #include <numeric>
 
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -36,6 +37,7 @@ __global__ void EmbeddingBackwardKernel(float* dwte, const float* dout, const in
 }  // namespace
 
 Status TrainKernels::EmbeddingForward(float* out, const int32_t* tokens, const float* wte, int64_t BT, int64_t C) {
+  OpScope op_scope(impl_->times.get(), "embedding fwd", impl_->stream);
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("EmbeddingForward: too many rows");
   EmbeddingForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(out, tokens, wte, C);
@@ -44,6 +46,7 @@ Status TrainKernels::EmbeddingForward(float* out, const int32_t* tokens, const f
 
 Status TrainKernels::EmbeddingBackward(float* dwte, const float* dout, const int32_t* tokens_host, int64_t BT,
                                        int64_t C) {
+  OpScope op_scope(impl_->times.get(), "embedding bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT >= INT_MAX / 3) return Status::InvalidArgument("EmbeddingBackward: too many rows");

@@ -7,6 +7,7 @@
 //             w read is wᵀ (K×N, ld K): op N; dout read is doutᵀ (N×BT, ld N): op N.
 //   dw        dw (N,K) += dout (BT,N)ᵀ · inp (BT,K)  →  dwᵀ (K×N) = inpᵀ · dout
 //             inp read is inpᵀ (K×BT, ld K): op N; dout read is doutᵀ (N×BT, ld N): op T.
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels.h"
 #include "gpu/cuda_check.h"
 #include "gpu/train/train_kernels_impl.h"
@@ -14,6 +15,7 @@
 namespace lms::gpu::train {
 
 Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
+  OpScope op_scope(impl_->times.get(), "matmul fwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0) return Status::Ok();
   if (K <= 0) return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(BT * N) * sizeof(float), d.stream), "cudaMemsetAsync");
@@ -29,6 +31,7 @@ Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64
 
 Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w,
                                     int64_t BT, int64_t K, int64_t N) {
+  OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
   if (d.precision == GemmPrecision::kF32) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 #include "gpu/train/train_reduce.cuh"
 
@@ -64,6 +65,7 @@ __global__ void RmsNormDwFinishKernel(float* dw, const float* partial, int64_t c
 
 Status TrainKernels::RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C,
                                     float eps) {
+  OpScope op_scope(impl_->times.get(), "rmsnorm fwd", impl_->stream);
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormForward: too many rows");
   RmsNormForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(out, rstd, inp, w, C, eps);
@@ -72,6 +74,7 @@ Status TrainKernels::RmsNormForward(float* out, float* rstd, const float* inp, c
 
 Status TrainKernels::RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
                                      const float* rstd, int64_t BT, int64_t C) {
+  OpScope op_scope(impl_->times.get(), "rmsnorm bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormBackward: too many rows");

@@ -1,4 +1,5 @@
 // Rotary embedding in place, one thread per rotated pair, with core's MakeRopeTable tables.
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -26,6 +27,7 @@ __global__ void RopeKernel(float* x, const float* cos_t, const float* sin_t, int
 
 Status TrainKernels::Rope(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd,
                           bool neox, bool inverse) {
+  OpScope op_scope(impl_->times.get(), "rope", impl_->stream);
   const int64_t pairs = B * T * H * (hd / 2);
   if (pairs <= 0) return Status::Ok();
   const int64_t blocks = (pairs + kThreads - 1) / kThreads;

@@ -1,4 +1,5 @@
 // SwiGLU forward/backward and the residual add: element-wise, the CPU's float formulas.
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -39,6 +40,7 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
 }  // namespace
 
 Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* up, int64_t n) {
+  OpScope op_scope(impl_->times.get(), "swiglu fwd", impl_->stream);
   if (n <= 0) return Status::Ok();
   SwiGluForwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(out, gate, up, n);
   return LaunchStatus(cudaGetLastError(), "SwiGluForward");
@@ -46,12 +48,14 @@ Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* u
 
 Status TrainKernels::SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
                                     int64_t n) {
+  OpScope op_scope(impl_->times.get(), "swiglu bwd", impl_->stream);
   if (n <= 0) return Status::Ok();
   SwiGluBackwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(dgate, dup, dout, gate, up, n);
   return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
 }
 
 Status TrainKernels::Add(float* x, const float* y, int64_t n) {
+  OpScope op_scope(impl_->times.get(), "add", impl_->stream);
   if (n <= 0) return Status::Ok();
   AddKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(x, y, n);
   return LaunchStatus(cudaGetLastError(), "Add");

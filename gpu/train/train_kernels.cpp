@@ -1,4 +1,5 @@
 // TrainKernels: creation, the scratch buffers and the cuBLAS plumbing shared by the ops.
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels.h"
 
 #include <algorithm>
@@ -85,6 +86,7 @@ Status TrainKernels::Impl::InputToBf16(DeviceScratch& s, const float* src, int64
 }
 
 Status TrainKernels::ShareInput(const float* inp, int64_t n) {
+  OpScope op_scope(impl_->times.get(), "shared input to bf16", impl_->stream);
   Impl& d = *impl_;
   d.shared_src = nullptr;
   d.shared_n = 0;
@@ -141,13 +143,16 @@ Result<std::unique_ptr<TrainKernels>> TrainKernels::Create(cudaStream_t stream, 
   // Default math with CUBLAS_COMPUTE_32F: no TF32 for fp32 operands (that needs an explicit
   // opt-in), bf16 operands accumulate in fp32.
   LMS_CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(impl->cublas, CUBLAS_DEFAULT_MATH));
+  if (OpTimesRequested()) impl->times = std::make_unique<OpTimes>();
   return std::unique_ptr<TrainKernels>(new TrainKernels(std::move(impl)));
 }
 
 cudaStream_t TrainKernels::stream() const { return impl_->stream; }
+OpTimes* TrainKernels::op_times() const { return impl_->times.get(); }
 GemmPrecision TrainKernels::precision() const { return impl_->precision; }
 
 Status TrainKernels::ToBf16(void* dst, const float* src, int64_t n) {
+  OpScope op_scope(impl_->times.get(), "to bf16", impl_->stream);
   if (n <= 0) return Status::Ok();
   return CudaStatus(LaunchToBf16(dst, src, n, impl_->stream), "ToBf16");
 }

@@ -16,6 +16,10 @@
 #include "core/train/optimizer.h"
 #include "core/util/status.h"
 
+namespace lms::gpu {
+class OpTimes;
+}
+
 namespace lms::gpu::train {
 
 enum class GemmPrecision { kF32, kBF16 };
@@ -36,6 +40,8 @@ class TrainKernels {
   TrainKernels& operator=(const TrainKernels&) = delete;
 
   cudaStream_t stream() const;
+  // GPU time per op on this stream when LMS_CUDA_OP_TIMES=1 was set at creation; else nullptr.
+  OpTimes* op_times() const;
   GemmPrecision precision() const;
 
   // dst (n bf16) = round-to-nearest-even(src (n fp32)).

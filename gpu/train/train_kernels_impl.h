@@ -7,8 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "core/util/status.h"
+#include "gpu/op_times.h"
 #include "gpu/train/train_kernels.h"
 
 namespace lms::gpu::train {
@@ -43,6 +45,8 @@ struct TrainKernels::Impl {
   void* csr_host = nullptr;
   size_t csr_host_bytes = 0;
   cudaEvent_t csr_uploaded = nullptr;
+
+  std::unique_ptr<OpTimes> times;  // GPU time per op, when LMS_CUDA_OP_TIMES=1
 
   ~Impl();
 

@@ -1,6 +1,6 @@
 // Decode and prefill speed of the CUDA backend against the memory-bandwidth roofline.
 //   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] [--tiled-prefill]
-//              [--prefill-only]
+//              [--prefill-only] [--op-times]
 // Models: smollm2-q4_1, smollm2-q8_0 (from the model cache; $LMS_SMOLLM2_Q4_1 / $LMS_SMOLLM2_Q8_0
 // override; where absent, random weights in SmolLM2-135M's shapes), llama1b-bf16, llama1b-q8_0 (a Llama-shaped model of 1.0 B parameters with random
 // weights written by our GGUF writer: d 2048, 16 layers, 32/8 heads, ff 8192, vocab 32000).
@@ -9,7 +9,9 @@
 // bytes read per decode step (all weights once, plus every sequence's K/V) divided by the
 // device's bandwidth, measured here with a device-to-device copy (the peak from the memory
 // clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs;
-// --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode.
+// --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode;
+// --op-times prints GPU time per op (LMS_CUDA_OP_TIMES) for the prefill and for decode at batch 1
+// (without --graphs: graph replays are not timed op by op).
 // Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 
@@ -149,8 +151,19 @@ double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vec
 }
 
 struct Flags {
-  bool graphs = false, tiled_prefill = false, prefill_only = false;
+  bool graphs = false, tiled_prefill = false, prefill_only = false, op_times = false;
 };
+
+// Prints the backend's GPU time per op since the last call (with --op-times), then starts again.
+void PrintOpTimes(Backend& backend, const Flags& flags, const std::string& what) {
+  if (!flags.op_times) return;
+  auto totals = gpu::CudaOpTimes(backend, true);
+  if (!totals.ok()) {
+    std::printf("op times: %s\n", totals.status().ToString().c_str());
+    return;
+  }
+  if (!what.empty()) std::printf("  GPU time per op, %s:\n%s", what.c_str(), gpu::OpTimesTable(*totals).c_str());
+}
 
 int Run(const std::string& name, int device, int reps, int steps, double bandwidth, const Flags& flags) {
   const bool graphs = flags.graphs;
@@ -204,8 +217,10 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     }
     b.logit_rows = {kPrompt - 1};
     TimedForward(**fw, b, *kv, logits);  // warm-up (cuBLAS plans, scratch growth)
+    PrintOpTimes(**backend, flags, "");  // forget the warm-up's
     std::vector<double> t;
     for (int r = 0; r < reps; ++r) t.push_back(TimedForward(**fw, b, *kv, logits));
+    PrintOpTimes(**backend, flags, name + " prefill of " + std::to_string(kPrompt) + " tokens, " + std::to_string(reps) + " runs");
     const double tps = kPrompt / Median(t);
     const char* attention = flags.tiled_prefill ? "tiled" : "paged";
     std::printf("%-14s prefill %4d tokens  %10.1f tok/s  (%s attention)\n", name.c_str(), kPrompt, tps, attention);
@@ -251,11 +266,13 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     };
     std::vector<double> per_rep;
     const gpu::CudaGraphStats before = graph_stats;
+    PrintOpTimes(**backend, flags, "");
     for (int r = 0; r < reps; ++r) {
       double total = 0;
       for (int step = 0; step < steps; ++step) total += TimedForward(**fw, step_batch(step), *kv, logits);
       per_rep.push_back(total / steps);
     }
+    if (B == 1) PrintOpTimes(**backend, flags, name + " decode at batch 1, " + std::to_string(reps * steps) + " steps");
     const double step_s = Median(per_rep);
     const double tps = B / step_s;
     const double bytes = wbytes + B * (kContext + steps / 2.0) * kv_row_bytes;
@@ -298,12 +315,14 @@ int main(int argc, char** argv) {
     else if (a == "--graphs") flags.graphs = true;
     else if (a == "--tiled-prefill") flags.tiled_prefill = true;
     else if (a == "--prefill-only") flags.prefill_only = true;
+    else if (a == "--op-times") flags.op_times = true;
     else {
       std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] "
-                           "[--tiled-prefill] [--prefill-only]\n");
+                           "[--tiled-prefill] [--prefill-only] [--op-times]\n");
       return 2;
     }
   }
+  if (flags.op_times) setenv("LMS_CUDA_OP_TIMES", "1", 1);  // read when the backend is made
   const auto devices = gpu::ListCudaDevices();
   if (device < 0 || device >= static_cast<int>(devices.size())) {
     std::printf("bench_cuda: no CUDA device %d; nothing measured\n", device);

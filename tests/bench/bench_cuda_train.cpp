@@ -3,7 +3,7 @@
 //   bench_cuda_train [--device N] [--layers 12] [--d-model 768] [--heads 12] [--kv-heads 12]
 //                    [--d-ff 2048] [--vocab 50304] [--seq 1024] [--batch 8] [--microbatches 1]
 //                    [--warmup 3] [--steps 10] [--precision bf16,bf16-materialized[,f32]] [--peak-tflops X]
-//                    [--pipeline 2,4] [--pipe-microbatches 8] [--pipe-steps 5]
+//                    [--pipeline 2,4] [--pipe-microbatches 8] [--pipe-steps 5] [--op-times]
 // The default model is Llama-shaped at GPT-2 124M's size (12 layers, d 768, 12 heads, SwiGLU
 // d_ff 2048, vocab 50304, tied head), sequences of 1024 tokens, 8 a step.
 // MFU = flops_per_token · tokens / step time / peak, with the PaLM count
@@ -13,6 +13,7 @@
 // 989, PCIe 756, A100 312). Each step is ZeroGrads + ForwardBackward + OptimizerStep, timed on
 // the host (the engine synchronises at the end of each); the median over --steps after --warmup.
 // bf16 runs flash attention; bf16-materialized the T×T attention with the same products.
+// --op-times adds a table of GPU time per op (LMS_CUDA_OP_TIMES=1) for the single-stage runs.
 // Prints a table and a final `RESULT {json}` line.
 #include <cuda_runtime.h>
 
@@ -59,6 +60,7 @@ struct Opts {
   int device = 0;
   train::ModelShape shape;
   int batch = 8, microbatches = 1, warmup = 3, steps = 10, pipe_m = 8, pipe_steps = 5;
+  bool op_times = false;  // GPU time per op of the single-stage runs (LMS_CUDA_OP_TIMES)
   std::vector<std::string> precisions{"bf16", "bf16-materialized"};
   std::vector<int> pipeline{2, 4};
   double peak = 0;
@@ -114,6 +116,7 @@ Result<Run> Measure(const Opts& o, const std::string& precision, int stages, tra
     const double loss = rep.loss_sum / static_cast<double>(rep.tokens);
     if (s == 0) r.loss_first = loss;
     r.loss_last = loss;
+    if (s + 1 == warmup) e->ResetOpTimes();  // count the timed steps only
     if (s >= warmup) {
       r.steps_ms.push_back(sec * 1e3);
       r.bubbles.push_back(rep.Bubble());
@@ -121,6 +124,12 @@ Result<Run> Measure(const Opts& o, const std::string& precision, int stages, tra
   }
   r.step_s = Median(r.steps_ms) / 1e3;
   r.bubble = Median(r.bubbles);
+  if (o.op_times && stages == 1) {
+    LMS_ASSIGN_OR_RETURN(auto totals, e->OpTimeTotals());
+    std::printf("  GPU time per op over %d steps (events around each op; the step itself is timed without them "
+                "only when --op-times is off):\n%s",
+                steps, gpu::OpTimesTable(totals).c_str());
+  }
   return r;
 }
 
@@ -163,11 +172,13 @@ int main(int argc, char** argv) {
       for (const auto& s : Split(next())) o.pipeline.push_back(std::stoi(s));
     } else if (a == "--pipe-microbatches") o.pipe_m = std::stoi(next());
     else if (a == "--pipe-steps") o.pipe_steps = std::stoi(next());
+    else if (a == "--op-times") o.op_times = true;
     else {
       std::fprintf(stderr, "unknown option %s (see the header of bench_cuda_train.cpp)\n", a.c_str());
       return 2;
     }
   }
+  if (o.op_times) setenv("LMS_CUDA_OP_TIMES", "1", 1);  // read when each engine's kernels are made
   if (Status s = o.shape.Validate(); !s.ok() || o.batch % o.microbatches != 0 || o.batch % o.pipe_m != 0) {
     std::fprintf(stderr, "bad shape: %s\n", s.ok() ? "batch must be a multiple of the micro-batches" : s.message().c_str());
     return 2;

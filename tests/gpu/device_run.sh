@@ -10,12 +10,14 @@
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
 # (the GPU test suite), nccl_tests.txt (the NCCL transport; libnccl from the toolkit, else from
 # the Python package nvidia.nccl where python3 has it), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
-# (the same with CUDA graphs for the decode steps) and bench_torch.txt
-# (PyTorch + transformers on the same 1B shapes, where python3 has them; LMS_TORCH_ARGS=--compile
-# adds torch.compile).
-# bench_cuda_train.txt (the CUDA trainer's tokens/s, MFU and the bubble of 2 and 4 stages on
-# one GPU) and bench_train_torch.txt (PyTorch on the same training shape: bf16 autocast, fused
-# AdamW, torch.compile; where python3 has torch).
+# (the same with CUDA graphs for the decode steps), bench_cuda_tiled.txt (prefill with the tiled
+# attention), bench_cuda_op_times.txt (GPU time per op of prefill and of decode at batch 1) and
+# bench_torch.txt (PyTorch + transformers on the same 1B shapes, where python3 has them;
+# LMS_TORCH_ARGS=--compile adds torch.compile).
+# bench_cuda_train.txt (the CUDA trainer's tokens/s and MFU with flash and with materialised
+# attention, and the bubble of 2 and 4 stages on one GPU), bench_cuda_train_op_times.txt (GPU
+# time per op of a bf16 step) and bench_train_torch.txt (PyTorch on the same training shape: bf16
+# autocast, fused AdamW, torch.compile; where python3 has torch).
 # ranks.txt: lmstation train --device cuda as one process and as two (--ranks 2) on one GPU.
 # LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train ranks"); LMS_GPU_TEST_FILTER is
 # passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]"), which stop after LMS_GPU_TEST_TIMEOUT
@@ -93,6 +95,10 @@ case "${1:-}" in
       # shellcheck disable=SC2086
       timeout 300 .dev/bin/bench_cuda_train ${LMS_TRAIN_BENCH_ARGS:-} >"$out/bench_cuda_train.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_train.txt"
+      # Where a training step's time goes: GPU time per op of one stage in bf16.
+      timeout 120 .dev/bin/bench_cuda_train ${LMS_TRAIN_BENCH_ARGS:-} --precision bf16 --pipeline , --op-times \
+        >"$out/bench_cuda_train_op_times.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_train_op_times.txt"
       if python3 -c "import torch" 2>/dev/null; then
         # shellcheck disable=SC2086
         PYTHONUNBUFFERED=1 timeout 300 python3 tests/bench/bench_train_torch_gpu.py ${LMS_TRAIN_BENCH_ARGS:-} \
@@ -130,6 +136,10 @@ case "${1:-}" in
       # Prefill with the tiled tensor-core attention (off by default until checked here).
       timeout 200 .dev/bin/bench_cuda --tiled-prefill --prefill-only >"$out/bench_cuda_tiled.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_tiled.txt"
+      # Where the time goes: GPU time per op of prefill and of decode at batch 1.
+      timeout 200 .dev/bin/bench_cuda --op-times --reps 2 --steps 16 --models smollm2-q4_1,llama1b-bf16 \
+        >"$out/bench_cuda_op_times.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_op_times.txt"
       # The PyTorch + transformers peer on the same shapes, where python3 has them.
       if python3 -c "import torch, transformers" 2>/dev/null; then
         # shellcheck disable=SC2086
