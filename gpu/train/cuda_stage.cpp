@@ -26,7 +26,8 @@ struct CudaStage::Slot {
     DeviceBuffer<float> xn1, rstd1, q, k, v, att, ao, xmid, xn2, rstd2, gate, up, hsw;
   };
   std::vector<Layer> layers;
-  DeviceBuffer<float> xnf, rstdf, dlogits;  // last chunk
+  DeviceBuffer<float> xnf, rstdf, dlogits;  // last chunk; dlogits in kF32 only
+  DeviceBuffer<__nv_bfloat16> dlogits16;     // last chunk in kBF16: the loss's gradient
 };
 
 Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShape& shape,
@@ -47,6 +48,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
                 ff = shape.d_ff, V = shape.n_vocab;
   s->rows_ = BT;
   s->flash_ = UseFlashAttention(kernels->precision(), shape.head_dim());
+  s->bf16_ = kernels->precision() == GemmPrecision::kBF16;
   const lms::train::RopeTable rt = lms::train::MakeRopeTable(T, shape.head_dim(), shape.rope_theta, shape.rope_neox);
   LMS_RETURN_IF_ERROR(s->rope_cos_.Allocate(static_cast<int64_t>(rt.cos.size()), "rope table"));
   LMS_RETURN_IF_ERROR(s->rope_sin_.Allocate(static_cast<int64_t>(rt.sin.size()), "rope table"));
@@ -64,6 +66,9 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
   for (auto* b : {&s->dgate_, &s->dup_, &s->dh_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
+  // kBF16: the head's fp32 logits live only from the product to the loss, so one buffer serves
+  // every micro-batch; the slots keep the gradient in bf16.
+  if (last && s->bf16_) LMS_RETURN_IF_ERROR(alloc(s->logits_, BT * V, "training scratch"));
 
   for (int i = 0; i < slots; ++i) {
     auto a = std::make_unique<Slot>();
@@ -86,7 +91,11 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     if (last) {
       LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc(a->rstdf, BT, what));
-      LMS_RETURN_IF_ERROR(alloc(a->dlogits, BT * V, what));
+      if (s->bf16_) {
+        LMS_RETURN_IF_ERROR(alloc(a->dlogits16, BT * V, what));
+      } else {
+        LMS_RETURN_IF_ERROR(alloc(a->dlogits, BT * V, what));
+      }
     }
     s->slots_.push_back(std::move(a));
   }
@@ -276,13 +285,16 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
   LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
                                          shape_.rms_eps));
-  LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
+  float* logits = bf16_ ? logits_.get() : a->dlogits.get();
+  LMS_RETURN_IF_ERROR(k_->MatMulForward(logits, a->xnf.get(), W(P, layout_->Head()), BT, d, V));
   if (capture_) {
     captured_.resize(static_cast<size_t>(BT * V));
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(captured_.data(), a->dlogits.get(), a->dlogits.bytes(), cudaMemcpyDeviceToHost, s));
+    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(captured_.data(), logits, static_cast<size_t>(BT * V) * sizeof(float),
+                                             cudaMemcpyDeviceToHost, s));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
   }
-  return k_->CrossEntropyForwardBackward(a->dlogits.get(), a->targets.get(), BT, V, loss_scale, loss_sum, loss_count);
+  return k_->CrossEntropyForwardBackward(logits, a->targets.get(), BT, V, loss_scale, loss_sum, loss_count,
+                                         bf16_ ? a->dlogits16.get() : nullptr);
 }
 
 Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out, float* head_grad, float* dx_in) {
@@ -296,7 +308,13 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   if (last_) {
     // logits = n(x)·Headᵀ: dHead += dlogitsᵀ·n(x), d n(x) = dlogits·Head
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.get(), a->xnf.get(), W(P, layout_->Head()), BT, d, V));
+    if (bf16_) {
+      LMS_RETURN_IF_ERROR(k_->MatMulBackwardBf16(dxn_.get(), head_grad, a->dlogits16.get(), a->xnf.get(),
+                                                 W(P, layout_->Head()), BT, d, V));
+    } else {
+      LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.get(), a->xnf.get(),
+                                             W(P, layout_->Head()), BT, d, V));
+    }
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),
                                             P.p(layout_->output_norm), a->rstdf.get(), BT, d));

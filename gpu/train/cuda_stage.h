@@ -84,6 +84,7 @@ class CudaStage {
   int l0_ = 0, l1_ = 0;
   bool first_ = false, last_ = false;
   bool flash_ = false;  // flash attention; L.att then holds log-sum-exps, not probabilities
+  bool bf16_ = false;   // kBF16: the loss's gradient kept in bf16, the logits in logits_
   int B_ = 1;
   int64_t rows_ = 0, act_bytes_ = 0;
   TrainKernels* k_ = nullptr;
@@ -91,6 +92,7 @@ class CudaStage {
   std::vector<std::unique_ptr<Slot>> slots_;  // free when owner < 0
   // Backward scratch (one backward at a time per stage).
   DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_, dgate_, dup_, dh_;
+  DeviceBuffer<float> logits_;  // kBF16, last chunk: the head's output until the loss reads it
   bool capture_ = false;
   std::vector<float> captured_;
 };

@@ -13,6 +13,23 @@
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
+namespace {
+
+// The bf16 backward products with g = dout in bf16 (BT, N).
+Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g, const float* inp, Weight w,
+                    int64_t BT, int64_t K, int64_t N) {
+  if (dinp) {
+    const void* wb = w.bf16;
+    if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
+    LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, 1.0f, true));
+  }
+  const void* a = nullptr;
+  LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_a, inp, BT * K, &a));
+  return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
+}
+
+}  // namespace
+
 
 Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
   OpScope op_scope(impl_->times.get(), "matmul fwd", impl_->stream);
@@ -39,15 +56,17 @@ Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, c
     return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp, K, dout, N, dw, K, 1.0f, false);
   }
   const void* g = nullptr;
-  const void* a = nullptr;
   LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_b, dout, BT * N, &g));
-  if (dinp) {
-    const void* wb = w.bf16;
-    if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
-    LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, 1.0f, true));
-  }
-  LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_a, inp, BT * K, &a));
-  return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
+  return BackwardBf16(d, dinp, dw, g, inp, w, BT, K, N);
+}
+
+Status TrainKernels::MatMulBackwardBf16(float* dinp, float* dw, const void* dout16, const float* inp, Weight w,
+                                        int64_t BT, int64_t K, int64_t N) {
+  OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
+  Impl& d = *impl_;
+  if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
+  if (d.precision != GemmPrecision::kBF16) return Status::InvalidArgument("a bf16 gradient needs bf16 products");
+  return BackwardBf16(d, dinp, dw, dout16, inp, w, BT, K, N);
 }
 
 }  // namespace lms::gpu::train

@@ -70,6 +70,9 @@ class TrainKernels {
   // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
   Status MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w, int64_t BT, int64_t K,
                         int64_t N);
+  // The same with dout already in bf16 (kBF16 only), e.g. the head's gradient from the loss.
+  Status MatMulBackwardBf16(float* dinp, float* dw, const void* dout16, const float* inp, Weight w, int64_t BT,
+                            int64_t K, int64_t N);
 
   // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
   // cos, sin (T, hd/2). neox: pairs (i, i+hd/2), else (2i, 2i+1). inverse: the transpose (backward).
@@ -104,10 +107,11 @@ class TrainKernels {
   Status Add(float* x, const float* y, int64_t n);
 
   // Softmax cross-entropy of logits (BT,V) against targets (BT, device; < 0 ignored). Writes
-  // dlogits = (softmax − onehot)·grad_scale into logits in place (ignored rows: 0) and ADDS the
-  // sum of the counted rows' losses to *loss_sum and their number to *count (device scalars).
+  // dlogits = (softmax − onehot)·grad_scale into logits in place (ignored rows: 0), or, when
+  // dlogits16 is given, as bf16 there (BT,V) with logits left as they were; and ADDS the sum of
+  // the counted rows' losses to *loss_sum and their number to *count (device scalars).
   Status CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_t BT, int64_t V, float grad_scale,
-                                     double* loss_sum, int64_t* count);
+                                     double* loss_sum, int64_t* count, void* dlogits16 = nullptr);
 
   // *out (device) = Σ g² in double, overwritten.
   Status SumSquares(const float* g, int64_t n, double* out);
@@ -116,8 +120,9 @@ class TrainKernels {
   Status AdamW(const lms::train::AdamWScalars& s, float* p, float* g, float* m, float* v, const uint8_t* decay,
                int64_t n);
 
+  struct Impl;  // the state behind the ops (gpu/train/train_kernels_impl.h)
+
  private:
-  struct Impl;
   explicit TrainKernels(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

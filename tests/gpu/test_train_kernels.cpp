@@ -270,6 +270,24 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
         d_dw.Write(dw0);
         REQUIRE_OK(g->MatMulBackward(nullptr, d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
         CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+        // A gradient already in bf16 gives the bits of its fp32 equal.
+        if (bf16) {
+          std::vector<uint16_t> dout16(dout_r.size());
+          for (size_t i = 0; i < dout_r.size(); ++i) dout16[i] = Fp32ToBf16(dout_r[i]);
+          DeviceVec<float> d_dout_r(dout_r);
+          DeviceVec<uint16_t> d_dout16(dout16);
+          d_dinp.Write(dinp0);
+          d_dw.Write(dw0);
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout_r.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+          const auto want_dinp = g.Read(d_dinp), want_dw = g.Read(d_dw);
+          d_dinp.Write(dinp0);
+          d_dw.Write(dw0);
+          REQUIRE_OK(g->MatMulBackwardBf16(d_dinp.get(), d_dw.get(), d_dout16.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+          CHECK(BitwiseEqual(want_dinp, g.Read(d_dinp)));
+          CHECK(BitwiseEqual(want_dw, g.Read(d_dw)));
+        } else {
+          CHECK_FALSE(g->MatMulBackwardBf16(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N).ok());
+        }
         // A shared input (one bf16 copy for several products) gives the same bits.
         d_dinp.Write(dinp0);
         d_dw.Write(dw0);
@@ -503,6 +521,17 @@ TEST_CASE("train kernels: cross-entropy with ignored rows", "[gpu][train_kernels
     CHECK(BitwiseEqual(got, g.Read(d_logits)));
     const double again = g.Read(d_sum)[0];
     CHECK(std::memcmp(&again, &first, sizeof(double)) == 0);
+
+    // The gradient as bf16 elsewhere: the same values rounded, the logits left alone.
+    d_logits.Write(logits0);
+    DeviceVec<uint16_t> d_grad16(static_cast<size_t>(s.BT * s.V));
+    REQUIRE_OK(g->CrossEntropyForwardBackward(d_logits.get(), d_targets.get(), s.BT, s.V, grad_scale, d_sum.get(),
+                                              d_count.get(), d_grad16.get()));
+    CHECK(BitwiseEqual(logits0, g.Read(d_logits)));
+    const auto grad16 = g.Read(d_grad16);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < grad16.size(); ++i) mismatches += grad16[i] != Fp32ToBf16(got[i]);
+    CHECK(mismatches == 0);
   }
 }
 
