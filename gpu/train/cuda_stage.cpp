@@ -11,6 +11,15 @@ namespace lms::gpu::train {
 using lms::train::LayerParams;
 using lms::train::ParamTensor;
 
+namespace {
+
+// An activation kept in fp32 or (kBF16) in bf16 alone: whichever buffer was allocated.
+Activation Act(const DeviceBuffer<float>& f32, const DeviceBuffer<__nv_bfloat16>& bf16) {
+  return Activation{f32.get(), bf16.get()};
+}
+
+}  // namespace
+
 bool UseFlashAttention(GemmPrecision precision, int64_t head_dim) {
   const char* env = std::getenv("LMS_CUDA_ATTENTION");
   const bool materialized = env != nullptr && std::string_view(env) == "materialized";
@@ -24,6 +33,9 @@ struct CudaStage::Slot {
   std::vector<DeviceBuffer<float>> x;   // n_local + 1 residual streams (BT, d)
   struct Layer {
     DeviceBuffer<float> xn1, rstd1, q, k, v, att, ao, xmid, xn2, rstd2, gate, up, hsw;
+    // kBF16: the normed inputs and SwiGLU's output in bf16 alone (the products are all that read
+    // them), instead of xn1, xn2 and hsw.
+    DeviceBuffer<__nv_bfloat16> xn1_16, xn2_16, hsw16;
   };
   std::vector<Layer> layers;
   DeviceBuffer<float> xnf, rstdf, dlogits;  // last chunk; dlogits in kF32 only
@@ -80,13 +92,20 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     for (auto& x : a->x) LMS_RETURN_IF_ERROR(alloc(x, BT * d, what));
     a->layers.resize(static_cast<size_t>(l1 - l0));
     for (auto& L : a->layers) {
-      for (auto* b : {&L.xn1, &L.xmid, &L.xn2}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc(L.xmid, BT * d, what));
+      if (s->bf16_) {
+        for (auto* b : {&L.xn1_16, &L.xn2_16}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
+        LMS_RETURN_IF_ERROR(alloc(L.hsw16, BT * ff, what));
+      } else {
+        for (auto* b : {&L.xn1, &L.xn2}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
+        LMS_RETURN_IF_ERROR(alloc(L.hsw, BT * ff, what));
+      }
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
       for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
       for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
       // The probabilities (B, H, T, T), or with flash attention the rows' log-sum-exp (B, H, T).
       LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
-      for (auto* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, what));
+      for (auto* b : {&L.gate, &L.up}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, what));
     }
     if (last) {
       LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
@@ -183,12 +202,12 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
   // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps));
-  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn1.get(), BT * d));  // one bf16 copy of n(x) for q, k and v
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
+  const Activation xn1 = Act(A.xn1, A.xn1_16), xn2 = Act(A.xn2, A.xn2_16), hsw = Act(A.hsw, A.hsw16);
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
+                                       A.xn1_16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), xn1, W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), xn1, W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), xn1, W(P, W_.wv), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.Rope(A.q.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
   LMS_RETURN_IF_ERROR(k.Rope(A.k.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
   if (flash_) {
@@ -199,13 +218,12 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d, shape_.rms_eps));
-  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn2.get(), BT * d));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
-  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
+                                       shape_.rms_eps, A.xn2_16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), xn2, W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), xn2, W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff, A.hsw16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(out, hsw, W(P, W_.w_down), BT, ff, d));
   return k.Add(out, A.xmid.get(), BT * d);
 }
 
@@ -217,15 +235,14 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
   const cudaStream_t s = k.stream();
+  const Activation xn1 = Act(A.xn1, A.xn1_16), xn2 = Act(A.xn2, A.xn2_16), hsw = Act(A.hsw, A.hsw16);
   // Feed-forward block; the residual passes dx through unchanged to xmid.
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dh_.get(), 0, dh_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dx, A.hsw.get(), W(P, W_.w_down), BT, ff, d));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dx, hsw, W(P, W_.w_down), BT, ff, d));
   LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn2.get(), BT * d));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.get(), A.xn2.get(), W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.get(), A.xn2.get(), W(P, W_.w_up), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.get(), xn2, W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.get(), xn2, W(P, W_.w_up), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
@@ -241,11 +258,9 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
   LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
   LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.ShareInput(A.xn1.get(), BT * d));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.get(), A.xn1.get(), W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.get(), A.xn1.get(), W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.get(), A.xn1.get(), W(P, W_.wv), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.ShareInput(nullptr, 0));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.get(), xn1, W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.get(), xn1, W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.get(), xn1, W(P, W_.wv), BT, d, kvd));
   return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
 }
 
@@ -253,7 +268,6 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
                           const int32_t* targets, float loss_scale, float* x_out, double* loss_sum, int64_t* loss_count) {
   const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
   const cudaStream_t s = k_->stream();
-  LMS_RETURN_IF_ERROR(k_->ShareInput(nullptr, 0));  // nothing left shared by a failed call
   Slot* a = Acquire(slot);
   if (!a) return Status::Internal(fmt::format("micro-batch {}: every activation slot of the stage is in use", slot));
   if (first_) {
@@ -302,7 +316,6 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   for (auto& s : slots_)
     if (s->owner == slot) a = s.get();
   if (!a) return Status::Internal(fmt::format("backward of micro-batch {} before its forward", slot));
-  LMS_RETURN_IF_ERROR(k_->ShareInput(nullptr, 0));
   const int64_t BT = rows_, d = shape_.d_model, V = shape_.n_vocab;
   const cudaStream_t s = k_->stream();
   if (last_) {

@@ -16,7 +16,7 @@ namespace lms::gpu::train {
 namespace {
 
 // The bf16 backward products with g = dout in bf16 (BT, N).
-Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g, const float* inp, Weight w,
+Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g, Activation inp, Weight w,
                     int64_t BT, int64_t K, int64_t N) {
   if (dinp) {
     const void* wb = w.bf16;
@@ -28,16 +28,29 @@ Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g
   return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
 }
 
+// kF32 multiplies the fp32 input itself; an input given in bf16 alone has none.
+Status NeedF32(const Activation& inp) {
+  if (inp.f32 == nullptr) return Status::InvalidArgument("fp32 products need the fp32 input");
+  return Status::Ok();
+}
+
 }  // namespace
 
-
 Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
+  return MatMulForward(out, Activation{inp, nullptr}, w, BT, K, N);
+}
+
+Status TrainKernels::MatMulForward(float* out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N) {
   OpScope op_scope(impl_->times.get(), "matmul fwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0) return Status::Ok();
-  if (K <= 0) return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(BT * N) * sizeof(float), d.stream), "cudaMemsetAsync");
+  if (K <= 0) {
+    return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(BT * N) * sizeof(float), d.stream),
+                      "cudaMemsetAsync");
+  }
   if (d.precision == GemmPrecision::kF32) {
-    return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, w.f32, K, inp, K, out, N, 0.0f, false);
+    LMS_RETURN_IF_ERROR(NeedF32(inp));
+    return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, w.f32, K, inp.f32, K, out, N, 0.0f, false);
   }
   const void* a = nullptr;
   const void* wb = w.bf16;
@@ -48,12 +61,18 @@ Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64
 
 Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w,
                                     int64_t BT, int64_t K, int64_t N) {
+  return MatMulBackward(dinp, dw, dout, Activation{inp, nullptr}, w, BT, K, N);
+}
+
+Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, Activation inp, Weight w, int64_t BT,
+                                    int64_t K, int64_t N) {
   OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
   if (d.precision == GemmPrecision::kF32) {
+    LMS_RETURN_IF_ERROR(NeedF32(inp));
     if (dinp) LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, w.f32, K, dout, N, dinp, K, 1.0f, false));
-    return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp, K, dout, N, dw, K, 1.0f, false);
+    return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp.f32, K, dout, N, dw, K, 1.0f, false);
   }
   const void* g = nullptr;
   LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_b, dout, BT * N, &g));
@@ -66,7 +85,7 @@ Status TrainKernels::MatMulBackwardBf16(float* dinp, float* dw, const void* dout
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
   if (d.precision != GemmPrecision::kBF16) return Status::InvalidArgument("a bf16 gradient needs bf16 products");
-  return BackwardBf16(d, dinp, dw, dout16, inp, w, BT, K, N);
+  return BackwardBf16(d, dinp, dw, dout16, Activation{inp, nullptr}, w, BT, K, N);
 }
 
 }  // namespace lms::gpu::train

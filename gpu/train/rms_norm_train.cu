@@ -2,6 +2,8 @@
 // double as on the CPU. The weight gradient sums over rows in a fixed order without atomics:
 // each block column-sums one chunk of rows into a partial row, then one pass adds the partials
 // in chunk order onto dw.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <climits>
 
@@ -14,8 +16,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void RmsNormForwardKernel(float* out, float* rstd, const float* inp, const float* w, int64_t C,
-                                     float eps) {
+// out (fp32) and out16 (bf16): either may be null.
+__global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rstd, const float* inp, const float* w,
+                                     int64_t C, float eps) {
   const int64_t t = blockIdx.x;
   const float* x = inp + t * C;
   double ss = 0.0;
@@ -23,8 +26,11 @@ __global__ void RmsNormForwardKernel(float* out, float* rstd, const float* inp, 
   ss = BlockReduceSum(ss);
   const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(C) + eps));
   if (threadIdx.x == 0) rstd[t] = s;
-  float* o = out + t * C;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) o[c] = x[c] * s * w[c];
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    const float y = x[c] * s * w[c];
+    if (out) out[t * C + c] = y;
+    if (out16) out16[t * C + c] = __float2bfloat16_rn(y);
+  }
 }
 
 // y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x)
@@ -64,11 +70,12 @@ __global__ void RmsNormDwFinishKernel(float* dw, const float* partial, int64_t c
 }  // namespace
 
 Status TrainKernels::RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C,
-                                    float eps) {
+                                    float eps, void* out16) {
   OpScope op_scope(impl_->times.get(), "rmsnorm fwd", impl_->stream);
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormForward: too many rows");
-  RmsNormForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(out, rstd, inp, w, C, eps);
+  RmsNormForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(
+      out, static_cast<__nv_bfloat16*>(out16), rstd, inp, w, C, eps);
   return LaunchStatus(cudaGetLastError(), "RmsNormForward");
 }
 

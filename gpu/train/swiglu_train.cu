@@ -1,4 +1,6 @@
 // SwiGLU forward/backward and the residual add: element-wise, the CPU's float formulas.
+#include <cuda_bf16.h>
+
 #include "gpu/op_times.h"
 #include "gpu/train/train_kernels_impl.h"
 
@@ -12,11 +14,14 @@ unsigned GridFor(int64_t n) {
   return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
 }
 
-__global__ void SwiGluForwardKernel(float* out, const float* gate, const float* up, int64_t n) {
+// out (fp32) and out16 (bf16): either may be null.
+__global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const float* gate, const float* up, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
     const float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+    const float y = g / (1.0f + expf(-g)) * up[i];
+    if (out) out[i] = y;
+    if (out16) out16[i] = __float2bfloat16_rn(y);
   }
 }
 
@@ -39,10 +44,11 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
 
 }  // namespace
 
-Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* up, int64_t n) {
+Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* up, int64_t n, void* out16) {
   OpScope op_scope(impl_->times.get(), "swiglu fwd", impl_->stream);
   if (n <= 0) return Status::Ok();
-  SwiGluForwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(out, gate, up, n);
+  SwiGluForwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(out, static_cast<__nv_bfloat16*>(out16), gate, up,
+                                                                    n);
   return LaunchStatus(cudaGetLastError(), "SwiGluForward");
 }
 

@@ -32,7 +32,7 @@ const char* GemmPrecisionName(GemmPrecision p) {
 }
 
 TrainKernels::Impl::~Impl() {
-  for (DeviceScratch* s : {&bf16_a, &bf16_b, &bf16_w, &bf16_shared, &partials, &row_loss, &ptrs, &att_grad, &row_dot, &csr}) {
+  for (DeviceScratch* s : {&bf16_a, &bf16_b, &bf16_w, &partials, &row_loss, &ptrs, &att_grad, &row_dot, &csr}) {
     if (s->p) cudaFreeAsync(s->p, stream);
   }
   cudaStreamSynchronize(stream);  // the pinned CSR may still be read by a pending copy
@@ -77,25 +77,13 @@ Status TrainKernels::Impl::ConvertToBf16(DeviceScratch& s, const float* src, int
   return Status::Ok();
 }
 
-Status TrainKernels::Impl::InputToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out) {
-  if (src != nullptr && src == shared_src && n == shared_n) {
-    *out = bf16_shared.p;
+Status TrainKernels::Impl::InputToBf16(DeviceScratch& s, Activation src, int64_t n, const void** out) {
+  if (src.bf16 != nullptr) {
+    *out = src.bf16;
     return Status::Ok();
   }
-  return ConvertToBf16(s, src, n, out);
-}
-
-Status TrainKernels::ShareInput(const float* inp, int64_t n) {
-  OpScope op_scope(impl_->times.get(), "shared input to bf16", impl_->stream);
-  Impl& d = *impl_;
-  d.shared_src = nullptr;
-  d.shared_n = 0;
-  if (d.precision != GemmPrecision::kBF16 || inp == nullptr || n <= 0) return Status::Ok();
-  const void* unused = nullptr;
-  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_shared, inp, n, &unused));
-  d.shared_src = inp;
-  d.shared_n = n;
-  return Status::Ok();
+  if (src.f32 == nullptr) return Status::InvalidArgument("a matrix product without its input");
+  return ConvertToBf16(s, src.f32, n, out);
 }
 
 Status TrainKernels::Impl::Gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,

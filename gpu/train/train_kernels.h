@@ -32,6 +32,13 @@ struct Weight {
   const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
 };
 
+// A product's input (BT, K): fp32, or in kBF16 a bf16 copy, which is then read instead of
+// converting (the stages keep the normed activations and SwiGLU's output in bf16 alone).
+struct Activation {
+  const float* f32 = nullptr;
+  const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
+};
+
 class TrainKernels {
  public:
   static Result<std::unique_ptr<TrainKernels>> Create(cudaStream_t stream, GemmPrecision precision);
@@ -53,22 +60,22 @@ class TrainKernels {
   // one token are summed in increasing t (the CPU's order), without atomics.
   Status EmbeddingBackward(float* dwte, const float* dout, const int32_t* tokens_host, int64_t BT, int64_t C);
 
-  // out (BT,C) = inp * rstd * w; rstd (BT) saved.
-  Status RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C, float eps);
+  // out (BT,C) = inp * rstd * w; rstd (BT) saved. out16: the same in bf16 as well (or instead,
+  // with out null).
+  Status RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C, float eps,
+                        void* out16 = nullptr);
   // dinp (BT,C) += ..., dw (C) += ...
   Status RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
                          const float* rstd, int64_t BT, int64_t C);
 
-  // In kBF16, products read a bf16 copy of their input, made per call. Between ShareInput(inp, n)
-  // and ShareInput(nullptr, 0), MatMulForward / MatMulBackward calls whose input is these n
-  // floats at inp read one copy made here instead (the q, k, v or gate, up products of a layer);
-  // the caller must not change inp in between. Nothing in kF32.
-  Status ShareInput(const float* inp, int64_t n);
-
   // out (BT,N) = inp (BT,K) · w (N,K)ᵀ, overwritten.
   Status MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N);
+  // The same with the input given as an Activation: its bf16 copy alone serves in kBF16.
+  Status MatMulForward(float* out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N);
   // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
   Status MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w, int64_t BT, int64_t K,
+                        int64_t N);
+  Status MatMulBackward(float* dinp, float* dw, const float* dout, Activation inp, Weight w, int64_t BT, int64_t K,
                         int64_t N);
   // The same with dout already in bf16 (kBF16 only), e.g. the head's gradient from the loss.
   Status MatMulBackwardBf16(float* dinp, float* dw, const void* dout16, const float* inp, Weight w, int64_t BT,
@@ -99,8 +106,9 @@ class TrainKernels {
                                 const float* v, const float* out, const float* lse2, int64_t B, int64_t T, int64_t H,
                                 int64_t KV, int64_t hd);
 
-  // out (n) = silu(gate) * up ; backward: dgate, dup overwritten.
-  Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n);
+  // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:
+  // dgate, dup overwritten.
+  Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n, void* out16 = nullptr);
   Status SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
   // x (n) += y (n).

@@ -31,9 +31,6 @@ struct TrainKernels::Impl {
   cublasHandle_t cublas = nullptr;
 
   DeviceScratch bf16_a, bf16_b, bf16_w;  // bf16 copies of activations, gradients and weights
-  DeviceScratch bf16_shared;             // the bf16 copy of ShareInput's input
-  const float* shared_src = nullptr;     // that input, or nullptr
-  int64_t shared_n = 0;
   DeviceScratch partials;                // per-block partial sums of the reductions
   DeviceScratch row_loss;                // cross-entropy: per-row losses (double)
   DeviceScratch ptrs;                    // attention: pointer arrays of the batched products
@@ -56,8 +53,8 @@ struct TrainKernels::Impl {
 
   // bf16 copy of n floats into s (grown as needed); returns the device pointer through out.
   Status ConvertToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out);
-  // The same for a product's input: the shared copy when src is ShareInput's input.
-  Status InputToBf16(DeviceScratch& s, const float* src, int64_t n, const void** out);
+  // The same for a product's input: its own bf16 copy when it has one, else a conversion into s.
+  Status InputToBf16(DeviceScratch& s, Activation src, int64_t n, const void** out);
 
   // C (column-major m×n, ldc) = alpha·op(A)·op(B) + beta·C with fp32 accumulation and output;
   // A and B are fp32 or (bf16 = true) bf16.

@@ -204,7 +204,15 @@ TEST_CASE("train kernels: RMSNorm forward and backward", "[gpu][train_kernels]")
       REQUIRE_OK(g->RmsNormBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
                                     BT, C));
       CHECK(MaxRelErr(rstd, g.Read(d_rstd)) < kRowOpTol);
-      CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
+      const auto got_out = g.Read(d_out);
+      CHECK(MaxRelErr(out, got_out) < kRowOpTol);
+      // The output in bf16 alone: the fp32 output's bits rounded.
+      DeviceVec<uint16_t> d_out16(out.size());
+      REQUIRE_OK(g->RmsNormForward(nullptr, d_rstd.get(), d_inp.get(), d_w.get(), BT, C, 1e-5f, d_out16.get()));
+      const auto out16 = g.Read(d_out16);
+      size_t mismatches = 0;
+      for (size_t i = 0; i < out16.size(); ++i) mismatches += out16[i] != Fp32ToBf16(got_out[i]);
+      CHECK(mismatches == 0);
       const auto got_dinp = g.Read(d_dinp), got_dw = g.Read(d_dw);
       CHECK(MaxRelErr(dinp, got_dinp) < kRowOpTol);
       CHECK(MaxRelErr(dw, got_dw) < kRowOpTol);
@@ -288,16 +296,23 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
         } else {
           CHECK_FALSE(g->MatMulBackwardBf16(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N).ok());
         }
-        // A shared input (one bf16 copy for several products) gives the same bits.
-        d_dinp.Write(dinp0);
-        d_dw.Write(dw0);
-        REQUIRE_OK(g->ShareInput(d_inp.get(), s.BT * s.K));
-        REQUIRE_OK(g->MatMulForward(d_out.get(), d_inp.get(), wt, s.BT, s.K, s.N));
-        REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N));
-        REQUIRE_OK(g->ShareInput(nullptr, 0));
-        CHECK(BitwiseEqual(got_out, g.Read(d_out)));
-        CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
-        CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+        // An input given in bf16 alone gives the bits of its fp32 original (kBF16).
+        if (bf16) {
+          std::vector<uint16_t> inp16(inp.size());
+          for (size_t i = 0; i < inp.size(); ++i) inp16[i] = Fp32ToBf16(inp[i]);
+          DeviceVec<uint16_t> d_inp16(inp16);
+          const gpu::train::Activation act{nullptr, d_inp16.get()};
+          d_dinp.Write(dinp0);
+          d_dw.Write(dw0);
+          REQUIRE_OK(g->MatMulForward(d_out.get(), act, wt, s.BT, s.K, s.N));
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout.get(), act, wt, s.BT, s.K, s.N));
+          CHECK(BitwiseEqual(got_out, g.Read(d_out)));
+          CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
+          CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+        } else {
+          const gpu::train::Activation none{nullptr, d_wb.get()};  // no fp32 input: refused in kF32
+          CHECK_FALSE(g->MatMulForward(d_out.get(), none, wt, s.BT, s.K, s.N).ok());
+        }
       }
     }
   }
@@ -469,6 +484,15 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
     train::SwiGluBackward(pool, dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
     DeviceVec<float> d_gate(gate), d_up(up), d_dout(dout), d_out(n), d_dgate(RandomFloats(n, 29)), d_dup(n);
     REQUIRE_OK(g->SwiGluForward(d_out.get(), d_gate.get(), d_up.get(), n));
+    {  // the output in bf16 alone: the fp32 output's bits rounded
+      DeviceVec<uint16_t> d_out16(static_cast<size_t>(n));
+      REQUIRE_OK(g->SwiGluForward(nullptr, d_gate.get(), d_up.get(), n, d_out16.get()));
+      const auto f32 = g.Read(d_out);
+      const auto b16 = g.Read(d_out16);
+      size_t mismatches = 0;
+      for (size_t i = 0; i < b16.size(); ++i) mismatches += b16[i] != Fp32ToBf16(f32[i]);
+      CHECK(mismatches == 0);
+    }
     REQUIRE_OK(g->SwiGluBackward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n));
     CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
     CHECK(MaxRelErr(dgate, g.Read(d_dgate)) < kRowOpTol);
