@@ -18,6 +18,8 @@ Activation Act(const DeviceBuffer<float>& f32, const DeviceBuffer<__nv_bfloat16>
   return Activation{f32.get(), bf16.get()};
 }
 
+Activation F32(const float* p) { return Activation{p, nullptr}; }
+
 }  // namespace
 
 bool UseFlashAttention(GemmPrecision precision, int64_t head_dim) {
@@ -77,7 +79,12 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   LMS_RETURN_IF_ERROR(alloc(s->dao_, BT * qd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
-  for (auto* b : {&s->dgate_, &s->dup_, &s->dh_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc(s->dh_, BT * ff, "training scratch"));
+  if (s->bf16_) {  // SwiGLU's gradients are read only by the products: bf16 alone
+    for (auto* b : {&s->dgate16_, &s->dup16_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
+  } else {
+    for (auto* b : {&s->dgate_, &s->dup_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
+  }
   // kBF16: the head's fp32 logits live only from the product to the loss, so one buffer serves
   // every micro-batch; the slots keep the gradient in bf16.
   if (last && s->bf16_) LMS_RETURN_IF_ERROR(alloc(s->logits_, BT * V, "training scratch"));
@@ -234,20 +241,19 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   const int64_t BT = rows_, T = shape_.seq_len, B = B_, d = shape_.d_model, H = shape_.n_heads,
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
-  const cudaStream_t s = k.stream();
   const Activation xn1 = Act(A.xn1, A.xn1_16), xn2 = Act(A.xn2, A.xn2_16), hsw = Act(A.hsw, A.hsw16);
   // Feed-forward block; the residual passes dx through unchanged to xmid.
-  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dh_.get(), 0, dh_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dx, hsw, W(P, W_.w_down), BT, ff, d));
-  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff));
-  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.get(), xn2, W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.get(), xn2, W(P, W_.w_up), BT, d, ff));
+  // Scratch gradients are overwritten by their first product (accumulate false), not zeroed.
+  const Activation dxa = F32(dx), dgate = Act(dgate_, dgate16_), dup = Act(dup_, dup16_);
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dxa, hsw, W(P, W_.w_down), BT, ff, d, false));
+  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff,
+                                       dgate16_.get(), dup16_.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate, xn2, W(P, W_.w_gate), BT, d, ff, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup, xn2, W(P, W_.w_up), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
-  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dao_.get(), 0, dao_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), P.g(W_.wo), dx, A.ao.get(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), P.g(W_.wo), dxa, F32(A.ao.get()), W(P, W_.wo), BT, qd, d, false));
   if (flash_) {
     LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(),
                                                  A.v.get(), A.ao.get(), A.att.get(), B, T, H, KV, hd));
@@ -257,10 +263,9 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   }
   LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
   LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
-  LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.get(), xn1, W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.get(), xn1, W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.get(), xn1, W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), F32(dq_.get()), xn1, W(P, W_.wq), BT, d, qd, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), F32(dk_.get()), xn1, W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), F32(dv_.get()), xn1, W(P, W_.wv), BT, d, kvd));
   return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
 }
 
@@ -320,14 +325,8 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   const cudaStream_t s = k_->stream();
   if (last_) {
     // logits = n(x)·Headᵀ: dHead += dlogitsᵀ·n(x), d n(x) = dlogits·Head
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dxn_.get(), 0, dxn_.bytes(), s));
-    if (bf16_) {
-      LMS_RETURN_IF_ERROR(k_->MatMulBackwardBf16(dxn_.get(), head_grad, a->dlogits16.get(), a->xnf.get(),
-                                                 W(P, layout_->Head()), BT, d, V));
-    } else {
-      LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.get(), a->xnf.get(),
-                                             W(P, layout_->Head()), BT, d, V));
-    }
+    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, Act(a->dlogits, a->dlogits16), F32(a->xnf.get()),
+                                           W(P, layout_->Head()), BT, d, V, false));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),
                                             P.p(layout_->output_norm), a->rstdf.get(), BT, d));

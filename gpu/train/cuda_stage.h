@@ -9,6 +9,8 @@
 #include <memory>
 #include <vector>
 
+#include <cuda_bf16.h>
+
 #include "core/train/train_model.h"
 #include "gpu/train/device_buffer.h"
 #include "gpu/train/train_kernels.h"
@@ -93,6 +95,7 @@ class CudaStage {
   // Backward scratch (one backward at a time per stage).
   DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_, dgate_, dup_, dh_;
   DeviceBuffer<float> logits_;  // kBF16, last chunk: the head's output until the loss reads it
+  DeviceBuffer<__nv_bfloat16> dgate16_, dup16_;  // kBF16: SwiGLU's gradients (else dgate_, dup_)
   bool capture_ = false;
   std::vector<float> captured_;
 };

@@ -15,22 +15,22 @@
 namespace lms::gpu::train {
 namespace {
 
-// The bf16 backward products with g = dout in bf16 (BT, N).
+// The bf16 backward products with g = dout in bf16 (BT, N); dinp gets beta·dinp + ….
 Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g, Activation inp, Weight w,
-                    int64_t BT, int64_t K, int64_t N) {
+                    int64_t BT, int64_t K, int64_t N, float beta) {
   if (dinp) {
     const void* wb = w.bf16;
     if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
-    LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, 1.0f, true));
+    LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, beta, true));
   }
   const void* a = nullptr;
   LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_a, inp, BT * K, &a));
   return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, a, K, g, N, dw, K, 1.0f, true);
 }
 
-// kF32 multiplies the fp32 input itself; an input given in bf16 alone has none.
-Status NeedF32(const Activation& inp) {
-  if (inp.f32 == nullptr) return Status::InvalidArgument("fp32 products need the fp32 input");
+// kF32 multiplies the fp32 operands themselves; one given in bf16 alone has none.
+Status NeedF32(const Activation& a) {
+  if (a.f32 == nullptr) return Status::InvalidArgument("fp32 products need fp32 operands");
   return Status::Ok();
 }
 
@@ -61,31 +61,26 @@ Status TrainKernels::MatMulForward(float* out, Activation inp, Weight w, int64_t
 
 Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w,
                                     int64_t BT, int64_t K, int64_t N) {
-  return MatMulBackward(dinp, dw, dout, Activation{inp, nullptr}, w, BT, K, N);
+  return MatMulBackward(dinp, dw, Activation{dout, nullptr}, Activation{inp, nullptr}, w, BT, K, N, true);
 }
 
-Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, Activation inp, Weight w, int64_t BT,
-                                    int64_t K, int64_t N) {
+Status TrainKernels::MatMulBackward(float* dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT,
+                                    int64_t K, int64_t N, bool accumulate) {
   OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
+  const float beta = accumulate ? 1.0f : 0.0f;
   if (d.precision == GemmPrecision::kF32) {
     LMS_RETURN_IF_ERROR(NeedF32(inp));
-    if (dinp) LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, w.f32, K, dout, N, dinp, K, 1.0f, false));
-    return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp.f32, K, dout, N, dw, K, 1.0f, false);
+    LMS_RETURN_IF_ERROR(NeedF32(dout));
+    if (dinp) {
+      LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, w.f32, K, dout.f32, N, dinp, K, beta, false));
+    }
+    return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp.f32, K, dout.f32, N, dw, K, 1.0f, false);
   }
   const void* g = nullptr;
-  LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_b, dout, BT * N, &g));
-  return BackwardBf16(d, dinp, dw, g, inp, w, BT, K, N);
-}
-
-Status TrainKernels::MatMulBackwardBf16(float* dinp, float* dw, const void* dout16, const float* inp, Weight w,
-                                        int64_t BT, int64_t K, int64_t N) {
-  OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
-  Impl& d = *impl_;
-  if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
-  if (d.precision != GemmPrecision::kBF16) return Status::InvalidArgument("a bf16 gradient needs bf16 products");
-  return BackwardBf16(d, dinp, dw, dout16, Activation{inp, nullptr}, w, BT, K, N);
+  LMS_RETURN_IF_ERROR(d.InputToBf16(d.bf16_b, dout, BT * N, &g));
+  return BackwardBf16(d, dinp, dw, g, inp, w, BT, K, N, beta);
 }
 
 }  // namespace lms::gpu::train

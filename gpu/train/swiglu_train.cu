@@ -25,15 +25,23 @@ __global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const floa
   }
 }
 
-__global__ void SwiGluBackwardKernel(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
-                                     int64_t n) {
+// dgate, dup in fp32 or (dgate16, dup16) in bf16.
+__global__ void SwiGluBackwardKernel(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16,
+                                     const float* dout, const float* gate, const float* up, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
     const float g = gate[i], d = dout[i], sig = 1.0f / (1.0f + expf(-g));
     const float u = up[i];  // read before the writes: dup may alias up
-    dup[i] = d * g * sig;
+    const float du = d * g * sig;
     // d silu(g)/dg = σ(g) (1 + g (1 − σ(g)))
-    dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));
+    const float dg = d * u * sig * (1.0f + g * (1.0f - sig));
+    if (dup16) {
+      dup16[i] = __float2bfloat16_rn(du);
+      dgate16[i] = __float2bfloat16_rn(dg);
+    } else {
+      dup[i] = du;
+      dgate[i] = dg;
+    }
   }
 }
 
@@ -53,10 +61,12 @@ Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* u
 }
 
 Status TrainKernels::SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
-                                    int64_t n) {
+                                    int64_t n, void* dgate16, void* dup16) {
   OpScope op_scope(impl_->times.get(), "swiglu bwd", impl_->stream);
   if (n <= 0) return Status::Ok();
-  SwiGluBackwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(dgate, dup, dout, gate, up, n);
+  if ((dgate16 == nullptr) != (dup16 == nullptr)) return Status::InvalidArgument("SwiGluBackward: both in bf16 or neither");
+  SwiGluBackwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(
+      dgate, dup, static_cast<__nv_bfloat16*>(dgate16), static_cast<__nv_bfloat16*>(dup16), dout, gate, up, n);
   return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
 }
 

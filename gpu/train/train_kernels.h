@@ -75,11 +75,10 @@ class TrainKernels {
   // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
   Status MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w, int64_t BT, int64_t K,
                         int64_t N);
-  Status MatMulBackward(float* dinp, float* dw, const float* dout, Activation inp, Weight w, int64_t BT, int64_t K,
-                        int64_t N);
-  // The same with dout already in bf16 (kBF16 only), e.g. the head's gradient from the loss.
-  Status MatMulBackwardBf16(float* dinp, float* dw, const void* dout16, const float* inp, Weight w, int64_t BT,
-                            int64_t K, int64_t N);
+  // The same with dout and inp as Activations (in kBF16 a bf16 copy alone serves: the loss's and
+  // SwiGLU's gradients come that way); accumulate false: dinp overwritten, not added to.
+  Status MatMulBackward(float* dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT, int64_t K,
+                        int64_t N, bool accumulate = true);
 
   // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
   // cos, sin (T, hd/2). neox: pairs (i, i+hd/2), else (2i, 2i+1). inverse: the transpose (backward).
@@ -107,9 +106,10 @@ class TrainKernels {
                                 int64_t KV, int64_t hd);
 
   // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:
-  // dgate, dup overwritten.
+  // dgate, dup overwritten (dgate16, dup16: in bf16 instead, with dgate and dup null).
   Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n, void* out16 = nullptr);
-  Status SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+  Status SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                        void* dgate16 = nullptr, void* dup16 = nullptr);
 
   // x (n) += y (n).
   Status Add(float* x, const float* y, int64_t n);

@@ -290,11 +290,26 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
           const auto want_dinp = g.Read(d_dinp), want_dw = g.Read(d_dw);
           d_dinp.Write(dinp0);
           d_dw.Write(dw0);
-          REQUIRE_OK(g->MatMulBackwardBf16(d_dinp.get(), d_dw.get(), d_dout16.get(), d_inp.get(), wt, s.BT, s.K, s.N));
+          const gpu::train::Activation dout_b{nullptr, d_dout16.get()}, inp32{d_inp.get(), nullptr};
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout_b, inp32, wt, s.BT, s.K, s.N));
           CHECK(BitwiseEqual(want_dinp, g.Read(d_dinp)));
           CHECK(BitwiseEqual(want_dw, g.Read(d_dw)));
         } else {
-          CHECK_FALSE(g->MatMulBackwardBf16(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), wt, s.BT, s.K, s.N).ok());
+          const gpu::train::Activation dout_b{nullptr, d_wb.get()}, inp32{d_inp.get(), nullptr};
+          CHECK_FALSE(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout_b, inp32, wt, s.BT, s.K, s.N).ok());
+        }
+        // accumulate = false: dinp overwritten (its old contents are garbage), dw still added to.
+        {
+          const gpu::train::Activation dout32{d_dout.get(), nullptr}, inp32{d_inp.get(), nullptr};
+          d_dinp.Write(std::vector<float>(dinp0.size(), 0.0f));
+          d_dw.Write(dw0);
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, true));
+          const auto from_zero = g.Read(d_dinp);
+          d_dinp.Write(RandomFloats(dinp0.size(), 77, 100.0f));
+          d_dw.Write(dw0);
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, false));
+          CHECK(from_zero == g.Read(d_dinp));  // values (beta 1 on zeros may turn −0 into +0)
+          CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
         }
         // An input given in bf16 alone gives the bits of its fp32 original (kBF16).
         if (bf16) {
@@ -305,7 +320,8 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
           d_dinp.Write(dinp0);
           d_dw.Write(dw0);
           REQUIRE_OK(g->MatMulForward(d_out.get(), act, wt, s.BT, s.K, s.N));
-          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), d_dout.get(), act, wt, s.BT, s.K, s.N));
+          const gpu::train::Activation dout32{d_dout.get(), nullptr};
+          REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout32, act, wt, s.BT, s.K, s.N));
           CHECK(BitwiseEqual(got_out, g.Read(d_out)));
           CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
           CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
@@ -494,6 +510,19 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
       CHECK(mismatches == 0);
     }
     REQUIRE_OK(g->SwiGluBackward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n));
+    {  // the gradients in bf16 alone: the fp32 results' bits rounded
+      DeviceVec<uint16_t> d_dgate16(static_cast<size_t>(n)), d_dup16(static_cast<size_t>(n));
+      REQUIRE_OK(g->SwiGluBackward(nullptr, nullptr, d_dout.get(), d_gate.get(), d_up.get(), n, d_dgate16.get(),
+                                   d_dup16.get()));
+      const auto dg32 = g.Read(d_dgate), du32 = g.Read(d_dup);
+      const auto dg16 = g.Read(d_dgate16), du16 = g.Read(d_dup16);
+      size_t mismatches = 0;
+      for (size_t i = 0; i < dg16.size(); ++i) {
+        mismatches += dg16[i] != Fp32ToBf16(dg32[i]);
+        mismatches += du16[i] != Fp32ToBf16(du32[i]);
+      }
+      CHECK(mismatches == 0);
+    }
     CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
     CHECK(MaxRelErr(dgate, g.Read(d_dgate)) < kRowOpTol);
     CHECK(MaxRelErr(dup, g.Read(d_dup)) < kRowOpTol);
