@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -127,6 +128,7 @@ struct EngineTiming {
   StageTiming pass;
   double optimizer_s = 0;
   int64_t params = 0;
+  int64_t activation_bytes = -1;  // as the engine reports it (one micro-batch in flight)
 };
 Result<EngineTiming> TimeEngine(const TrainRunConfig& c, train::ModelShape s, int layers, int mbs,
                                 const std::string& device, int reps) {
@@ -159,7 +161,7 @@ Result<EngineTiming> TimeEngine(const TrainRunConfig& c, train::ModelShape s, in
     o.push_back(opt_s);
   }
   if (f.empty() || b.empty()) return Status::Internal("the engine's timeline has no passes to profile");
-  return EngineTiming{{Typical(f), Typical(b)}, Typical(o), layout.total};
+  return EngineTiming{{Typical(f), Typical(b)}, Typical(o), layout.total, engine->activation_bytes()};
 }
 
 // One layer's share of a (1 + K)-layer pass beyond a 1-layer one. Where timing noise makes the
@@ -187,13 +189,32 @@ Result<std::vector<DeviceInfo>> NamedDevices(const std::string& device) {
   return out;
 }
 
-// Weight and activation bytes per layer (fp32, as the stages keep them): the embedding with the
-// first layer, the final norm and head with the last.
-void LayerWeights(const train::ModelShape& shape, train::CostTable& cost) {
+// Activation bytes a token keeps, measured: engines of 1 and 1 + K layers holding one
+// micro-batch of `tokens`. The head's share also carries the stage's scratch (conservative).
+struct MeasuredActivations {
+  double per_layer = 0, head = 0;
+};
+std::optional<MeasuredActivations> MeasureActivations(const EngineTiming& one, const EngineTiming& more, int K,
+                                                      double tokens) {
+  if (one.activation_bytes < 0 || more.activation_bytes <= one.activation_bytes || tokens <= 0) return std::nullopt;
+  MeasuredActivations m;
+  m.per_layer = static_cast<double>(more.activation_bytes - one.activation_bytes) / K / tokens;
+  m.head = std::max(0.0, static_cast<double>(one.activation_bytes) / tokens - m.per_layer);
+  return m;
+}
+
+// Weight and activation bytes per layer: the embedding with the first layer, the final norm and
+// head with the last. Activations as the CPU stages keep them (fp32), or as measured on an engine.
+void LayerWeights(const train::ModelShape& shape, train::CostTable& cost,
+                  const std::optional<MeasuredActivations>& measured = std::nullopt) {
   const train::ParamLayout full = train::ParamLayout::For(shape);
   const int L = shape.n_layers;
   double act_layer = 0, act_head = 0;
   ActivationBytes(shape, &act_layer, &act_head);
+  if (measured) {
+    act_layer = measured->per_layer;
+    act_head = measured->head;
+  }
   for (int l = 0; l < L; ++l) {
     const auto& P = full.layers[l];
     double w = 0;
@@ -232,6 +253,7 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
   const train::ParamLayout full = train::ParamLayout::For(shape);
   double opt_s_per_param = 0;
   const int K = std::min(3, std::max(1, L - 1));  // layers told apart: 1 against 1 + K
+  std::optional<MeasuredActivations> measured;    // from the first kind of card profiled
   for (int d = 0; d < D; ++d) {
     int same = 0;
     while (devs[same].name != devs[d].name) ++same;
@@ -245,6 +267,7 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
       const std::string dev = fmt::format("{}:{}", devs[d].kind, devs[d].index);
       LMS_ASSIGN_OR_RETURN(EngineTiming one, TimeEngine(c, shape, 1, mbs, dev, reps));
       LMS_ASSIGN_OR_RETURN(EngineTiming two, TimeEngine(c, shape, 1 + K, mbs, dev, reps));
+      if (!measured) measured = MeasureActivations(one, two, K, tokens);
       const StageTiming layer = PerLayer(one.pass, two.pass, K);
       StageTiming layer2 = layer;
       if (mbs2 != mbs) {
@@ -259,7 +282,7 @@ Result<train::PlanProblem> ProfileEngines(const TrainRunConfig& c, const train::
     pr.devices.push_back({fmt::format("{}{} {}", devs[d].kind, devs[d].index, devs[d].name),
                           devs[d].memory_bytes ? 0.9 * static_cast<double>(devs[d].memory_bytes) : 8e9, 0});
   }
-  LayerWeights(shape, cost);
+  LayerWeights(shape, cost, measured);
   cost.state_per_weight_byte = c.precision == "f32" ? 4.25 : 4.75;  // + decay flags (+ a bf16 copy)
   cost.step_fixed_s = opt_s_per_param * static_cast<double>(full.total);
   // Between GPUs of one machine: not measured; a conservative PCIe-class link.

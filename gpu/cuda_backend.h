@@ -47,7 +47,7 @@ void RegisterCudaBackend();
 
 // GPU time per op of a CUDA backend made while LMS_CUDA_OP_TIMES=1 was set (else empty): waits
 // for the stream, returns the totals since the last reset, and starts again when `reset`.
-// Steps replayed as CUDA graphs are not timed op by op.
+// Steps recorded for CUDA graphs (LMS_CUDA_GRAPHS=1) are not timed at all.
 Result<std::vector<OpTimeTotal>> CudaOpTimes(Backend& backend, bool reset);
 
 // Peak memory bandwidth in bytes/s from the device's memory clock and bus width (0 when the

@@ -49,7 +49,11 @@ Status OpTimes::End(const char* name, cudaStream_t stream) {
   if (!end) return Status::Internal("op times: cannot create a CUDA event");
   pending_.push_back(Pending{name, open_, end});
   open_ = nullptr;
-  return CudaStatus(cudaEventRecord(end, stream), "cudaEventRecord");
+  LMS_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(end, stream), "cudaEventRecord"));
+  // A long run that never collects: fold the pairs into the totals now and then (this waits
+  // for the stream) instead of holding events without bound.
+  if (pending_.size() >= kMaxPending) return Collect();
+  return Status::Ok();
 }
 
 Status OpTimes::Collect() {

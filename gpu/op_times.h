@@ -38,6 +38,7 @@ class OpTimes {
   void Reset();
 
  private:
+  static constexpr size_t kMaxPending = size_t{1} << 16;
   cudaEvent_t Take();
   struct Pending {
     const char* name;

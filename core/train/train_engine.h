@@ -40,6 +40,9 @@ class TrainEngine {
   virtual std::string Describe() const = 0;  // "cpu", "cuda: 2 × NVIDIA H100 …, bf16"
   virtual int stages() const = 0;            // pipeline devices
   virtual int chunks() const = 0;            // model chunks per device (interleaved)
+  // Device memory held for activations and scratch over this process's stages, where the engine
+  // allocates it up front (the planner measures it); -1 where it does not say.
+  virtual int64_t activation_bytes() const { return -1; }
 
   // Weights, and optionally the optimizer's moments (zero when null), all layout-sized.
   virtual Status SetState(const std::vector<float>& params, const std::vector<float>* m,

@@ -41,7 +41,7 @@ __global__ void CrossEntropyRowKernel(float* logits, const int32_t* targets, dou
     if (x > m) {
       part = part * expf(m - x) + 1.0f;  // 0 · … on the first element (m = −∞)
       m = x;
-    } else {
+    } else if (m != -INFINITY) {  // (x = m = −∞ adds nothing)
       part += expf(x - m);
     }
   }

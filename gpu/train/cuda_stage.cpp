@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -22,10 +23,12 @@ Activation F32(const float* p) { return Activation{p, nullptr}; }
 
 }  // namespace
 
-bool UseFlashAttention(GemmPrecision precision, int64_t head_dim) {
+bool UseFlashAttention(GemmPrecision precision, const lms::train::ModelShape& shape, int micro_batch) {
   const char* env = std::getenv("LMS_CUDA_ATTENTION");
   const bool materialized = env != nullptr && std::string_view(env) == "materialized";
-  return precision == GemmPrecision::kBF16 && TrainKernels::FlashAttentionSupports(head_dim) && !materialized;
+  const int64_t pairs = int64_t{micro_batch} * std::max(shape.n_heads, shape.n_kv_heads);  // grid rows
+  return precision == GemmPrecision::kBF16 && TrainKernels::FlashAttentionSupports(shape.head_dim()) &&
+         pairs <= 65535 && !materialized;
 }
 
 struct CudaStage::Slot {
@@ -61,7 +64,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
                 qd = int64_t{shape.n_heads} * shape.head_dim(), kvd = int64_t{shape.n_kv_heads} * shape.head_dim(),
                 ff = shape.d_ff, V = shape.n_vocab;
   s->rows_ = BT;
-  s->flash_ = UseFlashAttention(kernels->precision(), shape.head_dim());
+  s->flash_ = UseFlashAttention(kernels->precision(), shape, micro_batch);
   s->bf16_ = kernels->precision() == GemmPrecision::kBF16;
   const lms::train::RopeTable rt = lms::train::MakeRopeTable(T, shape.head_dim(), shape.rope_theta, shape.rope_neox);
   LMS_RETURN_IF_ERROR(s->rope_cos_.Allocate(static_cast<int64_t>(rt.cos.size()), "rope table"));

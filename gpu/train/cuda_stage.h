@@ -39,10 +39,10 @@ struct DeviceParams {
   const ParamSegment* Find(const lms::train::ParamTensor& t) const;
 };
 
-// Whether stages run flash attention (attention_flash.cu): in kBF16 for the head dims it
-// supports, unless LMS_CUDA_ATTENTION=materialized asks for the T×T path (kF32 always takes it:
+// Whether stages run flash attention (attention_flash.cu): in kBF16 for the head dims and
+// sizes it supports, unless LMS_CUDA_ATTENTION=materialized asks for the T×T path (kF32 always takes it:
 // the CPU's arithmetic, for tests).
-bool UseFlashAttention(GemmPrecision precision, int64_t head_dim);
+bool UseFlashAttention(GemmPrecision precision, const lms::train::ModelShape& shape, int micro_batch);
 
 class CudaStage {
  public:

@@ -266,7 +266,8 @@ Status Engine::Init(const std::vector<int>& ids, GemmPrecision precision) {
     }
   }
   describe_ = fmt::format("cuda ({}), {} matrix products, {} attention", names, GemmPrecisionName(precision),
-                          UseFlashAttention(precision, spec_.shape.head_dim()) ? "flash" : "materialized");
+                          UseFlashAttention(precision, spec_.shape, spec_.pipeline.micro_batch_size) ? "flash"
+                                                                                            : "materialized");
   if (ranks_) describe_ += fmt::format(", rank {} of {}", ranks_->rank(), ranks_->world());
   for (int i = 0; i < G; ++i) gpus_[static_cast<size_t>(i)].dev = ranks_ ? ranks_->rank() : i;
 

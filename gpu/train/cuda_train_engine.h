@@ -42,7 +42,7 @@ class CudaTrainEngine : public lms::train::TrainEngine {
   // The chunk's stage (tests: logits capture).
   virtual CudaStage& stage(int chunk) = 0;
   // Device memory held for activations and scratch, over all stages.
-  virtual int64_t activation_bytes() const = 0;
+  int64_t activation_bytes() const override = 0;
   // Device memory each GPU of the engine holds for parameters, their bf16 copy, gradients and
   // optimizer state: a GPU holds only the ranges its chunks use.
   virtual std::vector<int64_t> parameter_bytes() const = 0;

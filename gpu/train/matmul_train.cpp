@@ -68,7 +68,12 @@ Status TrainKernels::MatMulBackward(float* dinp, float* dw, Activation dout, Act
                                     int64_t K, int64_t N, bool accumulate) {
   OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
   Impl& d = *impl_;
-  if (BT <= 0 || N <= 0 || K <= 0) return Status::Ok();
+  if (BT <= 0 || K <= 0) return Status::Ok();
+  if (N <= 0) {  // an empty product: an overwritten dinp is zero
+    if (accumulate || dinp == nullptr) return Status::Ok();
+    return CudaStatus(cudaMemsetAsync(dinp, 0, static_cast<size_t>(BT * K) * sizeof(float), d.stream),
+                      "cudaMemsetAsync");
+  }
   const float beta = accumulate ? 1.0f : 0.0f;
   if (d.precision == GemmPrecision::kF32) {
     LMS_RETURN_IF_ERROR(NeedF32(inp));

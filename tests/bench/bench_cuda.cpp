@@ -11,7 +11,7 @@
 // clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs;
 // --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode;
 // --op-times prints GPU time per op (LMS_CUDA_OP_TIMES) for the prefill and for decode at batch 1
-// (without --graphs: graph replays are not timed op by op).
+// (without --graphs: steps recorded for graphs are not timed).
 // Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 

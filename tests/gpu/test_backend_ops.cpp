@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -245,6 +246,12 @@ TEST_CASE("gpu ops: tiled prefill attention matches the paged kernel", "[gpu][op
       CHECK(vs_cpu < 1e-4);
       CHECK(vs_paged < 1e-4);
       CHECK(Nmse(outs[2], outs[1]) < kAttentionTol);  // the paged kernel as before
+      // The tiled kernel did run: its f16 rounding shows in the rows it took.
+      size_t differ = 0;
+      for (int row = 0; row < 130; ++row) {
+        for (int c = 0; c < qd; ++c) differ += outs[0][size_t(row) * qd + c] != outs[1][size_t(row) * qd + c];
+      }
+      CHECK(differ > 0);
       // Rows the paged kernel keeps (decode and the short run) are the paged kernel's bits.
       for (int row : {130, 147, 150, 160}) {
         for (int c = 0; c < qd; ++c) CHECK(outs[0][size_t(row) * qd + c] == outs[1][size_t(row) * qd + c]);
@@ -292,7 +299,9 @@ TEST_CASE("gpu ops: linear layers of every weight type, mat-vec and GEMM paths",
 // must be the same bits as the weight's product alone, and match the CPU.
 TEST_CASE("gpu ops: q/k/v and gate/up mat-vec products in one launch", "[gpu][ops][linear]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  setenv("LMS_CUDA_OP_TIMES", "1", 1);  // to count the launches
   BackendPair p;
+  unsetenv("LMS_CUDA_OP_TIMES");
   const int d = 576;
   for (TensorType type : kWeightTypes) {
     if (d % TypeInfo(type).block_elems != 0) continue;
@@ -315,7 +324,13 @@ TEST_CASE("gpu ops: q/k/v and gate/up mat-vec products in one launch", "[gpu][op
           gy.push_back(together.back().gpu);
           cy.push_back(together.back().cpu);
         }
+        REQUIRE(gpu::CudaOpTimes(p.gpu(), true).ok());
         REQUIRE(p.gpu().Linear(x.gpu, gw, {}, gy).ok());
+        auto launches = gpu::CudaOpTimes(p.gpu(), true);
+        REQUIRE(launches.ok());
+        REQUIRE(launches->size() == 1);
+        CHECK((*launches)[0].name == "matvec");
+        CHECK((*launches)[0].calls == 1);  // one launch for all `count` products
         REQUIRE(p.cpu().Linear(x.cpu, cw, {}, cy).ok());
         for (int i = 0; i < count; ++i) {
           const TensorView one_w[] = {w[i].gpu}, one_y[] = {alone[i].gpu};
