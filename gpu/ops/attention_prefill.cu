@@ -2,9 +2,8 @@
 // (tile of up to 64 consecutive query rows of one sequence, query head), 4 warps of 16 rows.
 // Keys and values come from the paged cache through the sequence's block table, 64 positions at
 // a time, into shared memory as f16; the products run on tensor cores (mma.sync m16n8k16, f16
-// operands, fp32 accumulation) with an online softmax in fp32 registers. The fragment layouts
-// are those of gpu/train/attention_flash.cu (see its header): the C fragments of S, packed to
-// f16, are the A operand of P·V.
+// operands, fp32 accumulation) with an online softmax in fp32 registers, gpu/ops/mma_tile.cuh's
+// pieces as in gpu/train/attention_flash.cu.
 //
 // Queries are multiplied by scale·log2(e) before they are rounded to f16, so the scores come out
 // in the base-2 domain and exp2 serves. A tile covers rows [t0, t0 + rows) at positions
@@ -14,6 +13,7 @@
 
 #include <cstdint>
 
+#include "gpu/ops/mma_tile.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/prefill_tiles.h"
 
@@ -25,36 +25,11 @@ constexpr int kThreads = 128;        // 4 warps of 16 rows
 constexpr int kPad = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ uint32_t PackHalf(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);  // .x (lo) in the low 16 bits
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ uint32_t Ld32(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-__device__ __forceinline__ void Mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ float QuadMax(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
-__device__ __forceinline__ float QuadSum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
 // Four f16 values of a cache row (f16 or f32 cache), as two packed pairs.
 __device__ __forceinline__ uint2 LoadCache4(const void* cache, bool f16, int64_t offset) {
   if (f16) return *reinterpret_cast<const uint2*>(static_cast<const __half*>(cache) + offset);
   const float4 x = *reinterpret_cast<const float4*>(static_cast<const float*>(cache) + offset);
-  return make_uint2(PackHalf(x.x, x.y), PackHalf(x.z, x.w));
+  return make_uint2(mma::Pack<true>(x.x, x.y), mma::Pack<true>(x.z, x.w));
 }
 
 template <int HD>
@@ -78,8 +53,8 @@ __global__ void __launch_bounds__(kThreads) AttentionPrefillKernel(const float* 
     float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (r < rows) x = *reinterpret_cast<const float4*>(q + static_cast<int64_t>(t0 + r) * ld_q + int64_t{h} * HD + c);
     uint32_t* d = reinterpret_cast<uint32_t*>(Qs + r * LD + c);
-    d[0] = PackHalf(x.x * qscale, x.y * qscale);
-    d[1] = PackHalf(x.z * qscale, x.w * qscale);
+    d[0] = mma::Pack<true>(x.x * qscale, x.y * qscale);
+    d[1] = mma::Pack<true>(x.z * qscale, x.w * qscale);
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = warp * 16 + g, r1 = r0 + 8;       // this thread's rows in the tile
@@ -106,64 +81,21 @@ __global__ void __launch_bounds__(kThreads) AttentionPrefillKernel(const float* 
     }
     __syncthreads();
     float s[kTile / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      const uint16_t* pa = Qs + r0 * LD + kk * 16 + 2 * t;
-      const uint32_t af[4] = {Ld32(pa), Ld32(pa + 8 * LD), Ld32(pa + 8), Ld32(pa + 8 * LD + 8)};
-#pragma unroll
-      for (int nt = 0; nt < kTile / 8; ++nt) {
-        const uint16_t* pb = Ks + (nt * 8 + g) * LD + kk * 16 + 2 * t;
-        Mma(s[nt], af, Ld32(pb), Ld32(pb + 8));
-      }
-    }
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+    mma::ProductABt<true, HD, kTile / 8>(s, Qs, Ks, LD, warp * 16, g, t);
 #pragma unroll
     for (int nt = 0; nt < kTile / 8; ++nt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int key = kt * kTile + nt * 8 + 2 * t + (i & 1), qpos = i < 2 ? qpos0 : qpos1;
-        const float x = (key > qpos || key >= n_keys) ? -INFINITY : s[nt][i];
-        s[nt][i] = x;
-        if (i < 2) mx0 = fmaxf(mx0, x); else mx1 = fmaxf(mx1, x);
+        if (key > qpos || key >= n_keys) s[nt][i] = -INFINITY;
       }
     }
     // Position 0 is in the first key tile and precedes every row, so the maxima are finite from
     // then on; a later tile may be wholly masked for a row (its factor is then 1, its terms 0).
-    const float mn0 = fmaxf(m0, QuadMax(mx0)), mn1 = fmaxf(m1, QuadMax(mx1));
-    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);
-    m0 = mn0;
-    m1 = mn1;
-    float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kTile / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - mn0);
-      s[nt][1] = exp2f(s[nt][1] - mn0);
-      s[nt][2] = exp2f(s[nt][2] - mn1);
-      s[nt][3] = exp2f(s[nt][3] - mn1);
-      rs0 += s[nt][0] + s[nt][1];
-      rs1 += s[nt][2] + s[nt][3];
-    }
-    l0 = l0 * c0 + rs0;
-    l1 = l1 * c1 + rs1;
-#pragma unroll
-    for (int nt = 0; nt < HD / 8; ++nt) {
-      o[nt][0] *= c0;
-      o[nt][1] *= c0;
-      o[nt][2] *= c1;
-      o[nt][3] *= c1;
-    }
-#pragma unroll
-    for (int j = 0; j < kTile / 16; ++j) {
-      const uint32_t ap[4] = {PackHalf(s[2 * j][0], s[2 * j][1]), PackHalf(s[2 * j][2], s[2 * j][3]),
-                              PackHalf(s[2 * j + 1][0], s[2 * j + 1][1]), PackHalf(s[2 * j + 1][2], s[2 * j + 1][3])};
-#pragma unroll
-      for (int nt = 0; nt < HD / 8; ++nt) {
-        const uint16_t* pb = Vt + (nt * 8 + g) * LDT + j * 16 + 2 * t;
-        Mma(o[nt], ap, Ld32(pb), Ld32(pb + 8));
-      }
-    }
+    mma::OnlineSoftmaxStep<kTile / 8, HD>(s, o, m0, m1, l0, l1);
+    mma::ProductPB<true, kTile / 8, HD>(o, s, Vt, LDT, g, t);
   }
-  const float inv0 = 1.0f / QuadSum(l0), inv1 = 1.0f / QuadSum(l1);
+  const float inv0 = 1.0f / mma::QuadSum(l0), inv1 = 1.0f / mma::QuadSum(l1);
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int64_t col = int64_t{h} * HD + nt * 8 + 2 * t;

@@ -3,15 +3,8 @@
 // softmax in fp32 registers, and only the log-sum-exp of each query row kept for the backward.
 //
 // Tiles are 64 queries × 64 keys; a block has 4 warps, warp w owning 16 rows of the tile. The
-// fragments follow the PTX ISA's layouts for m16n8k16 (g = lane / 4, t = lane % 4):
-//   A (16×16, row-major): a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
-//   B (16×8, k×n):        b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
-//   C (16×8, fp32):       c0, c1 = C[g][2t], C[g][2t+1];  c2, c3 = C[g+8][2t], C[g+8][2t+1]
-// so the C fragments of two neighbouring 8-column tiles of S are, packed to bf16, the A fragment
-// of the 16 keys they cover, and P·V needs no trip through shared memory. Operands that the
-// products read along k in pairs sit in shared memory with k contiguous (a transposed copy where
-// the global layout has k strided), rows padded by 8 elements so that the 32 lanes' 4-byte reads
-// fall in distinct banks.
+// products and the online softmax are gpu/ops/mma_tile.cuh's (its header gives the fragment
+// layouts): the C fragments of S, packed to bf16, are the A operand of P·V.
 //
 // Scores are kept pre-multiplied by scale·log2(e), so exp2 replaces exp and the saved
 // log-sum-exp is in base 2: lse2 = max + log2(Σ 2^(s − max)).
@@ -24,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "gpu/ops/mma_tile.cuh"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -35,91 +29,61 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kPad = 8;       // bf16 elements of padding per shared row
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low 16 bits
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 __device__ __forceinline__ uint16_t Bf16Bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
 
-__device__ __forceinline__ uint32_t Ld32(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// c += a·b for one 16×8 tile.
-__device__ __forceinline__ void Mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// The A fragment of rows [row0, row0 + 16), columns [k0, k0 + 16) of a row-major bf16 tile.
-__device__ __forceinline__ void LoadA(uint32_t a[4], const uint16_t* s, int ld, int row0, int k0, int g, int t) {
-  const uint16_t* p = s + (row0 + g) * ld + k0 + 2 * t;
-  a[0] = Ld32(p);
-  a[1] = Ld32(p + 8 * ld);
-  a[2] = Ld32(p + 8);
-  a[3] = Ld32(p + 8 * ld + 8);
-}
-
-// The A fragment of 16 rows × 16 columns made of two C fragments (columns 0–7 and 8–15).
-__device__ __forceinline__ void PackA(uint32_t a[4], const float lo[4], const float hi[4]) {
-  a[0] = PackBf16(lo[0], lo[1]);
-  a[1] = PackBf16(lo[2], lo[3]);
-  a[2] = PackBf16(hi[0], hi[1]);
-  a[3] = PackBf16(hi[2], hi[3]);
-}
-
-// The B fragment whose column n = g is row `row` of a bf16 tile with k contiguous, k from k0.
-__device__ __forceinline__ void LoadB(uint32_t& b0, uint32_t& b1, const uint16_t* s, int ld, int row, int k0, int t) {
-  const uint16_t* p = s + row * ld + k0 + 2 * t;
-  b0 = Ld32(p);
-  b1 = Ld32(p + 8);
-}
-
-__device__ __forceinline__ float QuadMax(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
-__device__ __forceinline__ float QuadSum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// dst[r][c] = bf16(src[row0 + r][c]) for r < rows (zero past T), c < HD; rows ld elements apart.
-template <int HD>
+// dst[r][c] = bf16(src[row0 + r][c]) for r < rows (zero past T), c < HD, rows ld elements apart;
+// kTransposed: dst[c][r] instead (the copy with k contiguous for a product's B operand).
+template <int HD, bool kTransposed = false>
 __device__ void LoadRows(uint16_t* dst, int ld, const float* src, int64_t ld_src, int row0, int rows, int T) {
   constexpr int kVec = HD / 4;
   for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
     const int r = i / kVec, c = (i % kVec) * 4;
     float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (row0 + r < T) x = *reinterpret_cast<const float4*>(src + static_cast<int64_t>(row0 + r) * ld_src + c);
-    uint32_t* d = reinterpret_cast<uint32_t*>(dst + r * ld + c);
-    d[0] = PackBf16(x.x, x.y);
-    d[1] = PackBf16(x.z, x.w);
+    if constexpr (kTransposed) {
+      dst[(c + 0) * ld + r] = Bf16Bits(x.x);
+      dst[(c + 1) * ld + r] = Bf16Bits(x.y);
+      dst[(c + 2) * ld + r] = Bf16Bits(x.z);
+      dst[(c + 3) * ld + r] = Bf16Bits(x.w);
+    } else {
+      uint32_t* d = reinterpret_cast<uint32_t*>(dst + r * ld + c);
+      d[0] = mma::Pack<false>(x.x, x.y);
+      d[1] = mma::Pack<false>(x.z, x.w);
+    }
   }
 }
 
-// dst[c][r] = bf16(src[row0 + r][c]): the transpose, rows of dst ldt elements apart.
 template <int HD>
 __device__ void LoadRowsT(uint16_t* dst, int ldt, const float* src, int64_t ld_src, int row0, int rows, int T) {
-  constexpr int kVec = HD / 4;
-  for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
-    const int r = i / kVec, c = (i % kVec) * 4;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (row0 + r < T) x = *reinterpret_cast<const float4*>(src + static_cast<int64_t>(row0 + r) * ld_src + c);
-    dst[(c + 0) * ldt + r] = Bf16Bits(x.x);
-    dst[(c + 1) * ldt + r] = Bf16Bits(x.y);
-    dst[(c + 2) * ldt + r] = Bf16Bits(x.z);
-    dst[(c + 3) * ldt + r] = Bf16Bits(x.w);
-  }
+  LoadRows<HD, true>(dst, ldt, src, ld_src, row0, rows, T);
 }
 
 struct Dims {
   int T, H, KV;
   float scale_log2;  // scale · log2(e)
 };
+
+// A block of grid (query tiles, B·H): its query tile (the latest, longest rows first), head, and
+// where that head's rows start in the (B·T, H·hd) and (B·T, KV·hd) tensors.
+struct QueryTile {
+  int qt, bh, b, h, kvh;
+  int64_t qd, kvd, q_off, kv_off;
+};
+
+template <int HD>
+__device__ __forceinline__ QueryTile QueryTileOf(const Dims& d) {
+  QueryTile x;
+  x.qt = (d.T + kTile - 1) / kTile - 1 - static_cast<int>(blockIdx.x);
+  x.bh = blockIdx.y;
+  x.b = x.bh / d.H;
+  x.h = x.bh % d.H;
+  x.kvh = x.h / (d.H / d.KV);
+  x.qd = int64_t{d.H} * HD;
+  x.kvd = int64_t{d.KV} * HD;
+  x.q_off = int64_t{x.b} * d.T * x.qd + int64_t{x.h} * HD;
+  x.kv_off = int64_t{x.b} * d.T * x.kvd + int64_t{x.kvh} * HD;
+  return x;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Forward: block (query tile, b·H + h), the longest rows (latest tiles) first.
@@ -131,13 +95,13 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, c
   uint16_t* Qs = smem;                 // [kTile][LD]
   uint16_t* Ks = Qs + kTile * LD;      // [kTile][LD]
   uint16_t* Vt = Ks + kTile * LD;      // [HD][LDT]: V transposed
-  const int T = d.T, n_tiles = (T + kTile - 1) / kTile;
-  const int qt = n_tiles - 1 - static_cast<int>(blockIdx.x);
-  const int bh = blockIdx.y, b = bh / d.H, h = bh % d.H, kvh = h / (d.H / d.KV);
-  const int64_t qd = int64_t{d.H} * HD, kvd = int64_t{d.KV} * HD;
-  const float* qb = q + int64_t{b} * T * qd + int64_t{h} * HD;
-  const float* kb = k + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  const float* vb = v + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  const int T = d.T;
+  const QueryTile x = QueryTileOf<HD>(d);
+  const int qt = x.qt, bh = x.bh;
+  const int64_t qd = x.qd, kvd = x.kvd;
+  const float* qb = q + x.q_off;
+  const float* kb = k + x.kv_off;
+  const float* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = qt * kTile + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
 
@@ -150,68 +114,23 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, c
     LoadRowsT<HD>(Vt, LDT, vb, kvd, kt * kTile, kTile, T);
     __syncthreads();
     float s[kTile / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t a[4];
-      LoadA(a, Qs, LD, warp * 16, kk * 16, g, t);
-#pragma unroll
-      for (int nt = 0; nt < kTile / 8; ++nt) {
-        uint32_t b0, b1;
-        LoadB(b0, b1, Ks, LD, nt * 8 + g, kk * 16, t);
-        Mma(s[nt], a, b0, b1);
-      }
-    }
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+    mma::ProductABt<false, HD, kTile / 8>(s, Qs, Ks, LD, warp * 16, g, t);
 #pragma unroll
     for (int nt = 0; nt < kTile / 8; ++nt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int col = kt * kTile + nt * 8 + 2 * t + (i & 1), row = i < 2 ? r0 : r1;
-        const float x = (col > row || col >= T) ? -INFINITY : s[nt][i] * d.scale_log2;
-        s[nt][i] = x;
-        if (i < 2) mx0 = fmaxf(mx0, x); else mx1 = fmaxf(mx1, x);
+        s[nt][i] = (col > row || col >= T) ? -INFINITY : s[nt][i] * d.scale_log2;
       }
     }
     // Key kt·kTile ≤ every row of this tile, so each row has a finite maximum.
-    const float mn0 = fmaxf(m0, QuadMax(mx0)), mn1 = fmaxf(m1, QuadMax(mx1));
-    const float c0 = exp2f(m0 - mn0), c1 = exp2f(m1 - mn1);  // 0 on the first tile
-    m0 = mn0;
-    m1 = mn1;
-    float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kTile / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - mn0);
-      s[nt][1] = exp2f(s[nt][1] - mn0);
-      s[nt][2] = exp2f(s[nt][2] - mn1);
-      s[nt][3] = exp2f(s[nt][3] - mn1);
-      rs0 += s[nt][0] + s[nt][1];
-      rs1 += s[nt][2] + s[nt][3];
-    }
-    l0 = l0 * c0 + rs0;  // this thread's columns only; the quad's parts are summed at the end
-    l1 = l1 * c1 + rs1;
-#pragma unroll
-    for (int nt = 0; nt < HD / 8; ++nt) {
-      o[nt][0] *= c0;
-      o[nt][1] *= c0;
-      o[nt][2] *= c1;
-      o[nt][3] *= c1;
-    }
-#pragma unroll
-    for (int j = 0; j < kTile / 16; ++j) {
-      uint32_t a[4];
-      PackA(a, s[2 * j], s[2 * j + 1]);
-#pragma unroll
-      for (int nt = 0; nt < HD / 8; ++nt) {
-        uint32_t b0, b1;
-        LoadB(b0, b1, Vt, LDT, nt * 8 + g, j * 16, t);
-        Mma(o[nt], a, b0, b1);
-      }
-    }
+    mma::OnlineSoftmaxStep<kTile / 8, HD>(s, o, m0, m1, l0, l1);
+    mma::ProductPB<false, kTile / 8, HD>(o, s, Vt, LDT, g, t);
   }
-  l0 = QuadSum(l0);
-  l1 = QuadSum(l1);
+  l0 = mma::QuadSum(l0);
+  l1 = mma::QuadSum(l1);
   const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  float* ob = out + int64_t{b} * T * qd + int64_t{h} * HD;
+  float* ob = out + x.q_off;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
@@ -286,20 +205,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q
       }
       __syncthreads();
       float st[BQ / 8][4] = {}, dpt[BQ / 8][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk) {
-        uint32_t ak[4], av[4];
-        LoadA(ak, Ks, LD, warp * 16, kk * 16, g, t);
-        LoadA(av, Vs, LD, warp * 16, kk * 16, g, t);
-#pragma unroll
-        for (int nt = 0; nt < BQ / 8; ++nt) {
-          uint32_t b0, b1;
-          LoadB(b0, b1, Qs, LD, nt * 8 + g, kk * 16, t);
-          Mma(st[nt], ak, b0, b1);   // Sᵀ = K·Qᵀ
-          LoadB(b0, b1, dOs, LD, nt * 8 + g, kk * 16, t);
-          Mma(dpt[nt], av, b0, b1);  // dPᵀ = V·dOᵀ
-        }
-      }
+      mma::ProductABt<false, HD, BQ / 8>(st, Ks, Qs, LD, warp * 16, g, t);    // Sᵀ = K·Qᵀ
+      mma::ProductABt<false, HD, BQ / 8>(dpt, Vs, dOs, LD, warp * 16, g, t);  // dPᵀ = V·dOᵀ
 #pragma unroll
       for (int nt = 0; nt < BQ / 8; ++nt) {
 #pragma unroll
@@ -311,20 +218,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q
           dpt[nt][i] = p * (dpt[nt][i] - D_s[c]);
         }
       }
-#pragma unroll
-      for (int j = 0; j < BQ / 16; ++j) {
-        uint32_t ap[4], as[4];
-        PackA(ap, st[2 * j], st[2 * j + 1]);
-        PackA(as, dpt[2 * j], dpt[2 * j + 1]);
-#pragma unroll
-        for (int nt = 0; nt < HD / 8; ++nt) {
-          uint32_t b0, b1;
-          LoadB(b0, b1, dOt, LDQ, nt * 8 + g, j * 16, t);
-          Mma(dvacc[nt], ap, b0, b1);  // dV += Pᵀ·dO
-          LoadB(b0, b1, Qt, LDQ, nt * 8 + g, j * 16, t);
-          Mma(dkacc[nt], as, b0, b1);  // dK += dSᵀ·Q
-        }
-      }
+      mma::ProductPB<false, BQ / 8, HD>(dvacc, st, dOt, LDQ, g, t);   // dV += Pᵀ·dO
+      mma::ProductPB<false, BQ / 8, HD>(dkacc, dpt, Qt, LDQ, g, t);   // dK += dSᵀ·Q
     }
   }
   const float scale = d.scale_log2 / kLog2e;
@@ -357,14 +252,14 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q,
   uint16_t* Ks = dOs + kTile * LD;   // [kTile][LD]
   uint16_t* Vs = Ks + kTile * LD;    // [kTile][LD]
   uint16_t* Kt = Vs + kTile * LD;    // [HD][LDT]
-  const int T = d.T, n_tiles = (T + kTile - 1) / kTile;
-  const int qt = n_tiles - 1 - static_cast<int>(blockIdx.x);
-  const int bh = blockIdx.y, b = bh / d.H, h = bh % d.H, kvh = h / (d.H / d.KV);
-  const int64_t qd = int64_t{d.H} * HD, kvd = int64_t{d.KV} * HD;
-  const float* qb = q + int64_t{b} * T * qd + int64_t{h} * HD;
-  const float* ob = dout + int64_t{b} * T * qd + int64_t{h} * HD;
-  const float* kb = k + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  const float* vb = v + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  const int T = d.T;
+  const QueryTile x = QueryTileOf<HD>(d);
+  const int qt = x.qt, bh = x.bh;
+  const int64_t qd = x.qd, kvd = x.kvd;
+  const float* qb = q + x.q_off;
+  const float* ob = dout + x.q_off;
+  const float* kb = k + x.kv_off;
+  const float* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = qt * kTile + warp * 16 + g, r1 = r0 + 8;
   const float lse0 = r0 < T ? lse2[int64_t{bh} * T + r0] : 0.0f, lse1 = r1 < T ? lse2[int64_t{bh} * T + r1] : 0.0f;
@@ -380,20 +275,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q,
     LoadRowsT<HD>(Kt, LDT, kb, kvd, kt * kTile, kTile, T);
     __syncthreads();
     float s[kTile / 8][4] = {}, dp[kTile / 8][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t aq[4], ao[4];
-      LoadA(aq, Qs, LD, warp * 16, kk * 16, g, t);
-      LoadA(ao, dOs, LD, warp * 16, kk * 16, g, t);
-#pragma unroll
-      for (int nt = 0; nt < kTile / 8; ++nt) {
-        uint32_t b0, b1;
-        LoadB(b0, b1, Ks, LD, nt * 8 + g, kk * 16, t);
-        Mma(s[nt], aq, b0, b1);   // S = Q·Kᵀ
-        LoadB(b0, b1, Vs, LD, nt * 8 + g, kk * 16, t);
-        Mma(dp[nt], ao, b0, b1);  // dP = dO·Vᵀ
-      }
-    }
+    mma::ProductABt<false, HD, kTile / 8>(s, Qs, Ks, LD, warp * 16, g, t);    // S = Q·Kᵀ
+    mma::ProductABt<false, HD, kTile / 8>(dp, dOs, Vs, LD, warp * 16, g, t);  // dP = dO·Vᵀ
 #pragma unroll
     for (int nt = 0; nt < kTile / 8; ++nt) {
 #pragma unroll
@@ -404,20 +287,10 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q,
         s[nt][i] = p * (dp[nt][i] - (i < 2 ? D0 : D1));  // dS
       }
     }
-#pragma unroll
-    for (int j = 0; j < kTile / 16; ++j) {
-      uint32_t a[4];
-      PackA(a, s[2 * j], s[2 * j + 1]);
-#pragma unroll
-      for (int nt = 0; nt < HD / 8; ++nt) {
-        uint32_t b0, b1;
-        LoadB(b0, b1, Kt, LDT, nt * 8 + g, j * 16, t);
-        Mma(dqacc[nt], a, b0, b1);  // dQ += dS·K
-      }
-    }
+    mma::ProductPB<false, kTile / 8, HD>(dqacc, s, Kt, LDT, g, t);  // dQ += dS·K
   }
   const float scale = d.scale_log2 / kLog2e;
-  float* dqb = dq + int64_t{b} * T * qd + int64_t{h} * HD;
+  float* dqb = dq + x.q_off;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;

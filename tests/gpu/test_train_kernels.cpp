@@ -132,6 +132,36 @@ std::vector<int32_t> RandomTokens(size_t n, int32_t vocab, uint64_t seed) {
   return t;
 }
 
+// Sequences, positions, query heads, KV heads, head dim.
+struct AttentionShape {
+  int64_t B, T, H, KV, hd;
+  int64_t qn() const { return B * T * H * hd; }
+  int64_t kvn() const { return B * T * KV * hd; }
+  int64_t an() const { return B * H * T * T; }
+};
+
+// Random q, k, v and dout (seeds seed .. seed + 3) and core's CPU attention of them.
+struct CpuAttention {
+  std::vector<float> q, k, v, dout, out, att, dq, dk, dv;
+};
+CpuAttention CpuAttentionOf(ThreadPool& pool, const AttentionShape& s, uint64_t seed) {
+  CpuAttention a;
+  a.q = RandomFloats(s.qn(), seed);
+  a.k = RandomFloats(s.kvn(), seed + 1);
+  a.v = RandomFloats(s.kvn(), seed + 2);
+  a.dout = RandomFloats(s.qn(), seed + 3);
+  a.out.resize(s.qn());
+  a.att.resize(s.an());
+  a.dq.resize(s.qn());
+  a.dk.resize(s.kvn());
+  a.dv.resize(s.kvn());
+  train::AttentionForward(pool, a.out.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), s.B, s.T, s.H, s.KV,
+                          s.hd);
+  train::AttentionBackward(pool, a.dq.data(), a.dk.data(), a.dv.data(), a.dout.data(), a.q.data(), a.k.data(),
+                           a.v.data(), a.att.data(), s.B, s.T, s.H, s.KV, s.hd);
+  return a;
+}
+
 std::vector<float> RoundedToBf16(std::vector<float> v) {
   for (float& x : v) x = Bf16ToFp32(Fp32ToBf16(x));
   return v;
@@ -359,9 +389,7 @@ TEST_CASE("train kernels: RoPE forward and inverse", "[gpu][train_kernels]") {
 TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][train_kernels]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   ThreadPool pool(2);
-  struct Shape {
-    int64_t B, T, H, KV, hd;
-  };
+  using Shape = AttentionShape;
   const Shape shapes[] = {{2, 7, 4, 2, 16}, {1, 1, 3, 1, 16}, {3, 13, 3, 1, 64}, {1, 40, 4, 4, 16},
                           {2, 128, 9, 3, 64}};
   for (GemmPrecision prec : {GemmPrecision::kF32, GemmPrecision::kBF16}) {
@@ -369,13 +397,10 @@ TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][tra
     const double tol = prec == GemmPrecision::kF32 ? kF32Nmse : kTf32Nmse;
     for (const Shape s : shapes) {
       CAPTURE(gpu::train::GemmPrecisionName(prec), s.B, s.T, s.H, s.KV, s.hd);
-      const int64_t BT = s.B * s.T, qn = BT * s.H * s.hd, kvn = BT * s.KV * s.hd, an = s.B * s.H * s.T * s.T;
-      const auto q = RandomFloats(qn, 17), k = RandomFloats(kvn, 18), v = RandomFloats(kvn, 19);
-      const auto dout = RandomFloats(qn, 20);
-      std::vector<float> out(qn), att(an), dq(qn), dk(kvn), dv(kvn);
-      train::AttentionForward(pool, out.data(), att.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.KV, s.hd);
-      train::AttentionBackward(pool, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
-                               att.data(), s.B, s.T, s.H, s.KV, s.hd);
+      const int64_t qn = s.qn(), kvn = s.kvn(), an = s.an();
+      const CpuAttention ref = CpuAttentionOf(pool, s, 17);
+      const auto &q = ref.q, &k = ref.k, &v = ref.v, &dout = ref.dout;
+      const auto &att = ref.att, &out = ref.out, &dq = ref.dq, &dk = ref.dk, &dv = ref.dv;
 
       DeviceVec<float> d_q(q), d_k(k), d_v(v), d_dout(dout);
       // Outputs start as garbage: they are overwritten, not accumulated.
@@ -407,9 +432,7 @@ TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][tra
 TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_kernels]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   ThreadPool pool(2);
-  struct Shape {
-    int64_t B, T, H, KV, hd;
-  };
+  using Shape = AttentionShape;
   const Shape shapes[] = {{2, 7, 4, 2, 32},   {1, 1, 3, 1, 64},   {3, 13, 3, 1, 64}, {1, 64, 2, 1, 64},
                           {1, 65, 2, 2, 64},  {2, 130, 4, 2, 64}, {1, 100, 2, 1, 128}, {1, 70, 2, 1, 96},
                           {1, 256, 12, 12, 64}, {1, 192, 9, 3, 64}};
@@ -417,14 +440,10 @@ TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_ke
   for (const Shape s : shapes) {
     CAPTURE(s.B, s.T, s.H, s.KV, s.hd);
     REQUIRE(TrainKernels::FlashAttentionSupports(s.hd));
-    const int64_t BT = s.B * s.T, qn = BT * s.H * s.hd, kvn = BT * s.KV * s.hd, an = s.B * s.H * s.T * s.T;
-    const int64_t rows = s.B * s.H * s.T;
-    const auto q = RandomFloats(qn, 31), k = RandomFloats(kvn, 32), v = RandomFloats(kvn, 33);
-    const auto dout = RandomFloats(qn, 34);
-    std::vector<float> out(qn), att(an), dq(qn), dk(kvn), dv(kvn);
-    train::AttentionForward(pool, out.data(), att.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.KV, s.hd);
-    train::AttentionBackward(pool, dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
-                             att.data(), s.B, s.T, s.H, s.KV, s.hd);
+    const int64_t qn = s.qn(), kvn = s.kvn(), rows = s.B * s.H * s.T;
+    const CpuAttention ref = CpuAttentionOf(pool, s, 31);
+    const auto &q = ref.q, &k = ref.k, &v = ref.v, &dout = ref.dout;
+    const auto &out = ref.out, &dq = ref.dq, &dk = ref.dk, &dv = ref.dv;
     std::vector<float> lse2(static_cast<size_t>(rows));
     const int64_t qd = s.H * s.hd, kvd = s.KV * s.hd, group = s.H / s.KV;
     const double scale = 1.0 / std::sqrt(static_cast<double>(s.hd));
