@@ -427,7 +427,7 @@ TEST_CASE("train kernels: causal GQA attention forward and backward", "[gpu][tra
 
 // Flash attention (bf16 operands, fp32 softmax and accumulation) against the CPU's fp32
 // attention: the operand rounding alone gives NMSE ~1e-5, so kBf16Nmse. The saved log-sum-exp
-// (base 2) is checked against one computed here in double. The backward must give the same
+// (base 2) is checked against one computed here in double, to 0.05 (absolute: a logarithm). The backward must give the same
 // bits when run again (no atomics), and overwrite its outputs.
 TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_kernels]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
@@ -475,13 +475,15 @@ TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_ke
     REQUIRE_OK(g->FlashAttentionBackward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
                                          d_v.get(), d_out.get(), d_lse.get(), s.B, s.T, s.H, s.KV, s.hd));
     const auto got_out = g.Read(d_out), got_dq = g.Read(d_dq), got_dk = g.Read(d_dk), got_dv = g.Read(d_dv);
-    const double e_out = Nmse(out, got_out), e_lse = Nmse(lse2, g.Read(d_lse)), e_dq = Nmse(dq, got_dq),
-                 e_dk = Nmse(dk, got_dk), e_dv = Nmse(dv, got_dv);
-    std::printf("flash attention B=%lld T=%lld H=%lld KV=%lld hd=%lld: NMSE out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+    const double e_out = Nmse(out, got_out), e_dq = Nmse(dq, got_dq), e_dk = Nmse(dk, got_dk), e_dv = Nmse(dv, got_dv);
+    double e_lse = 0;  // a logarithm: its error is absolute (log2 units)
+    const auto got_lse = g.Read(d_lse);
+    for (size_t i = 0; i < lse2.size(); ++i) e_lse = std::max(e_lse, double{std::fabs(got_lse[i] - lse2[i])});
+    std::printf("flash attention B=%lld T=%lld H=%lld KV=%lld hd=%lld: NMSE out %.2e, lse within %.1e, dq %.2e dk %.2e dv %.2e\n",
                 static_cast<long long>(s.B), static_cast<long long>(s.T), static_cast<long long>(s.H),
                 static_cast<long long>(s.KV), static_cast<long long>(s.hd), e_out, e_lse, e_dq, e_dk, e_dv);
     CHECK(e_out < kBf16Nmse);
-    CHECK(e_lse < kBf16Nmse);
+    CHECK(e_lse < 0.05);
     CHECK(e_dv < kBf16Nmse);
     if (s.T > 1) {
       CHECK(e_dq < kBf16Nmse);
