@@ -225,20 +225,19 @@ class CudaBackend final : public Backend {
     a.scale = p.scale;
     a.f16 = k_cache.type == TensorType::kF16;
     a.ld_cache = static_cast<int64_t>(k_cache.row_stride / (a.f16 ? 2 : 4));
-    if (dev_.n_tiles == 0) {
-      return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_, out.f32(),
-                Ld(out));
+    // Prefill tiles go to the tiled kernel where it takes these operands; else the paged kernel
+    // takes every token.
+    DeviceBatch batch = dev_;
+    const bool tiled = batch.n_tiles > 0 && PrefillAttentionSupports(p.head_dim, q.f32(), Ld(q), k_cache.data,
+                                                                     v_cache.data, a, out.f32(), Ld(out));
+    if (!tiled) {
+      batch.n_tiles = 0;
+      batch.tiles = batch.tiled = nullptr;
     }
-    if (!PrefillAttentionSupports(p.head_dim, q.f32(), Ld(q), k_cache.data, v_cache.data, a, out.f32(), Ld(out))) {
-      DeviceBatch all = dev_;  // the paged kernel takes every token
-      all.n_tiles = 0;
-      all.tiles = all.tiled = nullptr;
-      return Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, all, out.f32(),
-                Ld(out));
-    }
-    LMS_RETURN_IF_ERROR(Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_,
+    LMS_RETURN_IF_ERROR(Op("attention", LaunchAttentionPaged, q.f32(), Ld(q), k_cache.data, v_cache.data, a, batch,
                            out.f32(), Ld(out)));
-    return Op("attention_prefill", LaunchAttentionPrefill, q.f32(), Ld(q), k_cache.data, v_cache.data, a, dev_,
+    if (!tiled) return Status::Ok();
+    return Op("attention_prefill", LaunchAttentionPrefill, q.f32(), Ld(q), k_cache.data, v_cache.data, a, batch,
               out.f32(), Ld(out));
   }
 

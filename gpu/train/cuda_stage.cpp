@@ -77,17 +77,19 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     bytes += n * static_cast<int64_t>(sizeof(*buf.get()));
     return buf.Allocate(n, what);
   };
+  // One buffer of a pair: in kBF16 the bf16 one (what only products read), else the fp32 one.
+  auto alloc_one = [&](DeviceBuffer<float>& f32, DeviceBuffer<__nv_bfloat16>& bf16, int64_t n, const char* what) {
+    return s->bf16_ ? alloc(bf16, n, what) : alloc(f32, n, what);
+  };
   for (auto* b : {&s->dx_, &s->dxn_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dq_, BT * qd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dao_, BT * qd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dh_, BT * ff, "training scratch"));
-  if (s->bf16_) {  // SwiGLU's gradients are read only by the products: bf16 alone
-    for (auto* b : {&s->dgate16_, &s->dup16_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
-  } else {
-    for (auto* b : {&s->dgate_, &s->dup_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, "training scratch"));
-  }
+  // SwiGLU's gradients are read only by the products: bf16 alone in kBF16.
+  LMS_RETURN_IF_ERROR(alloc_one(s->dgate_, s->dgate16_, BT * ff, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_one(s->dup_, s->dup16_, BT * ff, "training scratch"));
   // kBF16: the head's fp32 logits live only from the product to the loss, so one buffer serves
   // every micro-batch; the slots keep the gradient in bf16.
   if (last && s->bf16_) LMS_RETURN_IF_ERROR(alloc(s->logits_, BT * V, "training scratch"));
@@ -103,13 +105,9 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     a->layers.resize(static_cast<size_t>(l1 - l0));
     for (auto& L : a->layers) {
       LMS_RETURN_IF_ERROR(alloc(L.xmid, BT * d, what));
-      if (s->bf16_) {
-        for (auto* b : {&L.xn1_16, &L.xn2_16}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
-        LMS_RETURN_IF_ERROR(alloc(L.hsw16, BT * ff, what));
-      } else {
-        for (auto* b : {&L.xn1, &L.xn2}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, what));
-        LMS_RETURN_IF_ERROR(alloc(L.hsw, BT * ff, what));
-      }
+      LMS_RETURN_IF_ERROR(alloc_one(L.xn1, L.xn1_16, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.xn2, L.xn2_16, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.hsw, L.hsw16, BT * ff, what));
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
       for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
       for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
@@ -120,11 +118,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     if (last) {
       LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc(a->rstdf, BT, what));
-      if (s->bf16_) {
-        LMS_RETURN_IF_ERROR(alloc(a->dlogits16, BT * V, what));
-      } else {
-        LMS_RETURN_IF_ERROR(alloc(a->dlogits, BT * V, what));
-      }
+      LMS_RETURN_IF_ERROR(alloc_one(a->dlogits, a->dlogits16, BT * V, what));
     }
     s->slots_.push_back(std::move(a));
   }

@@ -165,22 +165,18 @@ class Engine final : public CudaTrainEngine {
   int64_t activation_bytes() const override { return act_bytes_; }
   Result<std::vector<OpTimeTotal>> OpTimeTotals() override {
     std::vector<OpTimeTotal> all;
-    for (auto& d : devs_) {
-      OpTimes* t = d.kernels ? d.kernels->op_times() : nullptr;
-      if (!t) continue;
-      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
-      LMS_RETURN_IF_ERROR(t->Collect());
-      MergeOpTimes(t->Totals(), all);
-    }
+    LMS_RETURN_IF_ERROR(ForEachOpTimes([&all](OpTimes& t) {
+      LMS_RETURN_IF_ERROR(t.Collect());
+      MergeOpTimes(t.Totals(), all);
+      return Status::Ok();
+    }));
     return all;
   }
   void ResetOpTimes() override {
-    for (auto& d : devs_) {
-      OpTimes* t = d.kernels ? d.kernels->op_times() : nullptr;
-      if (!t) continue;
-      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
-      t->Reset();
-    }
+    (void)ForEachOpTimes([](OpTimes& t) {
+      t.Reset();
+      return Status::Ok();
+    });
   }
   std::vector<int64_t> parameter_bytes() const override {
     std::vector<int64_t> b;
@@ -216,6 +212,17 @@ class Engine final : public CudaTrainEngine {
   Status ExchangeEmbedding();
   Status Gather(DeviceBuffer<float> Segment::*field, std::vector<float>& out) const;
   Status RefreshBf16(Gpu& g, int64_t begin, int64_t end);
+  // f(times) for each local stage's op times (LMS_CUDA_OP_TIMES), on its GPU.
+  template <class F>
+  Status ForEachOpTimes(F f) {
+    for (auto& d : devs_) {
+      OpTimes* t = d.kernels ? d.kernels->op_times() : nullptr;
+      if (!t) continue;
+      ScopedDevice sd(gpus_[static_cast<size_t>(d.gpu)].id);
+      LMS_RETURN_IF_ERROR(f(*t));
+    }
+    return Status::Ok();
+  }
   Result<StepReport> Run(const int32_t* inputs, const int32_t* targets, float loss_scale, bool backward);
 
   lms::train::TrainEngineSpec spec_;
