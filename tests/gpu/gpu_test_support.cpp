@@ -2,7 +2,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "core/tensor/quant.h"
 #include "gpu/cuda_backend.h"
 
 namespace lms::test {
@@ -10,34 +9,6 @@ namespace lms::test {
 std::optional<std::string> NoGpuReason() {
   if (gpu::ListCudaDevices().empty()) return "no CUDA device (or no NVIDIA driver) on this machine";
   return std::nullopt;
-}
-
-double Nmse(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    num += d * d;
-    den += static_cast<double>(a[i]) * a[i];
-  }
-  return den > 0 ? num / den : num;
-}
-
-std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint8_t> Encode(TensorType type, const std::vector<float>& values, int64_t rows, int64_t cols) {
-  const size_t rb = RowBytes(type, cols);
-  std::vector<uint8_t> out(rb * rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    REQUIRE(QuantizeRow(type, values.data() + r * cols, out.data() + r * rb, cols).ok());
-  }
-  return out;
 }
 
 BackendPair::BackendPair(const gpu::CudaBackendOptions& options) {

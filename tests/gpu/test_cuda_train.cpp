@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
+#include "core/tensor/fp16.h"
 #include "core/train/train_engine.h"
 #include "core/train/trainer.h"
 #include "core/util/thread_pool.h"
@@ -182,8 +184,13 @@ TEST_CASE("cuda train: ten steps of loss agree with the CPU trainer (f32 and bf1
 
 // bf16 stages at head dims the flash kernels take (32, 64; the shared test shape's 16 is not
 // one): a step's loss and every gradient against the CPU trainer (fp32), with flash attention
-// and with the materialised T×T attention (LMS_CUDA_ATTENTION=materialized). bf16 products round
-// both operands to 8 bits: gradients within NMSE 1e-3 of the CPU's, loss within 1%.
+// and with the materialised T×T attention (LMS_CUDA_ATTENTION=materialized). Loss within 1%.
+// The gradients' bound comes from the model itself: how far the CPU's own gradients move when
+// only its weights are rounded to bf16 (the worst tensor's NMSE; 1.25e-3 at hd 64, 2.6e-4 at hd
+// 32, the attention's q and k gradients being the most sensitive). bf16 products round
+// activations and gradients too, so the engine may differ by up to 4 times that, and never
+// needs to be closer than 1e-3. (Run on the host emulation, the engine's worst was 1.45e-3 at
+// hd 64, with either attention; a wrong kernel gives NMSE near 1.)
 TEST_CASE("cuda train: bf16 stages with flash and materialised attention match the CPU", "[gpu][cuda_train]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   for (int hd : {32, 64}) {
@@ -199,15 +206,30 @@ TEST_CASE("cuda train: bf16 stages with flash and materialised attention match t
     const auto in = lms::train::test::RandomTokens(rows, cpu_spec.shape.n_vocab, 5);
     const auto tg = lms::train::test::RandomTokens(rows, cpu_spec.shape.n_vocab, 6);
     const float scale = 1.0f / static_cast<float>(rows);
-    auto cpu = lms::train::CreateTrainEngine(cpu_spec, layout);
-    REQUIRE(cpu.ok());
-    REQUIRE((*cpu)->SetState(params, nullptr, nullptr).ok());
-    auto a = (*cpu)->ForwardBackward(in.data(), tg.data(), scale);
-    REQUIRE(a.ok());
-    std::vector<float> ga;
-    REQUIRE((*cpu)->GetGrads(ga).ok());
+    lms::train::StepReport cpu_result;
+    auto cpu_grads = [&](const std::vector<float>& p, bool keep_result) {
+      auto cpu = lms::train::CreateTrainEngine(cpu_spec, layout);
+      REQUIRE(cpu.ok());
+      REQUIRE((*cpu)->SetState(p, nullptr, nullptr).ok());
+      auto a = (*cpu)->ForwardBackward(in.data(), tg.data(), scale);
+      REQUIRE(a.ok());
+      if (keep_result) cpu_result = *a;
+      std::vector<float> g;
+      REQUIRE((*cpu)->GetGrads(g).ok());
+      return g;
+    };
+    auto tensor = [&](const std::vector<float>& g, const lms::train::ParamTensor* t) {
+      return std::vector<float>(g.begin() + t->offset, g.begin() + t->offset + t->size());
+    };
+    const std::vector<float> ga = cpu_grads(params, true);
+    std::vector<float> rounded = params;
+    for (float& x : rounded) x = Bf16ToFp32(Fp32ToBf16(x));
+    const std::vector<float> gr = cpu_grads(rounded, false);
+    double sensitivity = 0;
+    for (const auto* t : layout.All()) sensitivity = std::max(sensitivity, Nmse(tensor(ga, t), tensor(gr, t)));
+    const double bound = std::max(1e-3, 4 * sensitivity);
     for (bool flash : {true, false}) {
-      CAPTURE(hd, flash);
+      CAPTURE(hd, flash, sensitivity, bound);
       TrainEngineSpec sp = cpu_spec;
       sp.device = "cuda:0";
       sp.precision = "bf16";
@@ -219,16 +241,19 @@ TEST_CASE("cuda train: bf16 stages with flash and materialised attention match t
       REQUIRE((*gpu)->SetState(params, nullptr, nullptr).ok());
       auto b = (*gpu)->ForwardBackward(in.data(), tg.data(), scale);
       REQUIRE(b.ok());
-      CHECK(b->tokens == a->tokens);
-      CHECK(std::fabs(b->loss_sum - a->loss_sum) <= 1e-2 * std::fabs(a->loss_sum));
+      CHECK(b->tokens == cpu_result.tokens);
+      CHECK(std::fabs(b->loss_sum - cpu_result.loss_sum) <= 1e-2 * std::fabs(cpu_result.loss_sum));
       std::vector<float> gb;
       REQUIRE((*gpu)->GetGrads(gb).ok());
+      double worst = 0;
       for (const auto* t : layout.All()) {
         CAPTURE(t->name);
-        const std::vector<float> ra(ga.begin() + t->offset, ga.begin() + t->offset + t->size());
-        const std::vector<float> rb(gb.begin() + t->offset, gb.begin() + t->offset + t->size());
-        CHECK(Nmse(ra, rb) < 1e-3);
+        const double e = Nmse(tensor(ga, t), tensor(gb, t));
+        worst = std::max(worst, e);
+        CHECK(e < bound);
       }
+      std::printf("bf16 engine, hd %d, %s attention: worst gradient NMSE %.3g (bound %.3g; bf16 weights alone %.3g)\n",
+                  hd, flash ? "flash" : "materialised", worst, bound, sensitivity);
     }
   }
 }

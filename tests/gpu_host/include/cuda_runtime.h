@@ -1,3 +1,3 @@
-// Stands in for the CUDA header on the host (see ../cuda_host.h).
+// Stands in for the CUDA header on the host (see ../cuda_host_runtime.h).
 #pragma once
-#include "cuda_host.h"
+#include "cuda_host_runtime.h"

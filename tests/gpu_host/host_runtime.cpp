@@ -1,0 +1,534 @@
+// The CUDA runtime and cuBLAS on the CPU: see cuda_host_runtime.h for what is modelled and checked.
+#include "cuda_host_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+// The fibers' switch (cuda_host.h): push the callee-saved registers, save the stack pointer,
+// load the other fiber's, pop its registers and return into it. x86-64 System V.
+#if !defined(__x86_64__)
+#error "the host emulation's fiber switch is written for x86-64"
+#endif
+asm(R"(
+  .text
+  .globl lms_host_switch
+  .type lms_host_switch, @function
+lms_host_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size lms_host_switch, .-lms_host_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+
+namespace {
+
+constexpr size_t kGuard = 256;  // guard bytes before and after each allocation (keeps 256-byte alignment)
+constexpr unsigned char kGuardByte = 0xA5;
+
+struct Allocation {
+  size_t bytes;
+  int device;  // -1: pinned host memory
+  unsigned char* raw;
+};
+
+std::mutex g_mutex;
+std::map<uintptr_t, Allocation> g_allocs;  // by user address
+size_t g_device_bytes = 0;
+
+int DeviceCount() {
+  static const int n = [] {
+    const char* e = std::getenv("LMS_HOST_GPUS");
+    return e && *e ? std::max(0, std::atoi(e)) : 2;
+  }();
+  return n;
+}
+
+bool GuardIntact(const uintptr_t user, const Allocation& a) {
+  const unsigned char* front = a.raw;
+  const unsigned char* back = reinterpret_cast<const unsigned char*>(user) + a.bytes;
+  for (size_t i = 0; i < kGuard; ++i) {
+    if (front[i] != kGuardByte || back[i] != kGuardByte) return false;
+  }
+  return true;
+}
+
+// Aborts when any allocation's guard bytes were written: `what` wrote past a buffer.
+void CheckGuardsLocked(const char* what) {
+  for (const auto& [user, a] : g_allocs) {
+    if (!GuardIntact(user, a)) {
+      std::fprintf(stderr, "cuda_host: %s wrote outside a %zu-byte %s buffer\n", what, a.bytes,
+                   a.device >= 0 ? "device" : "pinned host");
+      std::abort();
+    }
+  }
+}
+
+void AfterLaunch(const char* kernel) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  CheckGuardsLocked(kernel);
+}
+
+cudaError_t Allocate(void** p, size_t bytes, int device) {
+  if (p == nullptr) return cudaErrorInvalidValue;
+  const size_t body = (bytes + 255) / 256 * 256;
+  auto* raw = static_cast<unsigned char*>(std::aligned_alloc(256, body + 2 * kGuard));
+  if (raw == nullptr) return cudaErrorMemoryAllocation;
+  std::memset(raw, kGuardByte, kGuard);
+  std::memset(raw + kGuard, 0xFF, bytes);  // NaN as fp32 and bf16
+  std::memset(raw + kGuard + bytes, kGuardByte, body - bytes + kGuard);
+  *p = raw + kGuard;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_host_after_launch = AfterLaunch;
+  g_allocs[reinterpret_cast<uintptr_t>(*p)] = Allocation{bytes, device, raw};
+  if (device >= 0) g_device_bytes += bytes;
+  return cudaSuccess;
+}
+
+cudaError_t Free(void* p, bool pinned) {
+  if (p == nullptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = g_allocs.find(reinterpret_cast<uintptr_t>(p));
+  if (it == g_allocs.end() || (it->second.device < 0) != pinned) {
+    std::fprintf(stderr, "cuda_host: free of %p, which is not a live %s allocation\n", p, pinned ? "pinned" : "device");
+    return cudaErrorInvalidValue;
+  }
+  if (!GuardIntact(it->first, it->second)) {
+    std::fprintf(stderr, "cuda_host: a %zu-byte buffer freed with its guard bytes overwritten\n", it->second.bytes);
+    std::abort();
+  }
+  if (it->second.device >= 0) g_device_bytes -= it->second.bytes;
+  std::free(it->second.raw);
+  g_allocs.erase(it);
+  return cudaSuccess;
+}
+
+// The allocation holding [p, p + bytes), or null (with a message naming `what`).
+const Allocation* FindLocked(const void* p, size_t bytes, const char* what) {
+  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(u);
+  if (it != g_allocs.begin()) {
+    --it;
+    if (u >= it->first && u + bytes <= it->first + it->second.bytes) return &it->second;
+    if (u >= it->first && u < it->first + it->second.bytes) {
+      std::fprintf(stderr, "cuda_host: %s: %zu bytes at offset %zu run past the end of a %zu-byte buffer\n", what,
+                   bytes, static_cast<size_t>(u - it->first), it->second.bytes);
+      return nullptr;
+    }
+  }
+  std::fprintf(stderr, "cuda_host: %s: %p is not in any live device allocation\n", what, p);
+  return nullptr;
+}
+
+bool IsDevice(const void* p, size_t bytes, const char* what) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const Allocation* a = FindLocked(p, bytes, what);
+  if (a && a->device < 0) {
+    std::fprintf(stderr, "cuda_host: %s: %p is pinned host memory, not device memory\n", what, p);
+    return false;
+  }
+  return a != nullptr;
+}
+
+cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* what) {
+  if (bytes == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (dst_dev && !IsDevice(dst, bytes, what)) return cudaErrorInvalidValue;
+  if (src_dev && !IsDevice(src, bytes, what)) return cudaErrorInvalidValue;
+  std::memmove(dst, src, bytes);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  CheckGuardsLocked(what);
+  return cudaSuccess;
+}
+
+bool ValidDevice(int d) { return d >= 0 && d < DeviceCount(); }
+
+}  // namespace
+
+struct HostEvent {
+  int device = 0;
+  unsigned flags = 0;
+  bool recorded = false;
+  std::chrono::steady_clock::time_point at;
+};
+struct HostMemPool {
+  int device = 0;
+};
+struct HostCublas {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasMath_t math = CUBLAS_DEFAULT_MATH;
+};
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return "unknown error";
+  }
+}
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    default: return "cudaErrorUnknown";
+  }
+}
+
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = DeviceCount();
+  return DeviceCount() > 0 ? cudaSuccess : cudaErrorNoDevice;
+}
+cudaError_t cudaGetDevice(int* d) {
+  *d = g_host_device;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) {
+  if (!ValidDevice(d)) return cudaErrorInvalidDevice;
+  g_host_device = d;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+  if (!ValidDevice(d)) return cudaErrorInvalidDevice;
+  *p = cudaDeviceProp{};
+  std::snprintf(p->name, sizeof p->name, "host emulation %d", d);
+  p->totalGlobalMem = size_t{8} << 30;
+  p->sharedMemPerBlock = kHostDefaultSmem;
+  p->sharedMemPerBlockOptin = kHostMaxSmem;
+  p->multiProcessorCount = 132;
+  p->major = 9;
+  p->minor = 0;
+  p->pciBusID = d + 1;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetPCIBusId(char* id, int len, int d) {
+  if (!ValidDevice(d) || len < 13) return cudaErrorInvalidValue;
+  std::snprintf(id, static_cast<size_t>(len), "0000:%02x:00.0", d + 1);
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceCanAccessPeer(int* can, int d, int peer) {
+  if (!ValidDevice(d) || !ValidDevice(peer)) return cudaErrorInvalidDevice;
+  *can = d != peer;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned) { return ValidDevice(peer) ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t cudaDeviceSynchronize() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  CheckGuardsLocked("work before cudaDeviceSynchronize");
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d) {
+  static HostMemPool pools[64];
+  if (!ValidDevice(d) || d >= 64) return cudaErrorInvalidDevice;
+  pools[d].device = d;
+  *pool = &pools[d];
+  return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAccess(cudaMemPool_t pool, const cudaMemAccessDesc* desc, size_t count) {
+  if (pool == nullptr) return cudaErrorInvalidValue;
+  for (size_t i = 0; i < count; ++i) {
+    if (desc[i].location.type != cudaMemLocationTypeDevice || !ValidDevice(desc[i].location.id)) {
+      return cudaErrorInvalidValue;
+    }
+    // The driver refuses to change the owning device's own access.
+    if (desc[i].location.id == pool->device) return cudaErrorInvalidDevice;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *total_bytes = size_t{8} << 30;
+  *free_bytes = *total_bytes - std::min(*total_bytes, g_device_bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) { return Allocate(p, bytes, g_host_device); }
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
+  return Allocate(p, bytes, s ? s->device : g_host_device);
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) { return Allocate(p, bytes, -1); }
+cudaError_t cudaFree(void* p) { return Free(p, false); }
+cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return Free(p, false); }
+cudaError_t cudaFreeHost(void* p) { return Free(p, true); }
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return Copy(dst, src, bytes, kind, "cudaMemcpy");
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return Copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+}
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
+                                cudaStream_t) {
+  if (!ValidDevice(dst_device) || !ValidDevice(src_device)) return cudaErrorInvalidDevice;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    const Allocation* d = FindLocked(dst, bytes, "cudaMemcpyPeerAsync (destination)");
+    const Allocation* s = FindLocked(src, bytes, "cudaMemcpyPeerAsync (source)");
+    if (!d || !s) return cudaErrorInvalidValue;
+    if (d->device != dst_device || s->device != src_device) {
+      std::fprintf(stderr, "cuda_host: cudaMemcpyPeerAsync: buffers on devices %d and %d named as %d and %d\n",
+                   d->device, s->device, dst_device, src_device);
+      return cudaErrorInvalidValue;
+    }
+  }
+  return Copy(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync");
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, nullptr); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  if (bytes == 0) return cudaSuccess;
+  if (!IsDevice(p, bytes, "cudaMemset")) return cudaErrorInvalidValue;
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  *s = new HostStream{g_host_device, flags};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned) {
+  return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
+  *e = new HostEvent{g_host_device, flags, false, {}};
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (e == nullptr) return cudaErrorInvalidResourceHandle;
+  // An event belongs to the device current at its creation; so must the stream it is recorded on.
+  const int stream_device = s ? s->device : g_host_device;
+  if (stream_device != e->device) {
+    std::fprintf(stderr, "cuda_host: an event of device %d recorded on a stream of device %d\n", e->device, stream_device);
+    return cudaErrorInvalidResourceHandle;
+  }
+  e->recorded = true;
+  e->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!start || !end || (start->flags & cudaEventDisableTiming) || (end->flags & cudaEventDisableTiming) ||
+      !start->recorded || !end->recorded) {
+    return cudaErrorInvalidResourceHandle;
+  }
+  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+  return cudaSuccess;
+}
+
+long HostLaunchCount() {
+  std::lock_guard<std::recursive_mutex> lock(g_host_launch_mutex);
+  return g_host.launches;
+}
+size_t HostDeviceBytesInUse() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_device_bytes;
+}
+
+// ---- cuBLAS
+namespace {
+
+size_t ElementBytes(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
+
+float Tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;  // to nearest, ties away
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+double Load(const void* p, cudaDataType_t t, int64_t i, bool tf32) {
+  if (t == CUDA_R_32F) {
+    const float x = static_cast<const float*>(p)[i];
+    return tf32 ? Tf32(x) : x;
+  }
+  const uint16_t u = static_cast<const uint16_t*>(p)[i];
+  return t == CUDA_R_16BF ? HostFromBf16(u) : HostFromHalf(u);
+}
+
+// The bytes a column-major operand of `rows` × `cols` (as stored) with leading dimension ld spans.
+size_t Span(int rows, int cols, int ld, cudaDataType_t t) {
+  if (rows == 0 || cols == 0) return 0;
+  return (static_cast<size_t>(cols - 1) * static_cast<size_t>(ld) + static_cast<size_t>(rows)) * ElementBytes(t);
+}
+
+struct GemmArgs {
+  cublasHandle_t h;
+  cublasOperation_t ta, tb;
+  int m, n, k;
+  float alpha, beta;
+  cudaDataType_t at, bt, ct;
+  int lda, ldb, ldc;
+  cublasComputeType_t compute;
+};
+
+cublasStatus_t CheckGemm(const GemmArgs& g) {
+  if (g.h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (g.m < 0 || g.n < 0 || g.k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  if (g.lda < std::max(1, g.ta == CUBLAS_OP_N ? g.m : g.k)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (g.ldb < std::max(1, g.tb == CUBLAS_OP_N ? g.k : g.n)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (g.ldc < std::max(1, g.m)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (g.at != g.bt || g.ct != CUDA_R_32F || (g.at != CUDA_R_32F && g.at != CUDA_R_16BF)) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+  if (g.compute != CUBLAS_COMPUTE_32F && !(g.compute == CUBLAS_COMPUTE_32F_FAST_TF32 && g.at == CUDA_R_32F)) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+  if (g.h->device != g_host_device || (g.h->stream && g.h->stream->device != g.h->device)) {
+    std::fprintf(stderr, "cuda_host: a cuBLAS handle of device %d used with device %d current\n", g.h->device,
+                 g_host_device);
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// One product, its operands checked to lie in device memory.
+cublasStatus_t GemmOne(const GemmArgs& g, const void* A, const void* B, float* C) {
+  if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
+  const int a_rows = g.ta == CUBLAS_OP_N ? g.m : g.k, a_cols = g.ta == CUBLAS_OP_N ? g.k : g.m;
+  const int b_rows = g.tb == CUBLAS_OP_N ? g.k : g.n, b_cols = g.tb == CUBLAS_OP_N ? g.n : g.k;
+  if ((g.k > 0 && (!IsDevice(A, Span(a_rows, a_cols, g.lda, g.at), "cuBLAS product (A)") ||
+                   !IsDevice(B, Span(b_rows, b_cols, g.ldb, g.bt), "cuBLAS product (B)"))) ||
+      !IsDevice(C, Span(g.m, g.n, g.ldc, CUDA_R_32F), "cuBLAS product (C)")) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  const bool tf32 = g.compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+  std::vector<double> a(static_cast<size_t>(g.m) * g.k), bt(static_cast<size_t>(g.n) * g.k);
+  for (int i = 0; i < g.m; ++i) {
+    for (int l = 0; l < g.k; ++l) {
+      const int64_t at = g.ta == CUBLAS_OP_N ? i + int64_t{l} * g.lda : l + int64_t{i} * g.lda;
+      a[static_cast<size_t>(i) * g.k + l] = Load(A, g.at, at, tf32);
+    }
+  }
+  for (int j = 0; j < g.n; ++j) {
+    for (int l = 0; l < g.k; ++l) {
+      const int64_t at = g.tb == CUBLAS_OP_N ? l + int64_t{j} * g.ldb : j + int64_t{l} * g.ldb;
+      bt[static_cast<size_t>(j) * g.k + l] = Load(B, g.bt, at, tf32);
+    }
+  }
+  for (int j = 0; j < g.n; ++j) {
+    for (int i = 0; i < g.m; ++i) {
+      const double* x = &a[static_cast<size_t>(i) * g.k];
+      const double* y = &bt[static_cast<size_t>(j) * g.k];
+      double p[4] = {0.0, 0.0, 0.0, 0.0};  // four running sums, which the compiler can vectorize
+      int l = 0;
+      for (; l + 4 <= g.k; l += 4) {
+        for (int e = 0; e < 4; ++e) p[e] += x[l + e] * y[l + e];
+      }
+      double s = (p[0] + p[1]) + (p[2] + p[3]);
+      for (; l < g.k; ++l) s += x[l] * y[l];
+      float& c = C[i + int64_t{j} * g.ldc];
+      const double prior = g.beta == 0.0f ? 0.0 : static_cast<double>(g.beta) * c;  // beta 0: C is not read
+      c = static_cast<float>(g.alpha * s + prior);
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+const char* cublasGetStatusString(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+  }
+  return "CUBLAS_STATUS_UNKNOWN";
+}
+cublasStatus_t cublasCreate(cublasHandle_t* h) {
+  *h = new HostCublas{g_host_device, nullptr, CUBLAS_DEFAULT_MATH};
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
+  if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  h->math = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void* alpha, const void* A, cudaDataType_t ta_type, int lda, const void* B,
+                            cudaDataType_t tb_type, int ldb, const void* beta, void* C, cudaDataType_t tc_type,
+                            int ldc, cublasComputeType_t compute, cublasGemmAlgo_t) {
+  const GemmArgs g{h,     ta,      tb,      m,      n,   k,   *static_cast<const float*>(alpha),
+                   *static_cast<const float*>(beta), ta_type, tb_type, tc_type, lda, ldb, ldc, compute};
+  if (const cublasStatus_t s = CheckGemm(g); s != CUBLAS_STATUS_SUCCESS) return s;
+  return GemmOne(g, A, B, static_cast<float*>(C));
+}
+cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                   const void* alpha, const void* const A[], cudaDataType_t ta_type, int lda,
+                                   const void* const B[], cudaDataType_t tb_type, int ldb, const void* beta,
+                                   void* const C[], cudaDataType_t tc_type, int ldc, int count,
+                                   cublasComputeType_t compute, cublasGemmAlgo_t) {
+  const GemmArgs g{h,     ta,      tb,      m,      n,   k,   *static_cast<const float*>(alpha),
+                   *static_cast<const float*>(beta), ta_type, tb_type, tc_type, lda, ldb, ldc, compute};
+  if (const cublasStatus_t s = CheckGemm(g); s != CUBLAS_STATUS_SUCCESS) return s;
+  if (count < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  if (count == 0) return CUBLAS_STATUS_SUCCESS;
+  // The pointer arrays themselves live in device memory.
+  const size_t ptr_bytes = sizeof(void*) * static_cast<size_t>(count);
+  if (!IsDevice(A, ptr_bytes, "cuBLAS batched product (A pointers)") ||
+      !IsDevice(B, ptr_bytes, "cuBLAS batched product (B pointers)") ||
+      !IsDevice(C, ptr_bytes, "cuBLAS batched product (C pointers)")) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  for (int i = 0; i < count; ++i) {
+    if (const cublasStatus_t s = GemmOne(g, A[i], B[i], static_cast<float*>(C[i])); s != CUBLAS_STATUS_SUCCESS) {
+      return s;
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
