@@ -64,10 +64,15 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
 template <bool kBf16>
 __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
                                      float (&acc)[kMatVecMaxRows]) {
-  const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
+  // The eight 16-bit values from the four words by shifts: reading the words through a
+  // uint16_t pointer would break C++'s aliasing rules, which a compiler may act on.
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
   float wv[8];
 #pragma unroll
-  for (int j = 0; j < 8; ++j) wv[j] = kBf16 ? Bf16Bits(h[j]) : HalfBits(h[j]);
+  for (int j = 0; j < 8; ++j) {
+    const uint16_t h = static_cast<uint16_t>(words[j / 2] >> (16 * (j % 2)));
+    wv[j] = kBf16 ? Bf16Bits(h) : HalfBits(h);
+  }
 #pragma unroll
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;

@@ -3,12 +3,15 @@
 // and the serving engine's batch invariance on the GPU.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "core/model/generate.h"
+#include "core/model/gguf.h"
 #include "core/model/model.h"
 #include "core/serve/engine.h"
+#include "core/tensor/quant.h"
 #include "gpu/cuda_backend.h"
 #include "tests/core/model/tiny_model.h"
 #include "tests/gpu/gpu_test_support.h"
@@ -54,38 +57,73 @@ Generated GreedyGenerate(const Model& model, Backend& backend, const std::vector
   return g;
 }
 
+// The model's weights dequantized to F32 into a new GGUF: the CPU then multiplies them with fp32
+// activations, as the CUDA mat-vec and GEMM paths do with the quantized weights.
+static std::string WriteF32Copy(const std::string& path) {
+  auto f = gguf::GgufFile::Open(path);
+  REQUIRE(f.ok());
+  gguf::GgufWriter w;
+  for (const auto& kv : (*f)->metadata()) {
+    if (kv.key != "general.alignment") w.SetValue(kv.key, kv.value);
+  }
+  for (const auto& t : (*f)->tensors()) {
+    std::vector<float> v(static_cast<size_t>(t.n_elements));
+    const int64_t cols = t.dims[0];
+    const size_t rb = RowBytes(t.type, cols);
+    for (int64_t r = 0; r < t.rows(); ++r) DequantizeRow(t.type, (*f)->TensorData(t) + r * rb, v.data() + r * cols, cols);
+    REQUIRE(w.AddTensor(t.name, TensorType::kF32, t.dims, v.data(), v.size() * sizeof(float)).ok());
+  }
+  const std::string out = TempDir() + "/smollm2-f32.gguf";
+  REQUIRE(w.WriteFile(out).ok());
+  return out;
+}
+
+// Greedy generation on CUDA against two CPU runs:
+//  - the same weights dequantized to F32 (fp32 activations, the GPU's arithmetic up to the order
+//    of sums): every step's logits within NMSE 1e-5 and the same 64 tokens;
+//  - the Q4_1 model itself, whose CPU kernels quantize activations to 8 bits as llama.cpp's CPU
+//    backend does: that rounding alone moves SmolLM2's logits by NMSE ~7e-3 (measured: CPU Q4_1
+//    against CPU F32 copy 7.3e-3, CUDA against the F32 copy 8.5e-7, on the host emulation), so
+//    the first step is held to 2e-2 and the first divergent token is reported, not required.
 TEST_CASE("gpu model: SmolLM2 Q4_1 greedy 64 tokens on CUDA equal the CPU's", "[gpu][model]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   auto path = DefaultModelPath();
   if (!path) LMS_SKIP("the default model has not been pulled");
   auto cpu = MakeCpuBackend({0});
   auto gpu = Cuda();
+  const std::string f32_path = WriteF32Copy(*path);
   auto mc = Model::Load(*path, *cpu);
+  auto mf = Model::Load(f32_path, *cpu);
   auto mg = Model::Load(*path, *gpu);
   REQUIRE(mc.ok());
+  REQUIRE(mf.ok());
   REQUIRE(mg.ok());
   for (const char* text : {"The capital of France is", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number"}) {
     CAPTURE(text);
     const auto prompt = (*mc)->tokenizer().Encode(text, true, false);
-    const Generated c = GreedyGenerate(**mc, *cpu, prompt, 64);
+    const Generated f = GreedyGenerate(**mf, *cpu, prompt, 64);
     const Generated g = GreedyGenerate(**mg, *gpu, prompt, 64);
+    for (size_t i = 0; i < f.tokens.size() && f.tokens[i] == g.tokens[i]; ++i) {
+      CAPTURE(i);
+      CHECK(Nmse(f.logits[i], g.logits[i]) < 1e-5);
+    }
+    CHECK(f.tokens == g.tokens);
+    // Against the Q4_1 CPU run (8-bit activations): reported.
+    const Generated c = GreedyGenerate(**mc, *cpu, prompt, 64);
     size_t first = 0;
     while (first < c.tokens.size() && c.tokens[first] == g.tokens[first]) ++first;
-    std::ostringstream why;
+    const double nmse0 = Nmse(c.logits[0], g.logits[0]);
+    std::printf("SmolLM2 on CUDA against the CPU's Q4_1 kernels (8-bit activations): first step NMSE %.3g, ", nmse0);
     if (first < c.tokens.size()) {
       const auto& row = c.logits[first];
-      why << "first divergence at generated token " << first << ": cpu " << c.tokens[first] << " (logit "
-          << row[c.tokens[first]] << "), cuda " << g.tokens[first] << " (cpu logit " << row[g.tokens[first]]
-          << "): a near tie when the two logits are close";
+      std::printf("first divergence at token %zu: cpu %d (logit %.4f), cuda %d (cpu logit %.4f)\n", first,
+                  c.tokens[first], row[c.tokens[first]], g.tokens[first], row[g.tokens[first]]);
+    } else {
+      std::printf("the same 64 tokens\n");
     }
-    INFO(why.str());
-    // The logits of every step both computed on the same history agree closely.
-    for (size_t i = 0; i < std::min<size_t>(first + 1, c.tokens.size()); ++i) {
-      CAPTURE(i);
-      CHECK(Nmse(c.logits[i], g.logits[i]) < 1e-3);
-    }
-    CHECK(c.tokens == g.tokens);
+    CHECK(nmse0 < 2e-2);
   }
+  std::remove(f32_path.c_str());
 }
 
 TEST_CASE("gpu model: tiny random models' logits on CUDA match the CPU's", "[gpu][model]") {

@@ -57,13 +57,17 @@ inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
 using cudaError_t = int;
 constexpr int cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
               cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101,
-              cudaErrorInvalidResourceHandle = 400;
+              cudaErrorInvalidResourceHandle = 400, cudaErrorStreamCaptureUnsupported = 900,
+              cudaErrorStreamCaptureInvalidated = 901;
 
 // The calling thread's current device (cudaSetDevice), and a stream: its device and flags.
 inline thread_local int g_host_device = 0;
+// While a stream captures a graph, its work is recorded here instead of run.
 struct HostStream {
   int device = 0;
   unsigned flags = 0;
+  std::vector<std::function<void()>>* capture = nullptr;
+  bool capture_invalidated = false;
 };
 using cudaStream_t = HostStream*;
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
@@ -161,6 +165,9 @@ inline __nv_bfloat16 __float2bfloat16(float x) { return {HostToBf16(x)}; }
 inline float __bfloat162float(__nv_bfloat16 b) { return HostFromBf16(b.x); }
 inline uint16_t __bfloat16_as_ushort(__nv_bfloat16 b) { return b.x; }
 inline __half __ushort_as_half(uint16_t u) { return {u}; }
+inline __half __float2half_rn(float x) { return {HostToHalf(x)}; }
+inline __half __float2half(float x) { return {HostToHalf(x)}; }
+inline uint16_t __half_as_ushort(__half h) { return h.x; }
 inline float __half2float(__half h) { return HostFromHalf(h.x); }
 
 // ---- threads as fibers
@@ -324,6 +331,15 @@ void HostLaunch(HostLaunchConfig cfg, K kernel, A... args) {
     std::fprintf(stderr, "cuda_host: launch of %s refused (error %d): grid %u,%u,%u block %u, %zu bytes of shared memory\n",
                  name, e, cfg.grid.x, cfg.grid.y, cfg.grid.z, cfg.block.x, cfg.smem);
     g_host_launch_error = e;
+    return;
+  }
+  if (cfg.stream != nullptr && cfg.stream->capture != nullptr) {
+    HostLaunchConfig replay = cfg;
+    replay.stream = nullptr;
+    cfg.stream->capture->push_back([replay, kernel, name, args...] {
+      g_host_kernel_name = name;
+      HostLaunch(replay, kernel, args...);
+    });
     return;
   }
   const int n = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);

@@ -10,6 +10,10 @@
 //    they touch device memory; a freed or unknown device pointer is refused.
 //  - Streams and events: work runs at once, in issue order, so stream order always holds; events
 //    record wall time. Ordering bugs between streams are therefore NOT found here.
+//  - Graphs: a capturing stream records its launches, copies, sets and products (arguments by
+//    value) instead of running them; a graph launch runs them in order. The calls a capture in
+//    thread-local mode forbids on the capturing thread (synchronous copies and sets, cudaMalloc,
+//    synchronizing) fail and invalidate the capture, as the driver does.
 //  - cuBLAS: column-major GemmEx and GemmBatchedEx on fp32 or bf16 operands with fp32 output,
 //    summed in double; FAST_TF32 rounds fp32 operands to TF32 first; beta = 0 never reads C (it
 //    may hold NaN); leading dimensions are checked as cuBLAS checks them.
@@ -29,6 +33,11 @@ enum cudaMemcpyKind {
   cudaMemcpyDefault = 4
 };
 using cudaEvent_t = struct HostEvent*;
+using cudaGraph_t = struct HostGraph*;
+using cudaGraphExec_t = struct HostGraph*;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
+                             cudaStreamCaptureModeRelaxed = 2 };
+enum cudaDeviceAttr { cudaDevAttrMemoryClockRate = 36, cudaDevAttrGlobalMemoryBusWidth = 37 };
 using cudaMemPool_t = struct HostMemPool*;
 constexpr unsigned cudaStreamDefault = 0, cudaStreamNonBlocking = 1;
 constexpr unsigned cudaEventDefault = 0, cudaEventDisableTiming = 2;
@@ -67,6 +76,7 @@ cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d);
 cudaError_t cudaMemPoolSetAccess(cudaMemPool_t pool, const cudaMemAccessDesc* desc, size_t count);
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d);
 
 cudaError_t cudaMalloc(void** p, size_t bytes);
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s);
@@ -91,6 +101,8 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
 cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
                                 cudaStream_t s = nullptr);
+cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                         cudaMemcpyKind kind);
 cudaError_t cudaMemset(void* p, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = nullptr);
 
@@ -99,6 +111,12 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaEventCreate(cudaEvent_t* e);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
@@ -123,6 +141,7 @@ enum cublasMath_t { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 };
 enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 };
 enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT = -1 };
 enum cudaDataType_t { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 };
+using cudaDataType = cudaDataType_t;
 using cublasHandle_t = struct HostCublas*;
 
 const char* cublasGetStatusString(cublasStatus_t s);
@@ -130,6 +149,7 @@ cublasStatus_t cublasCreate(cublasHandle_t* h);
 cublasStatus_t cublasDestroy(cublasHandle_t h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes);
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* A, cudaDataType_t ta_type, int lda, const void* B,
                             cudaDataType_t tb_type, int ldb, const void* beta, void* C, cudaDataType_t tc_type,

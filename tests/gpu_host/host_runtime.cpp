@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -150,22 +152,49 @@ bool IsDevice(const void* p, size_t bytes, const char* what) {
   return a != nullptr;
 }
 
-cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* what) {
+// The stream this thread is capturing into, if any (thread-local capture mode).
+thread_local HostStream* g_capturing = nullptr;
+
+// True (and the capture invalidated) when `what` may not run while this thread captures.
+bool ForbiddenInCapture(const char* what) {
+  if (g_capturing == nullptr) return false;
+  std::fprintf(stderr, "cuda_host: %s while capturing a graph: not permitted; the capture is invalidated\n", what);
+  g_capturing->capture_invalidated = true;
+  return true;
+}
+
+// Runs `op` now, or records it when s is capturing.
+void RunOrRecord(cudaStream_t s, std::function<void()> op) {
+  if (s != nullptr && s->capture != nullptr) {
+    s->capture->push_back(std::move(op));
+  } else {
+    op();
+  }
+}
+
+cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* what,
+                 cudaStream_t s = nullptr) {
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
   const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   if (dst_dev && !IsDevice(dst, bytes, what)) return cudaErrorInvalidValue;
   if (src_dev && !IsDevice(src, bytes, what)) return cudaErrorInvalidValue;
-  std::memmove(dst, src, bytes);
-  std::lock_guard<std::mutex> lock(g_mutex);
-  CheckGuardsLocked(what);
+  RunOrRecord(s, [=] {
+    std::memmove(dst, src, bytes);
+    std::lock_guard<std::mutex> lock(g_mutex);
+    CheckGuardsLocked(what);
+  });
   return cudaSuccess;
 }
 
 bool ValidDevice(int d) { return d >= 0 && d < DeviceCount(); }
 
 }  // namespace
+
+struct HostGraph {
+  std::vector<std::function<void()>> ops;
+};
 
 struct HostEvent {
   int device = 0;
@@ -247,6 +276,7 @@ cudaError_t cudaDeviceCanAccessPeer(int* can, int d, int peer) {
 }
 cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned) { return ValidDevice(peer) ? cudaSuccess : cudaErrorInvalidDevice; }
 cudaError_t cudaDeviceSynchronize() {
+  if (ForbiddenInCapture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
   std::lock_guard<std::mutex> lock(g_mutex);
   CheckGuardsLocked("work before cudaDeviceSynchronize");
   return cudaSuccess;
@@ -269,6 +299,14 @@ cudaError_t cudaMemPoolSetAccess(cudaMemPool_t pool, const cudaMemAccessDesc* de
   }
   return cudaSuccess;
 }
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d) {
+  if (!ValidDevice(d)) return cudaErrorInvalidDevice;
+  switch (attr) {
+    case cudaDevAttrMemoryClockRate: *value = 2619000; return cudaSuccess;  // kHz, as an H100 SXM reports
+    case cudaDevAttrGlobalMemoryBusWidth: *value = 5120; return cudaSuccess;
+  }
+  return cudaErrorInvalidValue;
+}
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::mutex> lock(g_mutex);
   *total_bytes = size_t{8} << 30;
@@ -276,23 +314,49 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** p, size_t bytes) { return Allocate(p, bytes, g_host_device); }
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (ForbiddenInCapture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
+  return Allocate(p, bytes, g_host_device);
+}
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
   return Allocate(p, bytes, s ? s->device : g_host_device);
 }
-cudaError_t cudaMallocHost(void** p, size_t bytes) { return Allocate(p, bytes, -1); }
-cudaError_t cudaFree(void* p) { return Free(p, false); }
+cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  if (ForbiddenInCapture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
+  return Allocate(p, bytes, -1);
+}
+cudaError_t cudaFree(void* p) {
+  if (ForbiddenInCapture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
+  return Free(p, false);
+}
 cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return Free(p, false); }
 cudaError_t cudaFreeHost(void* p) { return Free(p, true); }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (ForbiddenInCapture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
   return Copy(dst, src, bytes, kind, "cudaMemcpy");
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return Copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  return Copy(dst, src, bytes, kind, "cudaMemcpyAsync", s);
+}
+cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                         cudaMemcpyKind kind) {
+  if (ForbiddenInCapture("cudaMemcpy2D")) return cudaErrorStreamCaptureUnsupported;
+  if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
+  if (width == 0 || height == 0) return cudaSuccess;
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (dst_dev && !IsDevice(dst, (height - 1) * dpitch + width, "cudaMemcpy2D (destination)")) return cudaErrorInvalidValue;
+  if (src_dev && !IsDevice(src, (height - 1) * spitch + width, "cudaMemcpy2D (source)")) return cudaErrorInvalidValue;
+  for (size_t r = 0; r < height; ++r) {
+    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+  }
+  std::lock_guard<std::mutex> lock(g_mutex);
+  CheckGuardsLocked("cudaMemcpy2D");
+  return cudaSuccess;
 }
 cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
-                                cudaStream_t) {
+                                cudaStream_t s) {
   if (!ValidDevice(dst_device) || !ValidDevice(src_device)) return cudaErrorInvalidDevice;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -305,13 +369,16 @@ cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int 
       return cudaErrorInvalidValue;
     }
   }
-  return Copy(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync");
+  return Copy(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync", s);
 }
-cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, nullptr); }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (ForbiddenInCapture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
+  return cudaMemsetAsync(p, value, bytes, nullptr);
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   if (bytes == 0) return cudaSuccess;
   if (!IsDevice(p, bytes, "cudaMemset")) return cudaErrorInvalidValue;
-  std::memset(p, value, bytes);
+  RunOrRecord(s, [=] { std::memset(p, value, bytes); });
   return cudaSuccess;
 }
 
@@ -324,7 +391,48 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  if (ForbiddenInCapture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (s == nullptr || s->capture != nullptr || g_capturing != nullptr) return cudaErrorInvalidValue;
+  s->capture = new std::vector<std::function<void()>>();
+  s->capture_invalidated = false;
+  g_capturing = s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  if (s == nullptr || s->capture == nullptr || g_capturing != s) return cudaErrorInvalidValue;
+  std::unique_ptr<std::vector<std::function<void()>>> ops(s->capture);
+  s->capture = nullptr;
+  g_capturing = nullptr;
+  *graph = nullptr;
+  if (s->capture_invalidated) return cudaErrorStreamCaptureInvalidated;
+  *graph = new HostGraph{std::move(*ops)};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (graph == nullptr) return cudaErrorInvalidValue;
+  *exec = new HostGraph{graph->ops};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  if (exec == nullptr) return cudaErrorInvalidValue;
+  if (s != nullptr && s->device != g_host_device) return cudaErrorInvalidResourceHandle;
+  RunOrRecord(s, [exec] {
+    for (const auto& op : exec->ops) op();
+  });
+  return cudaGetLastError();  // what a replayed launch refused
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned) {
   return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
@@ -349,7 +457,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   e->at = std::chrono::steady_clock::now();
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (ForbiddenInCapture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
 cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start || !end || (start->flags & cudaEventDisableTiming) || (end->flags & cudaEventDisableTiming) ||
@@ -413,7 +524,7 @@ cublasStatus_t CheckGemm(const GemmArgs& g) {
   if (g.lda < std::max(1, g.ta == CUBLAS_OP_N ? g.m : g.k)) return CUBLAS_STATUS_INVALID_VALUE;
   if (g.ldb < std::max(1, g.tb == CUBLAS_OP_N ? g.k : g.n)) return CUBLAS_STATUS_INVALID_VALUE;
   if (g.ldc < std::max(1, g.m)) return CUBLAS_STATUS_INVALID_VALUE;
-  if (g.at != g.bt || g.ct != CUDA_R_32F || (g.at != CUDA_R_32F && g.at != CUDA_R_16BF)) {
+  if (g.at != g.bt || g.ct != CUDA_R_32F || (g.at != CUDA_R_32F && g.at != CUDA_R_16BF && g.at != CUDA_R_16F)) {
     return CUBLAS_STATUS_NOT_SUPPORTED;
   }
   if (g.compute != CUBLAS_COMPUTE_32F && !(g.compute == CUBLAS_COMPUTE_32F_FAST_TF32 && g.at == CUDA_R_32F)) {
@@ -499,6 +610,9 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
   h->math = mode;
   return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void*, size_t) {
+  return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* A, cudaDataType_t ta_type, int lda, const void* B,
                             cudaDataType_t tb_type, int ldb, const void* beta, void* C, cudaDataType_t tc_type,
@@ -506,6 +620,10 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
   const GemmArgs g{h,     ta,      tb,      m,      n,   k,   *static_cast<const float*>(alpha),
                    *static_cast<const float*>(beta), ta_type, tb_type, tc_type, lda, ldb, ldc, compute};
   if (const cublasStatus_t s = CheckGemm(g); s != CUBLAS_STATUS_SUCCESS) return s;
+  if (h->stream != nullptr && h->stream->capture != nullptr) {
+    h->stream->capture->push_back([g, A, B, C] { GemmOne(g, A, B, static_cast<float*>(C)); });
+    return CUBLAS_STATUS_SUCCESS;
+  }
   return GemmOne(g, A, B, static_cast<float*>(C));
 }
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
@@ -525,10 +643,17 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
       !IsDevice(C, ptr_bytes, "cuBLAS batched product (C pointers)")) {
     return CUBLAS_STATUS_INVALID_VALUE;
   }
-  for (int i = 0; i < count; ++i) {
-    if (const cublasStatus_t s = GemmOne(g, A[i], B[i], static_cast<float*>(C[i])); s != CUBLAS_STATUS_SUCCESS) {
-      return s;
+  auto run = [g, A, B, C, count] {
+    for (int i = 0; i < count; ++i) {
+      if (const cublasStatus_t s = GemmOne(g, A[i], B[i], static_cast<float*>(C[i])); s != CUBLAS_STATUS_SUCCESS) {
+        return s;
+      }
     }
+    return CUBLAS_STATUS_SUCCESS;
+  };
+  if (h->stream != nullptr && h->stream->capture != nullptr) {
+    h->stream->capture->push_back([run] { run(); });
+    return CUBLAS_STATUS_SUCCESS;
   }
-  return CUBLAS_STATUS_SUCCESS;
+  return run();
 }

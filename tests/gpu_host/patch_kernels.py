@@ -11,22 +11,20 @@ import re
 import sys
 
 MMA = re.compile(r'asm volatile\(\s*"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.(b?f16)\..*?"r"\(b1\)\);', re.S)
-SHARED = re.compile(r'extern __shared__ __align__\(16\) uint16_t smem\[\];')
+SHARED = re.compile(r'extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)\[\];')
 STATIC_SHARED = re.compile(r'__shared__ (\w+) (\w+)\[')
 LAUNCH = re.compile(r'([\w:]+(?:<[^<>;]*>)?)<<<(.*?)>>>\((.*?)\);', re.S)
 
 
 def patch(text, rel):
     text, mma = MMA.subn(lambda m: 'HostMma(c, a, b0, b1, %s);' % ("true" if m.group(1) == "f16" else "false"), text)
-    text, _ = SHARED.subn('uint16_t* smem = g_host_smem;', text)
+    text, _ = SHARED.subn(r'\1* \2 = reinterpret_cast<\1*>(g_host_smem);', text)
     text, _ = STATIC_SHARED.subn(r'static \1 \2[', text)
-    text, launches = LAUNCH.subn(
+    text, _ = LAUNCH.subn(
         lambda m: '(g_host_kernel_name = "%s", HostLaunch(HostLaunchConfig(%s), %s, %s));' % (
             m.group(1), m.group(2), m.group(1), m.group(3)), text)
     if rel.endswith("mma_tile.cuh") and mma != 2:
         sys.exit("patch_kernels: %s: expected 2 mma asm statements, found %d" % (rel, mma))
-    if rel.endswith(".cu") and launches == 0:
-        sys.exit("patch_kernels: %s: no launch found" % rel)
     for left in ("asm", "<<<", "__shared__"):
         if left in text:
             sys.exit("patch_kernels: %s: '%s' is left that the host cannot run" % (rel, left))
