@@ -339,6 +339,7 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   }
   int32_t* h = pinned_;
   auto put = [&](const std::vector<int32_t>& v) {
+    if (v.empty()) return;  // an empty vector's data() may be null, which memcpy may not take
     std::memcpy(h, v.data(), v.size() * sizeof(int32_t));
     h += v.size();
   };
@@ -348,7 +349,7 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
   put(batch.slots);
   put(batch.logit_rows);
   for (const auto& t : batch.block_tables) {
-    std::memcpy(h, t.data(), t.size() * sizeof(int32_t));
+    if (!t.empty()) std::memcpy(h, t.data(), t.size() * sizeof(int32_t));
     std::fill(h + t.size(), h + bt_stride, -1);
     h += bt_stride;
   }

@@ -110,16 +110,16 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
-inline unsigned __float_as_uint(float f) {
-  unsigned u;
-  std::memcpy(&u, &f, 4);
-  return u;
+// The bits of one value as another type of the same size.
+template <class To, class From>
+inline To HostBitCast(From f) {
+  static_assert(sizeof(To) == sizeof(From));
+  To t;
+  std::memcpy(&t, &f, sizeof t);
+  return t;
 }
-inline float __uint_as_float(unsigned u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline unsigned __float_as_uint(float f) { return HostBitCast<unsigned>(f); }
+inline float __uint_as_float(unsigned u) { return HostBitCast<float>(u); }
 
 // 16-bit floats: f16 through the compiler's _Float16, bf16 by rounding to nearest even.
 struct __half {
@@ -134,17 +134,8 @@ struct __nv_bfloat16 {
 struct __nv_bfloat162 {
   uint16_t x, y;
 };
-inline uint16_t HostToHalf(float f) {
-  const _Float16 h = static_cast<_Float16>(f);
-  uint16_t u;
-  std::memcpy(&u, &h, 2);
-  return u;
-}
-inline float HostFromHalf(uint16_t u) {
-  _Float16 h;
-  std::memcpy(&h, &u, 2);
-  return static_cast<float>(h);
-}
+inline uint16_t HostToHalf(float f) { return HostBitCast<uint16_t>(static_cast<_Float16>(f)); }
+inline float HostFromHalf(uint16_t u) { return static_cast<float>(HostBitCast<_Float16>(u)); }
 inline uint16_t HostToBf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
