@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "core/model/generate.h"
 #include "core/model/gguf.h"
