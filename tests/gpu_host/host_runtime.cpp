@@ -152,6 +152,15 @@ bool IsDevice(const void* p, size_t bytes, const char* what) {
   return a != nullptr;
 }
 
+// The device sides of a copy of `kind` (the destination's span, the source's) lie in live device
+// allocations.
+bool DeviceSidesValid(cudaMemcpyKind kind, const void* dst, size_t dst_span, const void* src, size_t src_span,
+                      const char* what) {
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  return (!dst_dev || IsDevice(dst, dst_span, what)) && (!src_dev || IsDevice(src, src_span, what));
+}
+
 // The stream this thread is capturing into, if any (thread-local capture mode).
 thread_local HostStream* g_capturing = nullptr;
 
@@ -176,10 +185,7 @@ cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
                  cudaStream_t s = nullptr) {
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
-  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  if (dst_dev && !IsDevice(dst, bytes, what)) return cudaErrorInvalidValue;
-  if (src_dev && !IsDevice(src, bytes, what)) return cudaErrorInvalidValue;
+  if (!DeviceSidesValid(kind, dst, bytes, src, bytes, what)) return cudaErrorInvalidValue;
   RunOrRecord(s, [=] {
     std::memmove(dst, src, bytes);
     std::lock_guard<std::mutex> lock(g_mutex);
@@ -344,10 +350,9 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitc
   if (ForbiddenInCapture("cudaMemcpy2D")) return cudaErrorStreamCaptureUnsupported;
   if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
   if (width == 0 || height == 0) return cudaSuccess;
-  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  if (dst_dev && !IsDevice(dst, (height - 1) * dpitch + width, "cudaMemcpy2D (destination)")) return cudaErrorInvalidValue;
-  if (src_dev && !IsDevice(src, (height - 1) * spitch + width, "cudaMemcpy2D (source)")) return cudaErrorInvalidValue;
+  if (!DeviceSidesValid(kind, dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, "cudaMemcpy2D")) {
+    return cudaErrorInvalidValue;
+  }
   for (size_t r = 0; r < height; ++r) {
     std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
   }
