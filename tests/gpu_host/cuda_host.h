@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #define __device__
@@ -57,7 +58,7 @@ inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
 using cudaError_t = int;
 constexpr int cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
               cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101,
-              cudaErrorInvalidResourceHandle = 400, cudaErrorStreamCaptureUnsupported = 900,
+              cudaErrorInvalidResourceHandle = 400, cudaErrorNotReady = 600, cudaErrorStreamCaptureUnsupported = 900,
               cudaErrorStreamCaptureInvalidated = 901;
 
 // The calling thread's current device (cudaSetDevice), and a stream: its device and flags.
@@ -70,6 +71,12 @@ struct HostStream {
   bool capture_invalidated = false;
 };
 using cudaStream_t = HostStream*;
+// Hands work for stream s (null: the current device's legacy default stream) to the runtime
+// (host_runtime.cpp), which runs it when the program waits for it.
+void HostSubmit(cudaStream_t s, std::function<void()> work);
+// Aborts, naming the kernel, when p lies in memory of another device that `device` may not reach
+// (no peer access, no pool access granted): a kernel would fault there (host_runtime.cpp).
+void HostCheckKernelPointer(const char* kernel, const void* p, int device);
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 // The sticky error of the last launch, read and cleared by cudaGetLastError.
@@ -314,6 +321,11 @@ inline cudaError_t HostCheckLaunch(const HostLaunchConfig& cfg, const void* kern
 
 // Runs every block of the grid, each block's threads as fibers until all have returned.
 template <class K, class... A>
+void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A... args);
+
+// A <<<…>>> launch: refused at once if the driver would refuse it, else recorded into the
+// capturing graph or handed to the stream, with its arguments by value.
+template <class K, class... A>
 void HostLaunch(HostLaunchConfig cfg, K kernel, A... args) {
   const void* kernel_id = reinterpret_cast<const void*>(kernel);
   const char* name = g_host_kernel_name;
@@ -324,15 +336,21 @@ void HostLaunch(HostLaunchConfig cfg, K kernel, A... args) {
     g_host_launch_error = e;
     return;
   }
+  auto check = [name](const auto& arg) {
+    using T = std::decay_t<decltype(arg)>;
+    if constexpr (std::is_pointer_v<T>) HostCheckKernelPointer(name, static_cast<const void*>(arg), g_host_device);
+  };
+  (check(args), ...);
+  std::function<void()> work = [cfg, name, kernel, args...] { HostRunKernel(cfg, name, kernel, args...); };
   if (cfg.stream != nullptr && cfg.stream->capture != nullptr) {
-    HostLaunchConfig replay = cfg;
-    replay.stream = nullptr;
-    cfg.stream->capture->push_back([replay, kernel, name, args...] {
-      g_host_kernel_name = name;
-      HostLaunch(replay, kernel, args...);
-    });
-    return;
+    cfg.stream->capture->push_back(std::move(work));
+  } else {
+    HostSubmit(cfg.stream, std::move(work));
   }
+}
+
+template <class K, class... A>
+void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A... args) {
   const int n = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);
   if (cfg.block.y != 1 || cfg.block.z != 1 || n % 32 != 0) {
     std::fprintf(stderr, "cuda_host: blocks must be one-dimensional whole warps\n");

@@ -2,14 +2,25 @@
 // (host_runtime.cpp) so that code runs unchanged where no GPU is present: the training engine,
 // its transports and its tests. What it models, and what it checks as a driver would:
 //  - Devices: LMS_HOST_GPUS of them (2 unless set), each with a current-device setting per
-//    thread; peers can always reach each other.
+//    thread. Copies reach any device. A kernel passed (as a pointer argument; pointers inside
+//    structures are not seen) memory of another device aborts unless that memory is reachable:
+//    cudaDeviceEnablePeerAccess for cudaMalloc's memory, cudaMemPoolSetAccess for cudaMallocAsync's.
 //  - Memory: every device or pinned allocation is host memory, filled with 0xFF bytes (NaN in
 //    fp32 and bf16) so a read of anything never written shows, and followed by guard bytes that
 //    are checked after every kernel launch, copy and set, and at free: a write past the end of a
 //    buffer aborts naming the kernel or call. Copies and sets must lie inside one allocation when
 //    they touch device memory; a freed or unknown device pointer is refused.
-//  - Streams and events: work runs at once, in issue order, so stream order always holds; events
-//    record wall time. Ordering bugs between streams are therefore NOT found here.
+//  - Streams and events: each stream (and each device's legacy default stream) queues its
+//    launches, copies, sets and products, and runs them only when the program must wait for them:
+//    a stream, event or device synchronize, a wait on an event recorded after them, a blocking
+//    copy to the host, cudaFree. Work of different streams thus runs in the latest order CUDA
+//    allows: a missing wait between streams, or a host read of memory a copy has not yet written,
+//    gives a wrong result rather than passing by luck. cudaMemcpy from pageable memory returns
+//    once the data is staged, as documented, without waiting for the copy; cudaMemset is
+//    asynchronous. The legacy stream and blocking streams wait for each other; non-blocking
+//    streams wait for nothing. Events record the wall time at which their stream reached them;
+//    elapsed time between events not yet reached is cudaErrorNotReady. LMS_HOST_STREAMS=eager
+//    runs all work at once instead.
 //  - Graphs: a capturing stream records its launches, copies, sets and products (arguments by
 //    value) instead of running them; a graph launch runs them in order. The calls a capture in
 //    thread-local mode forbids on the capturing thread (synchronous copies and sets, cudaMalloc,

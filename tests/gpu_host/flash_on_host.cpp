@@ -53,6 +53,7 @@ bool Check(const Shape& s, uint32_t seed) {
     std::printf("B=%d T=%d H=%d KV=%d hd=%d: launch refused\n", s.B, s.T, s.H, s.KV, s.hd);
     return false;
   }
+  cudaDeviceSynchronize();  // the launches run when the host waits for them
   // The reference, in double.
   const double scale = 1.0 / std::sqrt(double(s.hd));
   std::vector<double> ro(nq), rl(rows), rdq(nq), rdk(nk, 0.0), rdv(nk, 0.0);

@@ -1,15 +1,19 @@
 // The CUDA runtime and cuBLAS on the CPU: see cuda_host_runtime.h for what is modelled and checked.
 #include "cuda_host_runtime.h"
+#include "host_streams.h"
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,11 +56,15 @@ struct Allocation {
   size_t bytes;
   int device;  // -1: pinned host memory
   unsigned char* raw;
+  bool pooled = false;  // from cudaMallocAsync: the device's default pool
 };
 
 std::mutex g_mutex;
 std::map<uintptr_t, Allocation> g_allocs;  // by user address
 size_t g_device_bytes = 0;
+// Which device's kernels may reach which other device's memory: by cudaDeviceEnablePeerAccess
+// (memory from cudaMalloc), by cudaMemPoolSetAccess (memory from the default pool).
+std::set<std::pair<int, int>> g_peer_access, g_pool_access;  // (accessing device, owner)
 
 int DeviceCount() {
   static const int n = [] {
@@ -91,7 +99,7 @@ void AfterLaunch(const char* kernel) {
   CheckGuardsLocked(kernel);
 }
 
-cudaError_t Allocate(void** p, size_t bytes, int device) {
+cudaError_t Allocate(void** p, size_t bytes, int device, bool pooled = false) {
   if (p == nullptr) return cudaErrorInvalidValue;
   const size_t body = (bytes + 255) / 256 * 256;
   auto* raw = static_cast<unsigned char*>(std::aligned_alloc(256, body + 2 * kGuard));
@@ -102,7 +110,7 @@ cudaError_t Allocate(void** p, size_t bytes, int device) {
   *p = raw + kGuard;
   std::lock_guard<std::mutex> lock(g_mutex);
   g_host_after_launch = AfterLaunch;
-  g_allocs[reinterpret_cast<uintptr_t>(*p)] = Allocation{bytes, device, raw};
+  g_allocs[reinterpret_cast<uintptr_t>(*p)] = Allocation{bytes, device, raw, pooled};
   if (device >= 0) g_device_bytes += bytes;
   return cudaSuccess;
 }
@@ -172,25 +180,183 @@ bool ForbiddenInCapture(const char* what) {
   return true;
 }
 
-// Runs `op` now, or records it when s is capturing.
-void RunOrRecord(cudaStream_t s, std::function<void()> op) {
-  if (s != nullptr && s->capture != nullptr) {
-    s->capture->push_back(std::move(op));
-  } else {
-    op();
-  }
+// ---- Streams. Each stream (and each device's legacy default stream) is a queue of work that
+// runs only when the program must wait for it: a synchronize, a blocking copy to the host, a wait
+// on an event recorded after it, a free. Work of different streams thus runs in the latest order
+// CUDA allows, so a missing wait between streams, or a host read without one, gives a wrong
+// result instead of passing by luck. When the host waits for several streams at once (a device
+// synchronize, a free) they run one after another, in the order streams were created, or the
+// reverse with LMS_HOST_STREAMS=reversed: a stream reusing a buffer that another still reads shows
+// in one of the two orders. LMS_HOST_STREAMS=eager runs all work at once instead.
+using Queue = HostQueue;
+using QueueRef = HostQueueRef;
+
+
+std::recursive_mutex g_work_mutex;  // every queue; held while work runs
+std::condition_variable_any g_work_cv;  // work queued or done
+// Never destroyed: streams may still be synchronized while statics are torn down.
+auto& g_queues = *new std::map<const HostStream*, QueueRef>();
+auto& g_legacy = *new std::map<int, QueueRef>();
+
+bool StreamsMode(const char* mode) {
+  const char* e = std::getenv("LMS_HOST_STREAMS");
+  return e != nullptr && std::strcmp(e, mode) == 0;
+}
+bool Eager() {
+  static const bool eager = StreamsMode("eager");
+  return eager;
 }
 
+QueueRef QueueOf(cudaStream_t s) {
+  static uint64_t created = 0;
+  QueueRef& q = s == nullptr ? g_legacy[g_host_device] : g_queues[s];
+  if (!q) {
+    q = std::make_shared<Queue>();
+    q->device = s == nullptr ? g_host_device : s->device;
+    q->legacy = s == nullptr;
+    q->blocking = s != nullptr && (s->flags & cudaStreamNonBlocking) == 0;
+    q->created = ++created;
+  }
+  return q;
+}
+
+// Runs q's work up to and including number `seq`.
+void RunUntil(Queue& q, uint64_t seq) {
+  while (q.done < seq) {
+    if (q.running != 0) {
+      if (q.runner == std::this_thread::get_id()) {
+        std::fprintf(stderr, "cuda_host: deadlock: work on a stream of device %d waits for work queued after it on "
+                     "the same stream (on a GPU this hangs)\n", q.device);
+        std::abort();
+      }
+      HostWaitForWork("a stream whose work another thread is running");  // it may wait for a peer
+      continue;
+    }
+    HostWork w = std::move(q.work.front());
+    q.work.pop_front();
+    q.running = w.seq;
+    q.runner = std::this_thread::get_id();
+    w.run();
+    q.running = 0;
+    q.done = w.seq;
+    g_work_cv.notify_all();
+  }
+}
+void Drain(const QueueRef& q) { RunUntil(*q, q->issued); }
+
+uint64_t Push(Queue& q, std::function<void()> run) {
+  q.work.push_back(HostWork{++q.issued, std::move(run)});
+  g_work_cv.notify_all();
+  return q.issued;
+}
+// Work on q's stream after what q waits for: the legacy stream waits for the device's blocking
+// streams, and they for it.
+uint64_t Enqueue(const QueueRef& q, std::function<void()> run,
+                 const std::function<void(uint64_t)>& numbered = nullptr) {
+  auto wait_for = [&q](const QueueRef& other) {
+    if (other != q && other->device == q->device && other->issued > other->done) {
+      Push(*q, [other, seq = other->issued] { RunUntil(*other, seq); });
+    }
+  };
+  if (q->legacy) {
+    for (const auto& [stream, other] : g_queues) {
+      if (other->blocking) wait_for(other);
+    }
+  } else if (q->blocking) {
+    auto it = g_legacy.find(q->device);
+    if (it != g_legacy.end()) wait_for(it->second);
+  }
+  const uint64_t seq = Push(*q, std::move(run));
+  if (numbered) numbered(seq);
+  if (Eager()) Drain(q);
+  return seq;
+}
+
+// Runs all the work of the queues on `device` (every device if negative).
+void DrainDevice(int device) {
+  static const bool reversed = StreamsMode("reversed");
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  std::vector<QueueRef> queues;
+  for (const auto& [d, q] : g_legacy) queues.push_back(q);
+  for (const auto& [s, q] : g_queues) queues.push_back(q);
+  std::sort(queues.begin(), queues.end(), [](const QueueRef& a, const QueueRef& b) {
+    return reversed ? a->created > b->created : a->created < b->created;
+  });
+  for (const QueueRef& q : queues) {
+    if (device < 0 || q->device == device) Drain(q);
+  }
+}
+void DrainAll() { DrainDevice(-1); }
+
+}  // namespace
+
+std::recursive_mutex& HostWorkMutex() { return g_work_mutex; }
+HostQueueRef HostQueueOf(cudaStream_t s) { return QueueOf(s); }
+uint64_t HostEnqueue(const HostQueueRef& q, std::function<void()> run, const std::function<void(uint64_t)>& numbered) {
+  return Enqueue(q, std::move(run), numbered);
+}
+void HostNotifyWork() { g_work_cv.notify_all(); }
+void HostRunUntil(HostQueue& q, uint64_t seq) { RunUntil(q, seq); }
+void HostWaitForWork(const char* what) {
+  // The caller holds the mutex once (no API call holds it twice), so this releases it.
+  std::unique_lock<std::recursive_mutex> lock(g_work_mutex, std::adopt_lock);
+  const bool woken = g_work_cv.wait_for(lock, std::chrono::minutes(2)) == std::cv_status::no_timeout;
+  lock.release();
+  if (!woken) {
+    std::fprintf(stderr, "cuda_host: deadlock: %s: nothing queued or done anywhere for two minutes\n", what);
+    std::abort();
+  }
+}
+bool HostIsDeviceMemory(const void* p, size_t bytes, const char* what) { return IsDevice(p, bytes, what); }
+
+namespace {
+
+// Records `run` when s is capturing; else queues it on s and, if the host waits for it, runs the
+// stream up to it.
+void Submit(cudaStream_t s, std::function<void()> run, bool host_waits = false) {
+  if (s != nullptr && s->capture != nullptr) {
+    s->capture->push_back(std::move(run));
+    return;
+  }
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  const QueueRef q = QueueOf(s);
+  const uint64_t seq = Enqueue(q, std::move(run));
+  if (host_waits) RunUntil(*q, seq);
+}
+
+bool IsPinnedHost(const void* p) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(u);
+  if (it == g_allocs.begin()) return false;
+  --it;
+  return it->second.device < 0 && u < it->first + it->second.bytes;
+}
+
+// A copy of `kind` on stream s (null: the legacy stream). `blocking` is cudaMemcpy's: it returns
+// once a copy to the host is done, but after a copy from pageable host memory only once the data
+// is staged, so device work on another stream may still miss it. Pageable host sources are read
+// at the call (staged); pinned ones when the copy runs.
 cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* what,
-                 cudaStream_t s = nullptr) {
+                 cudaStream_t s = nullptr, bool blocking = false) {
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
   if (!DeviceSidesValid(kind, dst, bytes, src, bytes, what)) return cudaErrorInvalidValue;
-  RunOrRecord(s, [=] {
-    std::memmove(dst, src, bytes);
+  const bool from_host = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyHostToHost;
+  const bool to_host = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost;
+  std::function<void()> run;
+  if (from_host && !IsPinnedHost(src) && (s == nullptr || s->capture == nullptr)) {
+    auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
+                                                               static_cast<const unsigned char*>(src) + bytes);
+    run = [=] { std::memcpy(dst, staged->data(), bytes); };
+  } else {
+    run = [=] { std::memmove(dst, src, bytes); };
+  }
+  Submit(s, [run, what] {
+    run();
     std::lock_guard<std::mutex> lock(g_mutex);
     CheckGuardsLocked(what);
-  });
+  }, blocking && (to_host || (from_host && IsPinnedHost(src))));
   return cudaSuccess;
 }
 
@@ -202,12 +368,18 @@ struct HostGraph {
   std::vector<std::function<void()>> ops;
 };
 
+// An event: the device it belongs to, and its last record: the stream's queue and the number of
+// the work that stamps its time.
 struct HostEvent {
   int device = 0;
   unsigned flags = 0;
   bool recorded = false;
-  std::chrono::steady_clock::time_point at;
+  QueueRef queue;
+  uint64_t seq = 0;
+  std::shared_ptr<std::chrono::steady_clock::time_point> at;
 };
+
+void HostSubmit(cudaStream_t s, std::function<void()> work) { Submit(s, std::move(work)); }
 struct HostMemPool {
   int device = 0;
 };
@@ -280,9 +452,28 @@ cudaError_t cudaDeviceCanAccessPeer(int* can, int d, int peer) {
   *can = d != peer;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned) { return ValidDevice(peer) ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned) {
+  if (!ValidDevice(peer) || peer == g_host_device) return cudaErrorInvalidDevice;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_peer_access.insert({g_host_device, peer});
+  return cudaSuccess;
+}
+void HostCheckKernelPointer(const char* kernel, const void* p, int device) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(u);
+  if (p == nullptr || it == g_allocs.begin()) return;
+  --it;
+  const Allocation& a = it->second;
+  if (u >= it->first + a.bytes || a.device < 0 || a.device == device) return;
+  if ((a.pooled ? g_pool_access : g_peer_access).count({device, a.device}) > 0) return;
+  std::fprintf(stderr, "cuda_host: %s launched on device %d is passed memory of device %d, which it may not reach (%s)\n",
+               kernel, device, a.device, a.pooled ? "no cudaMemPoolSetAccess" : "no peer access enabled");
+  std::abort();
+}
 cudaError_t cudaDeviceSynchronize() {
   if (ForbiddenInCapture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  DrainDevice(g_host_device);
   std::lock_guard<std::mutex> lock(g_mutex);
   CheckGuardsLocked("work before cudaDeviceSynchronize");
   return cudaSuccess;
@@ -302,6 +493,15 @@ cudaError_t cudaMemPoolSetAccess(cudaMemPool_t pool, const cudaMemAccessDesc* de
     }
     // The driver refuses to change the owning device's own access.
     if (desc[i].location.id == pool->device) return cudaErrorInvalidDevice;
+  }
+  std::lock_guard<std::mutex> lock(g_mutex);
+  for (size_t i = 0; i < count; ++i) {
+    const std::pair<int, int> pair{desc[i].location.id, pool->device};
+    if (desc[i].flags == cudaMemAccessFlagsProtNone) {
+      g_pool_access.erase(pair);
+    } else {
+      g_pool_access.insert(pair);
+    }
   }
   return cudaSuccess;
 }
@@ -325,7 +525,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return Allocate(p, bytes, g_host_device);
 }
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
-  return Allocate(p, bytes, s ? s->device : g_host_device);
+  return Allocate(p, bytes, s ? s->device : g_host_device, true);
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
   if (ForbiddenInCapture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
@@ -333,14 +533,25 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (ForbiddenInCapture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
+  DrainAll();  // cudaFree synchronizes
   return Free(p, false);
 }
-cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return Free(p, false); }
-cudaError_t cudaFreeHost(void* p) { return Free(p, true); }
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
+  if (p == nullptr) return cudaSuccess;
+  if (!IsDevice(p, 1, "cudaFreeAsync")) return cudaErrorInvalidValue;
+  Submit(s, [p] {
+    if (Free(p, false) != cudaSuccess) std::abort();
+  });
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* p) {
+  DrainAll();
+  return Free(p, true);
+}
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (ForbiddenInCapture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
-  return Copy(dst, src, bytes, kind, "cudaMemcpy");
+  return Copy(dst, src, bytes, kind, "cudaMemcpy", nullptr, true);
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
   return Copy(dst, src, bytes, kind, "cudaMemcpyAsync", s);
@@ -353,11 +564,15 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitc
   if (!DeviceSidesValid(kind, dst, (height - 1) * dpitch + width, src, (height - 1) * spitch + width, "cudaMemcpy2D")) {
     return cudaErrorInvalidValue;
   }
-  for (size_t r = 0; r < height; ++r) {
-    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
-  }
-  std::lock_guard<std::mutex> lock(g_mutex);
-  CheckGuardsLocked("cudaMemcpy2D");
+  // Runs in order on the legacy stream; the host waits for it (as for every 2D copy here, whatever
+  // the memory).
+  Submit(nullptr, [=] {
+    for (size_t r = 0; r < height; ++r) {
+      std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    }
+    std::lock_guard<std::mutex> lock(g_mutex);
+    CheckGuardsLocked("cudaMemcpy2D");
+  }, true);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
@@ -383,7 +598,7 @@ cudaError_t cudaMemset(void* p, int value, size_t bytes) {
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   if (bytes == 0) return cudaSuccess;
   if (!IsDevice(p, bytes, "cudaMemset")) return cudaErrorInvalidValue;
-  RunOrRecord(s, [=] { std::memset(p, value, bytes); });
+  Submit(s, [=] { std::memset(p, value, bytes); });
   return cudaSuccess;
 }
 
@@ -393,11 +608,23 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (s == nullptr) return cudaErrorInvalidResourceHandle;
+  {
+    // The stream's work still completes; events recorded on it keep its queue.
+    std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+    auto it = g_queues.find(s);
+    if (it != g_queues.end()) {
+      Drain(it->second);
+      g_queues.erase(it);
+    }
+  }
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   if (ForbiddenInCapture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  Drain(QueueOf(s));
   return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -425,7 +652,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
   if (exec == nullptr) return cudaErrorInvalidValue;
   if (s != nullptr && s->device != g_host_device) return cudaErrorInvalidResourceHandle;
-  RunOrRecord(s, [exec] {
+  Submit(s, [exec] {
     for (const auto& op : exec->ops) op();
   });
   return cudaGetLastError();  // what a replayed launch refused
@@ -438,12 +665,17 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
   delete exec;
   return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned) {
-  return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (e == nullptr) return cudaErrorInvalidResourceHandle;
+  if (s != nullptr && s->capture != nullptr) return cudaSuccess;  // within one captured stream: in order anyway
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  // The event's record as of now; a wait on one never recorded is no wait.
+  if (e->queue) Enqueue(QueueOf(s), [q = e->queue, seq = e->seq] { RunUntil(*q, seq); });
+  return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
-  *e = new HostEvent{g_host_device, flags, false, {}};
+  *e = new HostEvent{g_host_device, flags, false, nullptr, 0, nullptr};
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
@@ -458,21 +690,39 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     std::fprintf(stderr, "cuda_host: an event of device %d recorded on a stream of device %d\n", e->device, stream_device);
     return cudaErrorInvalidResourceHandle;
   }
+  auto at = std::make_shared<std::chrono::steady_clock::time_point>();
   e->recorded = true;
-  e->at = std::chrono::steady_clock::now();
+  e->at = at;
+  if (s != nullptr && s->capture != nullptr) {  // not a node of the graph here: stamped now
+    *at = std::chrono::steady_clock::now();
+    e->queue = nullptr;
+    return cudaSuccess;
+  }
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  e->queue = QueueOf(s);
+  e->seq = Enqueue(e->queue, [at] { *at = std::chrono::steady_clock::now(); });
   return cudaSuccess;
 }
+namespace {
+bool EventDone(cudaEvent_t e) { return !e->queue || e->queue->done >= e->seq; }
+}  // namespace
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (ForbiddenInCapture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
-  return e ? cudaSuccess : cudaErrorInvalidResourceHandle;
+  if (e == nullptr) return cudaErrorInvalidResourceHandle;
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  if (e->queue) RunUntil(*e->queue, e->seq);
+  return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+// A query lets the event's stream run up to it, so a polling loop ends.
+cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start || !end || (start->flags & cudaEventDisableTiming) || (end->flags & cudaEventDisableTiming) ||
       !start->recorded || !end->recorded) {
     return cudaErrorInvalidResourceHandle;
   }
-  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+  std::lock_guard<std::recursive_mutex> lock(g_work_mutex);
+  if (!EventDone(start) || !EventDone(end)) return cudaErrorNotReady;  // the host did not wait for them
+  *ms = std::chrono::duration<float, std::milli>(*end->at - *start->at).count();
   return cudaSuccess;
 }
 
@@ -543,16 +793,19 @@ cublasStatus_t CheckGemm(const GemmArgs& g) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-// One product, its operands checked to lie in device memory.
-cublasStatus_t GemmOne(const GemmArgs& g, const void* A, const void* B, float* C) {
-  if (g.m == 0 || g.n == 0) return CUBLAS_STATUS_SUCCESS;
+// Whether one product's operands lie in device memory.
+bool GemmOperandsValid(const GemmArgs& g, const void* A, const void* B, const void* C) {
+  if (g.m == 0 || g.n == 0) return true;
   const int a_rows = g.ta == CUBLAS_OP_N ? g.m : g.k, a_cols = g.ta == CUBLAS_OP_N ? g.k : g.m;
   const int b_rows = g.tb == CUBLAS_OP_N ? g.k : g.n, b_cols = g.tb == CUBLAS_OP_N ? g.n : g.k;
-  if ((g.k > 0 && (!IsDevice(A, Span(a_rows, a_cols, g.lda, g.at), "cuBLAS product (A)") ||
-                   !IsDevice(B, Span(b_rows, b_cols, g.ldb, g.bt), "cuBLAS product (B)"))) ||
-      !IsDevice(C, Span(g.m, g.n, g.ldc, CUDA_R_32F), "cuBLAS product (C)")) {
-    return CUBLAS_STATUS_INVALID_VALUE;
-  }
+  return (g.k == 0 || (IsDevice(A, Span(a_rows, a_cols, g.lda, g.at), "cuBLAS product (A)") &&
+                       IsDevice(B, Span(b_rows, b_cols, g.ldb, g.bt), "cuBLAS product (B)"))) &&
+         IsDevice(C, Span(g.m, g.n, g.ldc, CUDA_R_32F), "cuBLAS product (C)");
+}
+
+// One product (its operands checked by GemmOperandsValid).
+void GemmOne(const GemmArgs& g, const void* A, const void* B, float* C) {
+  if (g.m == 0 || g.n == 0) return;
   const bool tf32 = g.compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   std::vector<double> a(static_cast<size_t>(g.m) * g.k), bt(static_cast<size_t>(g.n) * g.k);
   for (int i = 0; i < g.m; ++i) {
@@ -583,7 +836,6 @@ cublasStatus_t GemmOne(const GemmArgs& g, const void* A, const void* B, float* C
       c = static_cast<float>(g.alpha * s + prior);
     }
   }
-  return CUBLAS_STATUS_SUCCESS;
 }
 
 }  // namespace
@@ -625,11 +877,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
   const GemmArgs g{h,     ta,      tb,      m,      n,   k,   *static_cast<const float*>(alpha),
                    *static_cast<const float*>(beta), ta_type, tb_type, tc_type, lda, ldb, ldc, compute};
   if (const cublasStatus_t s = CheckGemm(g); s != CUBLAS_STATUS_SUCCESS) return s;
-  if (h->stream != nullptr && h->stream->capture != nullptr) {
-    h->stream->capture->push_back([g, A, B, C] { GemmOne(g, A, B, static_cast<float*>(C)); });
-    return CUBLAS_STATUS_SUCCESS;
-  }
-  return GemmOne(g, A, B, static_cast<float*>(C));
+  if (!GemmOperandsValid(g, A, B, C)) return CUBLAS_STATUS_INVALID_VALUE;
+  Submit(h->stream, [g, A, B, C] { GemmOne(g, A, B, static_cast<float*>(C)); });
+  return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                    const void* alpha, const void* const A[], cudaDataType_t ta_type, int lda,
@@ -648,17 +898,13 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
       !IsDevice(C, ptr_bytes, "cuBLAS batched product (C pointers)")) {
     return CUBLAS_STATUS_INVALID_VALUE;
   }
-  auto run = [g, A, B, C, count] {
+  // The arrays are read when the product runs (earlier work may fill them); an operand outside
+  // device memory then aborts, as the error cannot be returned any more.
+  Submit(h->stream, [g, A, B, C, count] {
     for (int i = 0; i < count; ++i) {
-      if (const cublasStatus_t s = GemmOne(g, A[i], B[i], static_cast<float*>(C[i])); s != CUBLAS_STATUS_SUCCESS) {
-        return s;
-      }
+      if (!GemmOperandsValid(g, A[i], B[i], C[i])) std::abort();
+      GemmOne(g, A[i], B[i], static_cast<float*>(C[i]));
     }
-    return CUBLAS_STATUS_SUCCESS;
-  };
-  if (h->stream != nullptr && h->stream->capture != nullptr) {
-    h->stream->capture->push_back([run] { run(); });
-    return CUBLAS_STATUS_SUCCESS;
-  }
-  return run();
+  });
+  return CUBLAS_STATUS_SUCCESS;
 }

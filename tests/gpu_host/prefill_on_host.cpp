@@ -69,6 +69,7 @@ bool Check(int H, int KV, int hd, bool f16, uint32_t seed) {
     std::printf("H=%d KV=%d hd=%d: refused\n", H, KV, hd);
     return false;
   }
+  cudaDeviceSynchronize();  // the launch runs when the host waits for it
   double num = 0, den = 0;
   bool untouched = true, finite = true;
   int tiled_rows = 0;
