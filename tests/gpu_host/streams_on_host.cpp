@@ -3,7 +3,9 @@
 // CUDA defines (an event, a synchronize, the legacy stream's ordering against blocking streams).
 // Each case writes a buffer on one stream and reads it elsewhere, once without the wait, where the
 // emulation must show the old contents (else a missing wait would pass here by luck), and once
-// with it. Exit status 0 when every case gives what CUDA allows.
+// with it. Also: a kernel given another device's memory without peer access aborts, and NCCL's
+// stand-in (nccl_host.cpp) moves data in both streams' order and aborts where GPUs would hang.
+// Exit status 0 when every case gives what CUDA and NCCL allow.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include <cuda_runtime.h>
+#include <nccl.h>
 
 namespace {
 
@@ -193,6 +196,73 @@ void PeerMemory() {
   cudaFree(on0);
 }
 
+// NCCL (nccl_host.cpp): a send meets its receive in stream order; a send and receive of one
+// stream outside a group, or two ranks that both send first outside a group, hang on GPUs and abort
+// here.
+void Nccl() {
+  ncclComm_t comms[2];
+  const int devices[2] = {0, 1};
+  Expect(ncclCommInitAll(comms, 2, devices) == ncclSuccess, "two NCCL ranks on two devices");
+  cudaStream_t s[2];
+  float *src[2], *dst[2];
+  for (int r = 0; r < 2; ++r) {
+    cudaSetDevice(r);
+    cudaStreamCreateWithFlags(&s[r], cudaStreamNonBlocking);
+    cudaMalloc(&src[r], kN * sizeof(float));
+    cudaMalloc(&dst[r], kN * sizeof(float));
+  }
+  // Rank 0 fills and sends, rank 1 receives into memory its stream fills first: the receive lands
+  // after that fill and carries the send's data as of the send.
+  cudaSetDevice(0);
+  LaunchFill(src[0], kN, 1.5f, s[0]);
+  ncclSend(src[0], kN, ncclFloat32, 1, comms[0], s[0]);
+  LaunchFill(src[0], kN, 2.5f, s[0]);  // after the send: not what is sent
+  cudaSetDevice(1);
+  LaunchFill(dst[1], kN, -1.0f, s[1]);
+  ncclRecv(dst[1], kN, ncclFloat32, 0, comms[1], s[1]);
+  std::vector<float> got(kN, 0.0f);
+  cudaMemcpyAsync(got.data(), dst[1], kN * sizeof(float), cudaMemcpyDeviceToHost, s[1]);
+  cudaStreamSynchronize(s[1]);
+  Expect(AllEqual(got.data(), kN, 1.5f), "an NCCL receive gets the data as of the send, in both streams' order");
+  cudaSetDevice(0);
+  cudaStreamSynchronize(s[0]);
+
+  Expect(Aborts([&] {
+    cudaSetDevice(0);
+    ncclSend(src[0], kN, ncclFloat32, 0, comms[0], s[0]);
+    ncclRecv(dst[0], kN, ncclFloat32, 0, comms[0], s[0]);
+    cudaStreamSynchronize(s[0]);
+  }), "a send to itself and its receive outside a group deadlock");
+  Expect(Aborts([&] {
+    for (int r = 0; r < 2; ++r) {
+      cudaSetDevice(r);
+      ncclSend(src[r], kN, ncclFloat32, 1 - r, comms[r], s[r]);
+      ncclRecv(dst[r], kN, ncclFloat32, 1 - r, comms[r], s[r]);
+    }
+    cudaStreamSynchronize(s[1]);
+  }), "two ranks that both send before they receive, outside a group, deadlock");
+  Expect(!Aborts([&] {
+    for (int r = 0; r < 2; ++r) {
+      cudaSetDevice(r);
+      ncclGroupStart();
+      ncclSend(src[r], kN, ncclFloat32, 1 - r, comms[r], s[r]);
+      ncclRecv(dst[r], kN, ncclFloat32, 1 - r, comms[r], s[r]);
+      ncclGroupEnd();
+    }
+    cudaStreamSynchronize(s[1]);
+    cudaSetDevice(0);
+    cudaStreamSynchronize(s[0]);
+  }), "grouped, they exchange");
+  for (int r = 0; r < 2; ++r) {
+    cudaSetDevice(r);
+    cudaStreamDestroy(s[r]);
+    cudaFree(src[r]);
+    cudaFree(dst[r]);
+    ncclCommDestroy(comms[r]);
+  }
+  cudaSetDevice(0);
+}
+
 }  // namespace
 
 int main() {
@@ -204,6 +274,7 @@ int main() {
   LegacyAndBlocking();
   StagedAndTimed();
   PeerMemory();
+  Nccl();
   if (g_failures > 0) std::printf("%d of the stream model's cases failed\n", g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -24,6 +24,9 @@ struct DeviceFloats {
     REQUIRE(cudaSetDevice(d) == cudaSuccess);
     REQUIRE(cudaMalloc(&ptr, n * sizeof(float)) == cudaSuccess);
     REQUIRE(cudaMemset(ptr, 0, n * sizeof(float)) == cudaSuccess);
+    // cudaMemset is asynchronous, on the legacy stream, which NCCL's non-blocking streams do not
+    // wait for.
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   }
   ~DeviceFloats() {
     cudaSetDevice(device);
@@ -32,6 +35,8 @@ struct DeviceFloats {
   void Put(const std::vector<float>& v) {
     REQUIRE(cudaSetDevice(device) == cudaSuccess);
     REQUIRE(cudaMemcpy(ptr, v.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+    // From pageable memory cudaMemcpy returns once the data is staged, maybe before it lands.
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   }
   std::vector<float> Get() const {
     std::vector<float> v(n);
