@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "gpu/cuda_check.h"
 
@@ -15,6 +17,34 @@ Status NcclStatus(ncclResult_t r, const char* what) {
 }
 
 #define LMS_NCCL_RETURN_IF_ERROR(expr) LMS_RETURN_IF_ERROR(::lms::gpu::NcclStatus((expr), #expr))
+
+namespace {
+
+// This thread's open NcclGroup group: its depth and the local communicators used in it.
+thread_local int t_depth = 0;
+thread_local std::vector<size_t> t_touched;
+
+// Every communicator here is non-blocking.
+ncclConfig_t NonBlocking() {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  return config;
+}
+// A non-blocking call's result: started (maybe still in progress), or an error.
+bool Started(ncclResult_t r) { return r == ncclSuccess || r == ncclInProgress; }
+
+// Waits for what a non-blocking call on c started; for teardown, where nothing else may interrupt.
+ncclResult_t WaitQuiet(ncclComm_t c) {
+  for (;;) {
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(c, &state);
+    if (r != ncclSuccess) return r;
+    if (state != ncclInProgress) return state;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+
+}  // namespace
 
 Result<std::unique_ptr<NcclGroup>> NcclGroup::Create(const std::vector<int>& devices) {
   if (devices.empty()) return Status::InvalidArgument("an NCCL group needs at least one GPU");
@@ -34,12 +64,34 @@ Result<std::unique_ptr<NcclGroup>> NcclGroup::Create(const std::vector<int>& dev
   for (int r = 0; r < g->world_; ++r) g->ranks_.push_back(r);
   g->devices_ = devices;
   g->comms_.assign(devices.size(), nullptr);
-  LMS_NCCL_RETURN_IF_ERROR(ncclCommInitAll(g->comms_.data(), static_cast<int>(devices.size()), devices.data()));
+  // ncclCommInitAll's work, with non-blocking communicators: every rank in one group.
+  ncclUniqueId id;
+  LMS_NCCL_RETURN_IF_ERROR(ncclGetUniqueId(&id));
+  ncclConfig_t config = NonBlocking();
+  Status failed;
+  LMS_NCCL_RETURN_IF_ERROR(ncclGroupStart());
+  for (size_t r = 0; r < devices.size() && failed.ok(); ++r) {
+    failed = CudaStatus(cudaSetDevice(devices[r]), "cudaSetDevice");
+    if (!failed.ok()) break;
+    const ncclResult_t x =
+        ncclCommInitRankConfig(&g->comms_[r], g->world_, id, static_cast<int>(r), &config);
+    if (!Started(x)) failed = NcclStatus(x, "ncclCommInitRankConfig");
+  }
+  const ncclResult_t end = ncclGroupEnd();
+  if (failed.ok() && !Started(end)) failed = NcclStatus(end, "ncclGroupEnd");
   for (int d : devices) {
-    LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(d));
+    if (!failed.ok()) break;
+    failed = CudaStatus(cudaSetDevice(d), "cudaSetDevice");
     cudaStream_t s = nullptr;
-    LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    g->streams_.push_back(s);
+    if (failed.ok()) failed = CudaStatus(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (failed.ok()) g->streams_.push_back(s);
+  }
+  std::vector<size_t> all(devices.size());
+  for (size_t r = 0; r < all.size(); ++r) all[r] = r;
+  if (failed.ok()) failed = g->Settle(all, "NCCL initialization");
+  if (!failed.ok()) {
+    g->Abort();  // frees whatever communicators were made
+    return failed;
   }
   return g;
 }
@@ -69,10 +121,17 @@ Result<std::unique_ptr<NcclGroup>> NcclGroup::JoinRank(const std::vector<uint8_t
   g->devices_ = {device};
   g->comms_.assign(1, nullptr);
   LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
-  LMS_NCCL_RETURN_IF_ERROR(ncclCommInitRank(&g->comms_[0], world, id, rank));
+  ncclConfig_t config = NonBlocking();
+  const ncclResult_t r = ncclCommInitRankConfig(&g->comms_[0], world, id, rank, &config);
+  Status failed = Started(r) ? Status::Ok() : NcclStatus(r, "ncclCommInitRankConfig");
   cudaStream_t s = nullptr;
-  LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  g->streams_.push_back(s);
+  if (failed.ok()) failed = CudaStatus(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  if (failed.ok()) g->streams_.push_back(s);
+  if (failed.ok()) failed = g->Settle({0}, "NCCL initialization");  // every rank has joined
+  if (!failed.ok()) {
+    g->Abort();
+    return failed;
+  }
   return g;
 }
 
@@ -83,11 +142,32 @@ NcclGroup::~NcclGroup() {
     cudaStreamDestroy(streams_[r]);
   }
   if (aborted_) return;
-  // Across processes, destroying is collective among a node's ranks and would hang when a peer
-  // has already gone; aborting frees this rank's resources alone (its work is done by now).
+  // Across processes, finalizing waits for the peers and would hang when one has already gone;
+  // aborting frees this rank's resources alone (its work is done by now).
   const bool spans_processes = world_ > static_cast<int>(ranks_.size());
-  for (ncclComm_t c : comms_) {
-    if (c) spans_processes ? ncclCommAbort(c) : ncclCommDestroy(c);
+  if (spans_processes) {
+    for (ncclComm_t c : comms_) {
+      if (c) ncclCommAbort(c);
+    }
+    return;
+  }
+  // Non-blocking communicators are finalized (all of them, in one group, as one thread drives
+  // them), waited for, then freed; one that fails to finalize is aborted instead.
+  std::vector<bool> finalized(comms_.size(), false);
+  ncclGroupStart();
+  for (size_t i = 0; i < comms_.size(); ++i) {
+    cudaSetDevice(devices_[i]);
+    finalized[i] = comms_[i] && Started(ncclCommFinalize(comms_[i]));
+  }
+  ncclGroupEnd();
+  for (size_t i = 0; i < comms_.size(); ++i) {
+    if (!comms_[i]) continue;
+    cudaSetDevice(devices_[i]);
+    if (finalized[i] && WaitQuiet(comms_[i]) == ncclSuccess) {
+      ncclCommDestroy(comms_[i]);
+    } else {
+      ncclCommAbort(comms_[i]);
+    }
   }
 }
 
@@ -98,6 +178,7 @@ cudaStream_t NcclGroup::stream(int rank) const {
 }
 
 void NcclGroup::Abort() {
+  std::lock_guard<std::recursive_mutex> lock(mu_);  // no NCCL call is in flight here meanwhile
   if (aborted_.exchange(true)) return;
   for (size_t i = 0; i < comms_.size(); ++i) {
     cudaSetDevice(devices_[i]);
@@ -119,24 +200,86 @@ Result<size_t> NcclGroup::Local(int rank, const char* what) const {
   return Status::InvalidArgument(fmt::format("{}: rank {} is driven by another process", what, rank));
 }
 
+Status NcclGroup::Settle(const std::vector<size_t>& locals, const char* what) {
+  for (int polls = 0;; ++polls) {
+    bool pending = false;
+    {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      if (aborted_) return Status::Cancelled(fmt::format("{}: the NCCL group was aborted", what));
+      for (size_t i : locals) {
+        ncclResult_t state = ncclSuccess;
+        LMS_NCCL_RETURN_IF_ERROR(ncclCommGetAsyncError(comms_[i], &state));
+        if (state == ncclInProgress) {
+          pending = true;
+        } else if (state != ncclSuccess) {
+          return NcclStatus(state, what);
+        }
+      }
+    }
+    if (!pending) return Status::Ok();
+    if (polls < 100) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+}
+
+Status NcclGroup::Issued(size_t i, const char* what) {
+  if (t_depth > 0) {
+    if (std::find(t_touched.begin(), t_touched.end(), i) == t_touched.end()) t_touched.push_back(i);
+    return Status::Ok();
+  }
+  return Settle({i}, what);
+}
+
 Status NcclGroup::Send(int from, int to, const float* buf, size_t n) {
   LMS_ASSIGN_OR_RETURN(size_t i, Local(from, "NCCL send"));
   LMS_RETURN_IF_ERROR(CheckPeer(to, "NCCL send"));
   LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices_[i]));
-  LMS_NCCL_RETURN_IF_ERROR(ncclSend(buf, n, ncclFloat32, to, comms_[i], streams_[i]));
-  return Status::Ok();
+  {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (aborted_) return Status::Cancelled("NCCL send: the NCCL group was aborted");
+    const ncclResult_t r = ncclSend(buf, n, ncclFloat32, to, comms_[i], streams_[i]);
+    if (!Started(r)) return NcclStatus(r, "ncclSend");
+  }
+  return Issued(i, "NCCL send");
 }
 
 Status NcclGroup::Recv(int at, int from_peer, float* buf, size_t n) {
   LMS_ASSIGN_OR_RETURN(size_t i, Local(at, "NCCL receive"));
   LMS_RETURN_IF_ERROR(CheckPeer(from_peer, "NCCL receive"));
   LMS_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices_[i]));
-  LMS_NCCL_RETURN_IF_ERROR(ncclRecv(buf, n, ncclFloat32, from_peer, comms_[i], streams_[i]));
+  {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (aborted_) return Status::Cancelled("NCCL receive: the NCCL group was aborted");
+    const ncclResult_t r = ncclRecv(buf, n, ncclFloat32, from_peer, comms_[i], streams_[i]);
+    if (!Started(r)) return NcclStatus(r, "ncclRecv");
+  }
+  return Issued(i, "NCCL receive");
+}
+
+// The lock is held from here to GroupEnd, so an Abort never falls inside an open group.
+Status NcclGroup::GroupStart() {
+  mu_.lock();
+  const ncclResult_t r = ncclGroupStart();
+  if (r != ncclSuccess) {
+    mu_.unlock();
+    return NcclStatus(r, "ncclGroupStart");
+  }
+  if (t_depth++ == 0) t_touched.clear();
   return Status::Ok();
 }
 
-Status NcclGroup::GroupStart() { return NcclStatus(ncclGroupStart(), "ncclGroupStart"); }
-Status NcclGroup::GroupEnd() { return NcclStatus(ncclGroupEnd(), "ncclGroupEnd"); }
+Status NcclGroup::GroupEnd() {
+  const ncclResult_t r = ncclGroupEnd();
+  const bool outermost = --t_depth == 0;
+  std::vector<size_t> touched;
+  if (outermost) touched.swap(t_touched);
+  mu_.unlock();
+  if (!Started(r)) return NcclStatus(r, "ncclGroupEnd");
+  return outermost ? Settle(touched, "ncclGroupEnd") : Status::Ok();
+}
 
 Status NcclGroup::Synchronize(int rank) {
   LMS_ASSIGN_OR_RETURN(size_t i, Local(rank, "NCCL synchronize"));

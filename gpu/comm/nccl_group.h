@@ -1,10 +1,14 @@
 // NCCL between GPUs: one rank per GPU, each rank with its own stream. Within one process all
-// local GPUs join at once (ncclCommInitAll); across processes or machines each process joins its
+// local GPUs join at once (in one NCCL group); across processes or machines each process joins its
 // rank with the unique id rank 0 made (hand it over with core/net/blob_rendezvous, or any launcher
 // such as mpirun). Pipeline stages on different GPUs
 // exchange activations and gradients through it with point-to-point sends and receives of
 // device buffers. Calls for one rank come from one thread (the stage's); a send and its receive
 // issued from the same thread must be grouped (GroupStart/GroupEnd), or NCCL waits forever.
+// The communicators are non-blocking: no NCCL call waits inside NCCL, so Abort (from any thread)
+// never races a call in flight. Each call holds a lock for its own short duration (a group from
+// GroupStart to GroupEnd), then waits for NCCL to finish starting it by polling, taking the lock
+// for each poll, so an Abort gets in and ends the wait.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/util/status.h"
@@ -61,6 +66,11 @@ class NcclGroup {
   // Index into the vectors below of a rank this process drives, or an error.
   Result<size_t> Local(int rank, const char* what) const;
   Status CheckPeer(int rank, const char* what) const;
+  // Polls the local communicators `locals` until NCCL has finished what their last calls started
+  // (ncclInProgress no more), or the group is aborted.
+  Status Settle(const std::vector<size_t>& locals, const char* what);
+  // After a send or receive on local communicator i: settled now, or at the end of the group.
+  Status Issued(size_t i, const char* what);
 
   int world_ = 0;
   std::vector<int> ranks_;
@@ -68,6 +78,8 @@ class NcclGroup {
   std::vector<ncclComm_t> comms_;
   std::vector<cudaStream_t> streams_;
   std::atomic<bool> aborted_{false};  // Abort may come from another rank's thread
+  // Held by every NCCL call on comms_ (and from GroupStart to GroupEnd), and by Abort.
+  std::recursive_mutex mu_;
 };
 
 }  // namespace lms::gpu

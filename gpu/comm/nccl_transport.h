@@ -1,5 +1,5 @@
 // Pipeline stages on GPUs of their own exchanging activations and gradients over NCCL: stage s
-// is rank rank_of_stage[s] of an NcclGroup this process drives (ncclCommInitAll over the
+// is rank rank_of_stage[s] of an NcclGroup this process drives (one communicator a GPU over the
 // stages' GPUs). Each message is a point-to-point ncclSend/ncclRecv on the rank's NCCL stream,
 // ordered after the stage's work by an event and before its next work by another; a stage's
 // send and the receive that follows it go in one NCCL group (SendRecv), which is what keeps

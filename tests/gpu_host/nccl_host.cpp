@@ -13,6 +13,10 @@
 //    device, and the two sides must agree on the size.
 //  - ncclCommAbort (from any thread) ends that rank's work waiting for a peer; a peer waiting for
 //    an aborted rank waits on (NCCL does), so every rank must be aborted. Later calls fail.
+//  - Non-blocking communicators (ncclConfig_t.blocking = 0): initialization, an ungrouped call
+//    and ncclGroupEnd return ncclInProgress, and their work reaches the streams only once
+//    ncclCommGetAsyncError is polled (which reports ncclInProgress once more, then the outcome);
+//    a call on a communicator still in progress is refused, as NCCL requires the caller to wait.
 #include <nccl.h>
 
 #include <algorithm>
@@ -62,6 +66,13 @@ struct Part {
   cudaStream_t stream;
   std::shared_ptr<Clique> clique;
   int rank;  // the issuing rank
+  HostNcclComm* comm;
+};
+
+// A non-blocking group's work, queued at the first poll of any of its communicators.
+struct Launch {
+  std::vector<Part> parts;
+  bool queued = false;
 };
 
 }  // namespace
@@ -70,12 +81,17 @@ struct HostNcclComm {
   std::shared_ptr<Clique> clique;
   int rank = 0;
   int device = 0;
+  bool blocking = true;
+  // Non-blocking: a call returned ncclInProgress; polls still to report it, and its work.
+  int pending_polls = 0;
+  std::shared_ptr<Launch> launch;
 };
 
 namespace {
 
 thread_local int g_group_depth = 0;
 thread_local std::vector<Part> g_group;
+thread_local std::vector<HostNcclComm*> g_group_inits;  // communicators joined in the group
 auto& g_pending_ids = *new std::map<std::string, std::shared_ptr<Clique>>();
 uint64_t g_next_id = 0;
 
@@ -136,8 +152,19 @@ void Flush(std::vector<Part> parts) {
 
 bool Alive(ncclComm_t c) { return c != nullptr && !c->clique->aborted[static_cast<size_t>(c->rank)]; }
 
+bool InProgress(const HostNcclComm& c) {
+  return c.pending_polls > 0 || c.launch != nullptr || c.clique->joined < c.clique->nranks;
+}
+
+ncclResult_t EndGroup(std::vector<Part> parts);
+
 ncclResult_t Issue(bool send, void* buf, size_t count, ncclDataType_t type, int peer, ncclComm_t comm, cudaStream_t s) {
   if (!Alive(comm)) return ncclInvalidUsage;
+  if (InProgress(*comm)) {
+    std::fprintf(stderr, "cuda_host: NCCL: a call on rank %d's communicator while its last call is still in progress "
+                 "(poll ncclCommGetAsyncError until it is not)\n", comm->rank);
+    return ncclInvalidUsage;
+  }
   if (peer < 0 || peer >= comm->clique->nranks) return ncclInvalidArgument;
   const size_t width = type == ncclFloat32 ? 4 : (type == ncclFloat16 || type == ncclBfloat16) ? 2 : 0;
   if (width == 0) return ncclInvalidArgument;
@@ -168,13 +195,36 @@ ncclResult_t Issue(bool send, void* buf, size_t count, ncclDataType_t type, int 
   } else {
     t->dst = buf;
   }
-  g_group.push_back(Part{send, t, s, comm->clique, comm->rank});
-  if (g_group_depth == 0) {
-    std::vector<Part> parts = std::move(g_group);
-    g_group.clear();
-    Flush(std::move(parts));
+  g_group.push_back(Part{send, t, s, comm->clique, comm->rank, comm});
+  if (g_group_depth > 0) return ncclSuccess;
+  std::vector<Part> parts = std::move(g_group);
+  g_group.clear();
+  return EndGroup(std::move(parts));
+}
+
+// The end of the outermost group (or an ungrouped call): blocking communicators' work is queued
+// now; non-blocking ones' when polled.
+ncclResult_t EndGroup(std::vector<Part> parts) {
+  std::vector<HostNcclComm*> comms;
+  for (const Part& p : parts) {
+    if (std::find(comms.begin(), comms.end(), p.comm) == comms.end()) comms.push_back(p.comm);
   }
-  return ncclSuccess;
+  const bool blocking = std::all_of(comms.begin(), comms.end(), [](const HostNcclComm* c) { return c->blocking; });
+  if (!blocking && !std::none_of(comms.begin(), comms.end(), [](const HostNcclComm* c) { return c->blocking; })) {
+    std::fprintf(stderr, "cuda_host: NCCL: a group mixes blocking and non-blocking communicators\n");
+    return ncclInvalidUsage;
+  }
+  if (blocking) {
+    Flush(std::move(parts));
+    return ncclSuccess;
+  }
+  auto launch = std::make_shared<Launch>();
+  launch->parts = std::move(parts);
+  for (HostNcclComm* c : comms) {
+    c->launch = launch;
+    c->pending_polls = 1;
+  }
+  return ncclInProgress;
 }
 
 }  // namespace
@@ -216,12 +266,18 @@ ncclResult_t ncclCommInitAll(ncclComm_t* comms, int ndev, const int* devlist) {
     }
     clique->device_of.push_back(d);
   }
-  for (int r = 0; r < ndev; ++r) comms[r] = new HostNcclComm{clique, r, clique->device_of[static_cast<size_t>(r)]};
+  for (int r = 0; r < ndev; ++r) {
+    comms[r] = new HostNcclComm{clique, r, clique->device_of[static_cast<size_t>(r)], true, 0, nullptr};
+  }
   return ncclSuccess;
 }
 
-ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank) {
+ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank, ncclConfig_t* config) {
   if (comm == nullptr || nranks < 1 || rank < 0 || rank >= nranks) return ncclInvalidArgument;
+  if (config != nullptr && (config->size != sizeof(ncclConfig_t) || config->magic != 0xcafebeef)) {
+    return ncclInvalidArgument;  // not from NCCL_CONFIG_INITIALIZER
+  }
+  const bool blocking = config == nullptr || config->blocking != 0;
   const std::string key(id.internal, strnlen(id.internal, sizeof id.internal));
   if (key.rfind("lms-host-nccl-", 0) != 0) return ncclInvalidArgument;
   std::lock_guard<std::recursive_mutex> lock(HostWorkMutex());
@@ -238,17 +294,60 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     if (d == g_host_device) return ncclInvalidUsage;  // "Duplicate GPU detected"
   }
   clique->device_of[static_cast<size_t>(rank)] = g_host_device;
-  ++clique->joined;
+  if (++clique->joined == clique->nranks) g_pending_ids.erase(key);
   HostNotifyWork();
+  *comm = new HostNcclComm{clique, rank, g_host_device, blocking, 0, nullptr};
+  if (!blocking) (*comm)->pending_polls = 1;
+  if (g_group_depth > 0) {
+    g_group_inits.push_back(*comm);  // ncclGroupEnd waits for the others (blocking) or reports progress
+    return ncclSuccess;
+  }
+  if (!blocking) return ncclInProgress;
   while (clique->joined < clique->nranks) HostWaitForWork("ncclCommInitRank waits for the other ranks to join");
-  g_pending_ids.erase(key);
-  *comm = new HostNcclComm{clique, rank, g_host_device};
   return ncclSuccess;
+}
+
+ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank) {
+  return ncclCommInitRankConfig(comm, nranks, id, rank, nullptr);
+}
+
+ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
+  if (comm == nullptr || async_error == nullptr) return ncclInvalidArgument;
+  std::lock_guard<std::recursive_mutex> lock(HostWorkMutex());
+  *async_error = ncclSuccess;
+  if (comm->launch) {
+    if (!comm->launch->queued) {
+      comm->launch->queued = true;
+      Flush(comm->launch->parts);
+    }
+    comm->launch = nullptr;
+  }
+  if (comm->pending_polls > 0) {
+    --comm->pending_polls;
+    *async_error = ncclInProgress;
+  } else if (comm->clique->joined < comm->clique->nranks) {
+    *async_error = ncclInProgress;
+  }
+  return ncclSuccess;
+}
+
+ncclResult_t ncclCommFinalize(ncclComm_t comm) {
+  if (comm == nullptr) return ncclInvalidArgument;
+  std::lock_guard<std::recursive_mutex> lock(HostWorkMutex());
+  if (InProgress(*comm)) return ncclInvalidUsage;
+  if (comm->blocking) return ncclSuccess;
+  comm->pending_polls = 1;
+  return ncclInProgress;
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (comm == nullptr) return ncclInvalidArgument;
   std::lock_guard<std::recursive_mutex> lock(HostWorkMutex());
+  if (InProgress(*comm)) {
+    std::fprintf(stderr, "cuda_host: NCCL: rank %d's communicator destroyed while a call is still in progress\n",
+                 comm->rank);
+    std::abort();
+  }
   delete comm;
   return ncclSuccess;
 }
@@ -273,8 +372,18 @@ ncclResult_t ncclGroupEnd() {
   std::lock_guard<std::recursive_mutex> lock(HostWorkMutex());
   std::vector<Part> parts = std::move(g_group);
   g_group.clear();
-  Flush(std::move(parts));
-  return ncclSuccess;
+  std::vector<HostNcclComm*> inits = std::move(g_group_inits);
+  g_group_inits.clear();
+  bool in_progress = false;
+  for (HostNcclComm* c : inits) {
+    if (!c->blocking) {
+      in_progress = true;
+      continue;
+    }
+    while (c->clique->joined < c->clique->nranks) HostWaitForWork("ncclGroupEnd waits for the other ranks to join");
+  }
+  const ncclResult_t r = parts.empty() ? ncclSuccess : EndGroup(std::move(parts));
+  return r == ncclSuccess && in_progress ? ncclInProgress : r;
 }
 
 ncclResult_t ncclSend(const void* buf, size_t count, ncclDataType_t type, int peer, ncclComm_t comm, cudaStream_t s) {

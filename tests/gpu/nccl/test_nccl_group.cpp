@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <random>
 #include <thread>
 #include <vector>
@@ -84,6 +85,29 @@ TEST_CASE("nccl: every pair of local GPUs (and each GPU to itself) moves buffers
   }
   CHECK(!(*group)->Send(0, R, nullptr, 1).ok());  // no such rank
   CHECK(!(*group)->Recv(-1, 0, nullptr, 1).ok());
+}
+
+TEST_CASE("nccl: an abort from another thread ends a receive whose send never comes", "[gpu][nccl]") {
+  const std::vector<int> devices = AllDevices();
+  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  auto group = gpu::NcclGroup::Create({devices[0]});
+  REQUIRE(group.ok());
+  DeviceFloats dst(devices[0], 1000);
+  // Rank 0 waits for a message from itself that is never sent: only the abort can end the wait,
+  // which comes from another thread while this one waits (the reason the communicators are
+  // non-blocking).
+  Status received;
+  std::thread stage([&] {
+    received = (*group)->Recv(0, 0, dst.ptr, dst.n);
+    // Returns once the abort stops the receive; what it reports then is NCCL's and CUDA's affair.
+    (void)(*group)->Synchronize(0);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  (*group)->Abort();
+  stage.join();  // a hang here is the failure
+  CHECK((*group)->aborted());
+  CHECK((received.ok() || received.code() == StatusCode::kCancelled));
+  CHECK((*group)->Send(0, 0, dst.ptr, dst.n).code() == StatusCode::kCancelled);
 }
 
 TEST_CASE("nccl: a group refuses a GPU twice and GPUs that are not there", "[gpu][nccl]") {
