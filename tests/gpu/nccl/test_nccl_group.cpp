@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <chrono>
+#include <future>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -87,29 +89,6 @@ TEST_CASE("nccl: every pair of local GPUs (and each GPU to itself) moves buffers
   CHECK(!(*group)->Recv(-1, 0, nullptr, 1).ok());
 }
 
-TEST_CASE("nccl: an abort from another thread ends a receive whose send never comes", "[gpu][nccl]") {
-  const std::vector<int> devices = AllDevices();
-  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
-  auto group = gpu::NcclGroup::Create({devices[0]});
-  REQUIRE(group.ok());
-  DeviceFloats dst(devices[0], 1000);
-  // Rank 0 waits for a message from itself that is never sent: only the abort can end the wait,
-  // which comes from another thread while this one waits (the reason the communicators are
-  // non-blocking).
-  Status received;
-  std::thread stage([&] {
-    received = (*group)->Recv(0, 0, dst.ptr, dst.n);
-    // Returns once the abort stops the receive; what it reports then is NCCL's and CUDA's affair.
-    (void)(*group)->Synchronize(0);
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  (*group)->Abort();
-  stage.join();  // a hang here is the failure
-  CHECK((*group)->aborted());
-  CHECK((received.ok() || received.code() == StatusCode::kCancelled));
-  CHECK((*group)->Send(0, 0, dst.ptr, dst.n).code() == StatusCode::kCancelled);
-}
-
 TEST_CASE("nccl: a group refuses a GPU twice and GPUs that are not there", "[gpu][nccl]") {
   const std::vector<int> devices = AllDevices();
   if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
@@ -152,6 +131,40 @@ TEST_CASE("nccl: a rank joins by a unique id fetched over TCP and sends to itsel
   CHECK(dst.Get() == want);
   CHECK(!gpu::NcclGroup::JoinRank({1, 2, 3}, 1, 0, devices[0]).ok());  // not an id
   CHECK(!gpu::NcclGroup::JoinRank(*id, 2, 2, devices[0]).ok());        // rank out of range
+}
+
+TEST_CASE("nccl: an abort from another thread ends a receive whose send never comes", "[gpu][nccl]") {
+  const std::vector<int> devices = AllDevices();
+  if (devices.empty()) LMS_SKIP("no CUDA device (or no NVIDIA driver) on this machine");
+  auto group = gpu::NcclGroup::Create({devices[0]});
+  REQUIRE(group.ok());
+  auto dst = std::make_unique<DeviceFloats>(devices[0], 1000);
+  // Rank 0 waits for a message from itself that is never sent: only the abort can end the wait,
+  // which comes from another thread while this one waits (the reason the communicators are
+  // non-blocking).
+  // Last in this file: should the abort fail to end the wait, the stuck thread is left behind
+  // with the group and buffer it uses.
+  auto received = std::make_shared<Status>();
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  std::thread stage([group = group->get(), ptr = dst->ptr, n = dst->n, received, done] {
+    *received = group->Recv(0, 0, ptr, n);
+    // Returns once the abort stops the receive; what it reports then is NCCL's and CUDA's affair.
+    (void)group->Synchronize(0);
+    done->set_value();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  (*group)->Abort();
+  if (finished.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    stage.detach();
+    (void)group->release();
+    (void)dst.release();
+    FAIL("the receive still waits 30 s after the abort");
+  }
+  stage.join();
+  CHECK((*group)->aborted());
+  CHECK((received->ok() || received->code() == StatusCode::kCancelled));
+  CHECK((*group)->Send(0, 0, dst->ptr, dst->n).code() == StatusCode::kCancelled);
 }
 
 }  // namespace lms::test
