@@ -324,14 +324,16 @@ void Submit(cudaStream_t s, std::function<void()> run, bool host_waits = false) 
   if (host_waits) RunUntil(*q, seq);
 }
 
-bool IsPinnedHost(const void* p) {
+// The allocation p lies in: its device, -1 for pinned host memory, -2 for none.
+int OwnerOf(const void* p) {
   std::lock_guard<std::mutex> lock(g_mutex);
   const uintptr_t u = reinterpret_cast<uintptr_t>(p);
   auto it = g_allocs.upper_bound(u);
-  if (it == g_allocs.begin()) return false;
+  if (it == g_allocs.begin()) return -2;
   --it;
-  return it->second.device < 0 && u < it->first + it->second.bytes;
+  return u < it->first + it->second.bytes ? it->second.device : -2;
 }
+bool IsPinnedHost(const void* p) { return OwnerOf(p) == -1; }
 
 // A copy of `kind` on stream s (null: the legacy stream). `blocking` is cudaMemcpy's: it returns
 // once a copy to the host is done, but after a copy from pageable host memory only once the data
@@ -341,6 +343,11 @@ cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
                  cudaStream_t s = nullptr, bool blocking = false) {
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
+  if (kind == cudaMemcpyDefault) {  // unified addressing: the pointers tell the direction
+    const bool d = OwnerOf(dst) >= 0, s_dev = OwnerOf(src) >= 0;
+    kind = d ? (s_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+             : (s_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  }
   if (!DeviceSidesValid(kind, dst, bytes, src, bytes, what)) return cudaErrorInvalidValue;
   const bool from_host = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyHostToHost;
   const bool to_host = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost;

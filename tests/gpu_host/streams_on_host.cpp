@@ -115,6 +115,9 @@ void LegacyAndBlocking() {
   LaunchFill(buf, kN, 5.0f, blocking);
   cudaMemcpy(host.data(), buf, kN * sizeof(float), cudaMemcpyDeviceToHost);
   Expect(AllEqual(host.data(), kN, 5.0f), "cudaMemcpy waits for a blocking stream's kernel");
+  std::fill(host.begin(), host.end(), 0.0f);
+  cudaMemcpy(host.data(), buf, kN * sizeof(float), cudaMemcpyDefault);
+  Expect(AllEqual(host.data(), kN, 5.0f), "cudaMemcpyDefault finds the direction (device to host) from the pointers");
   // ... and a blocking stream for the legacy stream's.
   LaunchFill(buf, kN, 6.0f, nullptr);
   cudaMemcpyAsync(host.data(), buf, kN * sizeof(float), cudaMemcpyDeviceToHost, blocking);
