@@ -185,12 +185,11 @@ bool ForbiddenInCapture(const char* what) {
 // on an event recorded after it, a free. Work of different streams thus runs in the latest order
 // CUDA allows, so a missing wait between streams, or a host read without one, gives a wrong
 // result instead of passing by luck. When the host waits for several streams at once (a device
-// synchronize, a free) they run one after another, in the order streams were created, or the
-// reverse with LMS_HOST_STREAMS=reversed: a stream reusing a buffer that another still reads shows
+// synchronize, a free) they run one after another, in the order the streams were first used, or
+// the reverse with LMS_HOST_STREAMS=reversed: a stream reusing a buffer that another still reads shows
 // in one of the two orders. LMS_HOST_STREAMS=eager runs all work at once instead.
 using Queue = HostQueue;
 using QueueRef = HostQueueRef;
-
 
 std::recursive_mutex g_work_mutex;  // every queue; held while work runs
 std::condition_variable_any g_work_cv;  // work queued or done

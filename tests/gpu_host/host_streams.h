@@ -23,7 +23,7 @@ struct HostQueue {
   bool blocking = false;  // created without cudaStreamNonBlocking: ordered against the legacy stream
   std::deque<HostWork> work;
   uint64_t issued = 0, done = 0;
-  uint64_t created = 0;  // creation order, for draining several
+  uint64_t created = 0;  // order of first use, for draining several
   uint64_t running = 0;
   std::thread::id runner;
 };
