@@ -133,6 +133,15 @@ cudaError_t Free(void* p, bool pinned) {
   return cudaSuccess;
 }
 
+// The live allocation p points into, or null.
+const Allocation* HoldingLocked(const void* p) {
+  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(u);
+  if (it == g_allocs.begin()) return nullptr;
+  --it;
+  return u < it->first + it->second.bytes ? &it->second : nullptr;
+}
+
 // The allocation holding [p, p + bytes), or null (with a message naming `what`).
 const Allocation* FindLocked(const void* p, size_t bytes, const char* what) {
   const uintptr_t u = reinterpret_cast<uintptr_t>(p);
@@ -326,13 +335,9 @@ void Submit(cudaStream_t s, std::function<void()> run, bool host_waits = false) 
 // The allocation p lies in: its device, -1 for pinned host memory, -2 for none.
 int OwnerOf(const void* p) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
-  auto it = g_allocs.upper_bound(u);
-  if (it == g_allocs.begin()) return -2;
-  --it;
-  return u < it->first + it->second.bytes ? it->second.device : -2;
+  const Allocation* a = HoldingLocked(p);
+  return a ? a->device : -2;
 }
-bool IsPinnedHost(const void* p) { return OwnerOf(p) == -1; }
 
 // A copy of `kind` on stream s (null: the legacy stream). `blocking` is cudaMemcpy's: it returns
 // once a copy to the host is done, but after a copy from pageable host memory only once the data
@@ -350,8 +355,9 @@ cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
   if (!DeviceSidesValid(kind, dst, bytes, src, bytes, what)) return cudaErrorInvalidValue;
   const bool from_host = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyHostToHost;
   const bool to_host = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost;
+  const bool pinned_src = from_host && OwnerOf(src) == -1;
   std::function<void()> run;
-  if (from_host && !IsPinnedHost(src) && (s == nullptr || s->capture == nullptr)) {
+  if (from_host && !pinned_src && (s == nullptr || s->capture == nullptr)) {
     auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
                                                                static_cast<const unsigned char*>(src) + bytes);
     run = [=] { std::memcpy(dst, staged->data(), bytes); };
@@ -362,7 +368,7 @@ cudaError_t Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
     run();
     std::lock_guard<std::mutex> lock(g_mutex);
     CheckGuardsLocked(what);
-  }, blocking && (to_host || (from_host && IsPinnedHost(src))));
+  }, blocking && (to_host || pinned_src));
   return cudaSuccess;
 }
 
@@ -466,12 +472,9 @@ cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned) {
 }
 void HostCheckKernelPointer(const char* kernel, const void* p, int device) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
-  auto it = g_allocs.upper_bound(u);
-  if (p == nullptr || it == g_allocs.begin()) return;
-  --it;
-  const Allocation& a = it->second;
-  if (u >= it->first + a.bytes || a.device < 0 || a.device == device) return;
+  const Allocation* held = p ? HoldingLocked(p) : nullptr;
+  if (held == nullptr || held->device < 0 || held->device == device) return;
+  const Allocation& a = *held;
   if ((a.pooled ? g_pool_access : g_peer_access).count({device, a.device}) > 0) return;
   std::fprintf(stderr, "cuda_host: %s launched on device %d is passed memory of device %d, which it may not reach (%s)\n",
                kernel, device, a.device, a.pooled ? "no cudaMemPoolSetAccess" : "no peer access enabled");
