@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "gpu/cuda_check.h"
 #include "gpu/device_arena.h"
@@ -35,12 +36,44 @@ Status ToStatus(Status s, const char*) { return s; }
 
 // out (m x n, row-major) = x (m x k) W^T with 16-bit inputs: column-major, out^T = op(A) B with
 // A = W read column-major as k x n (transposed) and B = x read column-major as k x m.
+// beta 1 adds the product to out (out += x W^T).
 Status Gemm16(cublasHandle_t h, int n, int m, int k, const void* w, cudaDataType dt, int ldw, const void* x16,
-              float* out, int ld_out, cudaStream_t) {
-  const float alpha = 1.0f, beta = 0.0f;
+              float* out, int ld_out, float beta, cudaStream_t) {
+  const float alpha = 1.0f;
   return CublasStatus(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, dt, ldw, x16, dt, k, &beta, out,
                                    CUDA_R_32F, ld_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                       "cublasGemmEx");
+}
+
+RopeArgs MakeRopeArgs(int32_t head_dim, const RopeParams& p) {
+  RopeArgs a;
+  a.head_dim = head_dim;
+  a.n_dims = p.n_dims;
+  a.theta_scale = std::pow(p.theta_base, -2.0f / p.n_dims);  // the CPU's expression, in float
+  a.freq_scale = p.freq_scale;
+  a.neox = p.neox;
+  return a;
+}
+
+Status LinearShapes(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> outs) {
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i].cols != x.cols || outs[i].cols != weights[i].rows || outs[i].rows != x.rows) {
+      return Status::Internal(fmt::format("linear shapes: x {}x{}, w {}x{}, out {}x{}", x.rows, x.cols, weights[i].rows,
+                                          weights[i].cols, outs[i].rows, outs[i].cols));
+    }
+  }
+  return Status::Ok();
+}
+
+// Whether x's products take the mat-vec kernel (a decode-sized batch).
+bool MatVecSized(const TensorView& x) {
+  const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+  return x.rows <= kMatVecMaxRows && x.cols % 32 == 0 && aligned;
+}
+
+// Whether the mat-vec kernel can apply this RMSNorm weight to x on the fly.
+bool NormFuses(const TensorView& norm, const TensorView& x) {
+  return norm.type == TensorType::kF32 && norm.cols == x.cols && reinterpret_cast<uintptr_t>(norm.data) % 16 == 0;
 }
 
 // Block tables are uploaded this many entries wide at least, and in powers of two, so a growing
@@ -174,27 +207,14 @@ class CudaBackend final : public Backend {
                 std::span<const TensorView> outs) override;
 
   Status Rope(const TensorView& q, const TensorView& k, int32_t head_dim, const RopeParams& p) override {
-    RopeArgs a;
-    a.head_dim = head_dim;
-    a.n_dims = p.n_dims;
-    a.theta_scale = std::pow(p.theta_base, -2.0f / p.n_dims);  // the CPU's expression, in float
-    a.freq_scale = p.freq_scale;
-    a.neox = p.neox;
+    const RopeArgs a = MakeRopeArgs(head_dim, p);
     LMS_RETURN_IF_ERROR(Op("rope", LaunchRope, q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), a, dev_));
     return Op("rope", LaunchRope, k.f32(), Ld(k), static_cast<int32_t>(k.cols / head_dim), a, dev_);
   }
 
   Status StoreKv(const TensorView& k, const TensorView& v, const TensorView& k_cache,
                  const TensorView& v_cache) override {
-    for (int32_t slot : batch_->slots) {
-      if (slot < 0 || slot >= k_cache.rows) {
-        return Status::Internal(fmt::format("KV slot {} outside the cache ({} rows)", slot, k_cache.rows));
-      }
-    }
-    if (k_cache.type != TensorType::kF16 && k_cache.type != TensorType::kF32) {
-      return Status::Unsupported(fmt::format("CUDA backend: a {} KV cache is not supported yet (use --kv-type f16)",
-                                             TensorTypeName(k_cache.type)));
-    }
+    LMS_RETURN_IF_ERROR(CheckKvStore(k_cache));
     const bool f16 = k_cache.type == TensorType::kF16;
     const int64_t ld_cache = f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
     if (k.cols == v.cols) {
@@ -250,6 +270,16 @@ class CudaBackend final : public Backend {
     return Op("add", LaunchAdd, x.f32(), Ld(x), y.f32(), Ld(y), x.rows, x.cols);
   }
 
+  Status NormLinear(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                    std::span<const TensorView> weights, std::span<const TensorView> biases,
+                    std::span<const TensorView> outs) override;
+  Status NormLinearSwiGlu(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                          const TensorView& w_gate, const TensorView& w_up, const TensorView& gate, const TensorView& up,
+                          const TensorView& out) override;
+  Status LinearAdd(const TensorView& x, const TensorView& w, const TensorView& y, const TensorView& acc) override;
+  Status RopeStoreKv(const TensorView& q, const TensorView& k, const TensorView& v, int32_t head_dim,
+                     const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache) override;
+
   Status GatherLogitRows(const TensorView& x, const TensorView& out) override {
     for (int32_t r : batch_->logit_rows) {
       if (r < 0 || r >= x.rows) return Status::Internal("logit row outside the batch");
@@ -271,7 +301,26 @@ class CudaBackend final : public Backend {
     steps_.Record(name, sig, [name, launch, args...](cudaStream_t s) { return ToStatus(launch(args..., s), name); });
     return Status::Ok();
   }
-  Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out);
+  // out = x W^T, or out += x W^T with beta 1 (always by cuBLAS then).
+  Status LinearOne(const TensorView& x, const TensorView& w, const TensorView& out, float beta = 0.0f);
+  Status AddBiases(std::span<const TensorView> biases, std::span<const TensorView> outs);
+  // The batch's slots lie in the cache, and the cache's type is one the kernels write.
+  Status CheckKvStore(const TensorView& k_cache) const {
+    for (int32_t slot : batch_->slots) {
+      if (slot < 0 || slot >= k_cache.rows) {
+        return Status::Internal(fmt::format("KV slot {} outside the cache ({} rows)", slot, k_cache.rows));
+      }
+    }
+    if (k_cache.type != TensorType::kF16 && k_cache.type != TensorType::kF32) {
+      return Status::Unsupported(fmt::format("CUDA backend: a {} KV cache is not supported yet (use --kv-type f16)",
+                                             TensorTypeName(k_cache.type)));
+    }
+    return Status::Ok();
+  }
+  // The mat-vec set for x and these weights and outputs when one fused launch can take them
+  // (a decode-sized x; one to three weights of one type and width the kernel reads), else nullopt.
+  std::optional<MatVecSet> FusedSet(const TensorView& x, std::span<const TensorView> weights,
+                                    std::span<const TensorView> outs) const;
   // Decode-sized x and two or three weights of one type: one mat-vec launch for all (*done).
   Status MatVecTogether(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> outs,
                         bool* done);
@@ -381,15 +430,14 @@ Status CudaBackend::BeginBatch(const BatchLayout& batch) {
 
 Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weights, std::span<const TensorView> biases,
                            std::span<const TensorView> outs) {
-  for (size_t i = 0; i < weights.size(); ++i) {
-    if (weights[i].cols != x.cols || outs[i].cols != weights[i].rows || outs[i].rows != x.rows) {
-      return Status::Internal(fmt::format("linear shapes: x {}x{}, w {}x{}, out {}x{}", x.rows, x.cols, weights[i].rows,
-                                          weights[i].cols, outs[i].rows, outs[i].cols));
-    }
-  }
+  LMS_RETURN_IF_ERROR(LinearShapes(x, weights, outs));
   bool together = false;
   LMS_RETURN_IF_ERROR(MatVecTogether(x, weights, outs, &together));
   for (size_t i = 0; i < weights.size() && !together; ++i) LMS_RETURN_IF_ERROR(LinearOne(x, weights[i], outs[i]));
+  return AddBiases(biases, outs);
+}
+
+Status CudaBackend::AddBiases(std::span<const TensorView> biases, std::span<const TensorView> outs) {
   for (size_t i = 0; i < biases.size(); ++i) {
     if (!biases[i].data) continue;
     LMS_RETURN_IF_ERROR(Op("bias", LaunchAddBias, outs[i].f32(), Ld(outs[i]), biases[i].f32(), outs[i].rows,
@@ -398,34 +446,95 @@ Status CudaBackend::Linear(const TensorView& x, std::span<const TensorView> weig
   return Status::Ok();
 }
 
-// Whether x's products take the mat-vec kernel (a decode-sized batch).
-bool MatVecSized(const TensorView& x) {
-  const bool aligned = Ld(x) % 4 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
-  return x.rows <= kMatVecMaxRows && x.cols % 32 == 0 && aligned;
-}
-
-Status CudaBackend::MatVecTogether(const TensorView& x, std::span<const TensorView> weights,
-                                   std::span<const TensorView> outs, bool* done) {
-  *done = false;
-  if (weights.size() < 2 || weights.size() > static_cast<size_t>(kMatVecMaxMatrices) || !MatVecSized(x)) {
-    return Status::Ok();
+std::optional<MatVecSet> CudaBackend::FusedSet(const TensorView& x, std::span<const TensorView> weights,
+                                               std::span<const TensorView> outs) const {
+  if (weights.empty() || weights.size() > static_cast<size_t>(kMatVecMaxMatrices) || !MatVecSized(x)) {
+    return std::nullopt;
   }
   MatVecSet set;
   set.count = static_cast<int>(weights.size());
   for (size_t i = 0; i < weights.size(); ++i) {
-    if (weights[i].type != weights[0].type) return Status::Ok();
+    if (weights[i].type != weights[0].type || !KernelSupportsType(weights[i].type)) return std::nullopt;
     set.w[i] = Matrix(weights[i]);
     set.y[i] = outs[i].f32();
     set.ld_y[i] = Ld(outs[i]);
     set.row_start[i + 1] = set.row_start[i] + weights[i].rows;
   }
-  *done = true;
-  return Op("matvec", LaunchMatVecSet, set, x.f32(), Ld(x), x.rows);
+  return set;
 }
 
-Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const TensorView& out) {
+Status CudaBackend::NormLinear(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                               std::span<const TensorView> weights, std::span<const TensorView> biases,
+                               std::span<const TensorView> outs) {
+  LMS_RETURN_IF_ERROR(LinearShapes(x, weights, outs));
+  std::optional<MatVecSet> set = FusedSet(x, weights, outs);
+  if (!set || !NormFuses(norm, x)) return Backend::NormLinear(x, norm, eps, xn, weights, biases, outs);
+  set->norm = norm.f32();
+  set->eps = eps;
+  LMS_RETURN_IF_ERROR(Op("norm_matvec", LaunchMatVecSet, *set, x.f32(), Ld(x), x.rows));
+  return AddBiases(biases, outs);
+}
+
+Status CudaBackend::NormLinearSwiGlu(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                                     const TensorView& w_gate, const TensorView& w_up, const TensorView& gate,
+                                     const TensorView& up, const TensorView& out) {
+  const TensorView w[] = {w_gate, w_up};
+  const TensorView o[] = {gate, up};
+  LMS_RETURN_IF_ERROR(LinearShapes(x, w, o));
+  if (out.rows != x.rows || out.cols != w_gate.rows) return Status::Internal("swiglu output shape");
+  std::optional<MatVecSet> set = FusedSet(x, w, o);
+  if (!set || w_gate.rows != w_up.rows || !NormFuses(norm, x)) {
+    return Backend::NormLinearSwiGlu(x, norm, eps, xn, w_gate, w_up, gate, up, out);
+  }
+  set->out = MatVecOut::kSwiGlu;
+  set->y[0] = out.f32();
+  set->ld_y[0] = Ld(out);
+  set->norm = norm.f32();
+  set->eps = eps;
+  return Op("norm_matvec_swiglu", LaunchMatVecSet, *set, x.f32(), Ld(x), x.rows);
+}
+
+Status CudaBackend::LinearAdd(const TensorView& x, const TensorView& w, const TensorView& y, const TensorView& acc) {
+  const TensorView ws[] = {w};
+  const TensorView os[] = {acc};
+  LMS_RETURN_IF_ERROR(LinearShapes(x, ws, os));
+  std::optional<MatVecSet> set = FusedSet(x, ws, os);
+  if (!set) return LinearOne(x, w, acc, 1.0f);  // cuBLAS adds the product to acc
+  set->out = MatVecOut::kAdd;
+  (void)y;  // the default's scratch
+  return Op("matvec_add", LaunchMatVecSet, *set, x.f32(), Ld(x), x.rows);
+}
+
+Status CudaBackend::RopeStoreKv(const TensorView& q, const TensorView& k, const TensorView& v, int32_t head_dim,
+                                const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache) {
+  LMS_RETURN_IF_ERROR(CheckKvStore(k_cache));
+  if (k.cols != v.cols || k.cols > k_cache.cols || head_dim <= 0 || q.cols % head_dim != 0 ||
+      k.cols % head_dim != 0) {
+    return Backend::RopeStoreKv(q, k, v, head_dim, p, k_cache, v_cache);
+  }
+  KvStoreArgs c;
+  c.k_cache = k_cache.data;
+  c.v_cache = v_cache.data;
+  c.f16 = k_cache.type == TensorType::kF16;
+  c.ld_cache = c.f16 ? static_cast<int64_t>(k_cache.row_stride / 2) : Ld(k_cache);
+  return Op("rope_store_kv", LaunchRopeStoreKv, q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), k.f32(), Ld(k),
+            static_cast<const float*>(v.f32()), Ld(v), static_cast<int32_t>(k.cols / head_dim),
+            MakeRopeArgs(head_dim, p), c, dev_);
+}
+
+Status CudaBackend::MatVecTogether(const TensorView& x, std::span<const TensorView> weights,
+                                   std::span<const TensorView> outs, bool* done) {
+  *done = false;
+  if (weights.size() < 2) return Status::Ok();
+  const std::optional<MatVecSet> set = FusedSet(x, weights, outs);
+  if (!set) return Status::Ok();
+  *done = true;
+  return Op("matvec", LaunchMatVecSet, *set, x.f32(), Ld(x), x.rows);
+}
+
+Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const TensorView& out, float beta) {
   const int64_t m = x.rows, k = x.cols, n = w.rows;
-  if (MatVecSized(x)) {
+  if (MatVecSized(x) && beta == 0.0f) {
     return Op("matvec", LaunchMatVec, Matrix(w), x.f32(), Ld(x), m, out.f32(), Ld(out));
   }
   // GEMM: out (m x n, row-major) is column-major n x m = W (n x k) * x^T, i.e. op(A) = A^T with
@@ -447,7 +556,7 @@ Status CudaBackend::LinearOne(const TensorView& x, const TensorView& w, const Te
   LMS_ASSIGN_OR_RETURN(void* x16, x16_.Get(x_bytes));
   LMS_RETURN_IF_ERROR(Op("convert", LaunchConvertTo16, x.f32(), Ld(x), m, k, bf16, x16));
   return Op("gemm", Gemm16, cublas_, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), a, dt,
-            static_cast<int>(lda), static_cast<const void*>(x16), out.f32(), static_cast<int>(Ld(out)));
+            static_cast<int>(lda), static_cast<const void*>(x16), out.f32(), static_cast<int>(Ld(out)), beta);
 }
 
 }  // namespace

@@ -56,6 +56,16 @@ void ArgBytes::Put(const MatVecSet& s) {
     Put(s.ld_y[i]);
   }
   for (int i = 0; i <= s.count; ++i) Put(s.row_start[i]);
+  Put(s.out);
+  Put(s.norm);
+  Put(s.eps);
+}
+
+void ArgBytes::Put(const KvStoreArgs& a) {
+  Put(a.k_cache);
+  Put(a.v_cache);
+  Put(a.f16);
+  Put(a.ld_cache);
 }
 
 StepGraphs::~StepGraphs() {

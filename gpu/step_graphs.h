@@ -47,6 +47,7 @@ class ArgBytes {
   void Put(const RopeArgs& a);
   void Put(const AttentionArgs& a);
   void Put(const MatVecSet& s);
+  void Put(const KvStoreArgs& a);
   void PutText(const char* s) { bytes_.append(s); bytes_.push_back('\0'); }
   const std::string& bytes() const { return bytes_; }
   void Clear() { bytes_.clear(); }

@@ -110,6 +110,26 @@ class Backend {
   virtual Status AddInPlace(const TensorView& x, const TensorView& y) = 0;
   // out[i] = x[rows[i]] for the batch's logit rows.
   virtual Status GatherLogitRows(const TensorView& x, const TensorView& out) = 0;
+
+  // Sequences of the ops above that a backend may run in fewer passes (a decode step on a GPU:
+  // fewer launches, no round trip of intermediates through memory). The defaults (backend.cpp)
+  // run the ops one after another, so their results are those ops' bit for bit; an override
+  // matches them within the ops' own tolerance. The scratch tensors are where the defaults keep
+  // intermediates: an override may leave them untouched, so nothing may read them afterwards.
+  //
+  // xn = RmsNorm(x, norm, eps); Linear(xn, weights, biases, outs).
+  virtual Status NormLinear(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                            std::span<const TensorView> weights, std::span<const TensorView> biases,
+                            std::span<const TensorView> outs);
+  // xn = RmsNorm(x, norm, eps); gate, up = Linear(xn, {w_gate, w_up}); out = silu(gate) * up.
+  virtual Status NormLinearSwiGlu(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
+                                  const TensorView& w_gate, const TensorView& w_up, const TensorView& gate,
+                                  const TensorView& up, const TensorView& out);
+  // y = Linear(x, w); acc += y (the residual stream after a projection).
+  virtual Status LinearAdd(const TensorView& x, const TensorView& w, const TensorView& y, const TensorView& acc);
+  // Rope(q, k, head_dim, p); StoreKv(k, v, k_cache, v_cache).
+  virtual Status RopeStoreKv(const TensorView& q, const TensorView& k, const TensorView& v, int32_t head_dim,
+                             const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache);
 };
 
 struct CpuBackendOptions {

@@ -63,38 +63,26 @@ Status LlamaForward::Forward(const BatchLayout& batch, KvCache& kv, float* logit
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = weights_.layers[l];
     // Attention block: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-    LMS_RETURN_IF_ERROR(b.RmsNorm(x, L.attn_norm, c.rms_eps, xn));
     const TensorView qkv_w[] = {L.wq, L.wk, L.wv};
     const TensorView qkv_b[] = {L.bq, L.bk, L.bv};
     const TensorView qkv_o[] = {q, k, v};
-    LMS_RETURN_IF_ERROR(b.Linear(xn, qkv_w, c.qkv_bias ? std::span<const TensorView>(qkv_b)
-                                                       : std::span<const TensorView>(), qkv_o));
-    LMS_RETURN_IF_ERROR(b.Rope(q, k, c.head_dim, rope));
-    LMS_RETURN_IF_ERROR(b.StoreKv(k, v, kv.k(l), kv.v(l)));
+    LMS_RETURN_IF_ERROR(b.NormLinear(x, L.attn_norm, c.rms_eps, xn, qkv_w,
+                                     c.qkv_bias ? std::span<const TensorView>(qkv_b) : std::span<const TensorView>(),
+                                     qkv_o));
+    LMS_RETURN_IF_ERROR(b.RopeStoreKv(q, k, v, c.head_dim, rope, kv.k(l), kv.v(l)));
     LMS_RETURN_IF_ERROR(b.Attention(q, kv.k(l), kv.v(l), ap, attn));
-    const TensorView o_w[] = {L.wo};
-    const TensorView o_o[] = {proj};
-    LMS_RETURN_IF_ERROR(b.Linear(attn, o_w, {}, o_o));
-    LMS_RETURN_IF_ERROR(b.AddInPlace(x, proj));
+    LMS_RETURN_IF_ERROR(b.LinearAdd(attn, L.wo, proj, x));
     // Feed-forward block: x += W_down · (silu(W_gate·n(x)) * W_up·n(x))
-    LMS_RETURN_IF_ERROR(b.RmsNorm(x, L.ffn_norm, c.rms_eps, xn));
-    const TensorView gu_w[] = {L.w_gate, L.w_up};
-    const TensorView gu_o[] = {gate, up};
-    LMS_RETURN_IF_ERROR(b.Linear(xn, gu_w, {}, gu_o));
-    LMS_RETURN_IF_ERROR(b.SwiGlu(gate, up, hidden));
-    const TensorView d_w[] = {L.w_down};
-    const TensorView d_o[] = {proj};
-    LMS_RETURN_IF_ERROR(b.Linear(hidden, d_w, {}, d_o));
-    LMS_RETURN_IF_ERROR(b.AddInPlace(x, proj));
+    LMS_RETURN_IF_ERROR(b.NormLinearSwiGlu(x, L.ffn_norm, c.rms_eps, xn, L.w_gate, L.w_up, gate, up, hidden));
+    LMS_RETURN_IF_ERROR(b.LinearAdd(hidden, L.w_down, proj, x));
   }
   const int64_t R = static_cast<int64_t>(batch.logit_rows.size());
   if (R == 0) return Status::Ok();
   const TensorView last = Rows(last_, R), last_norm = Rows(last_norm_, R), out = Rows(logits_, R);
   LMS_RETURN_IF_ERROR(b.GatherLogitRows(x, last));
-  LMS_RETURN_IF_ERROR(b.RmsNorm(last, weights_.output_norm, c.rms_eps, last_norm));
   const TensorView head_w[] = {weights_.output};
   const TensorView head_o[] = {out};
-  LMS_RETURN_IF_ERROR(b.Linear(last_norm, head_w, {}, head_o));
+  LMS_RETURN_IF_ERROR(b.NormLinear(last, weights_.output_norm, c.rms_eps, last_norm, head_w, {}, head_o));
   return b.CopyToHost(out, logits, static_cast<size_t>(R) * c.n_vocab * sizeof(float));
 }
 

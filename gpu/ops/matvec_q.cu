@@ -4,7 +4,9 @@
 // K-quants), dequantizes it into registers and dots it with every input row. F16/BF16 rows take
 // a wider kernel whose loads are contiguous across the warp. One launch may cover up to
 // kMatVecMaxMatrices matrices that share the input (q, k and v; gate and up): the rows of all of
-// them are numbered one after another, and each warp finds its matrix.
+// them are numbered one after another, and each warp finds its matrix. The fused forms (ops.h:
+// RMSNorm of x on the fly, y += product, SwiGLU of a gate/up pair) change only what a warp
+// multiplies x by and what it writes.
 #include "gpu/ops/dequant.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/reduce.cuh"
@@ -13,6 +15,7 @@ namespace lms::gpu {
 namespace {
 
 constexpr int kRowsPerBlock = 4;  // warps per thread block
+using RowSums = float[kMatVecMaxRows];
 
 // The matrix a warp's global row falls in, and the row within it.
 __device__ __forceinline__ int FindMatrix(const MatVecSet& set, int64_t r, int64_t* local) {
@@ -22,38 +25,49 @@ __device__ __forceinline__ int FindMatrix(const MatVecSet& set, int64_t r, int64
   return i;
 }
 
-template <TensorType T>
-__global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
-  const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+// Rows the grid covers: every matrix's, or the gate's alone when a warp takes a row of both.
+__host__ __device__ __forceinline__ int64_t GridRows(const MatVecSet& set) {
+  return set.out == MatVecOut::kSwiGlu ? set.row_start[1] : set.row_start[set.count];
+}
+
+// Four elements of an x row from element e (16-byte aligned). kNorm: times the norm weight g.
+// kSquares: their squares (before g) are added to *sq.
+template <bool kNorm, bool kSquares>
+__device__ __forceinline__ float4 LoadX4(const float* xr, const float* g, int64_t e, float* sq) {
+  float4 v = *reinterpret_cast<const float4*>(xr + e);
+  if constexpr (kSquares) *sq += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  if constexpr (kNorm) {
+    const float4 gg = *reinterpret_cast<const float4*>(g + e);
+    v.x *= gg.x;
+    v.y *= gg.y;
+    v.z *= gg.z;
+    v.w *= gg.w;
+  }
+  return v;
+}
+
+// This lane's share of row r of w dotted with the m rows of x, into acc (and sq, see LoadX4).
+template <TensorType T, bool kNorm, bool kSquares>
+__device__ __forceinline__ void RowDot(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
+                                       const float* g, RowSums& acc, RowSums& sq) {
   const int lane = threadIdx.x % 32;
-  if (rg >= set.row_start[set.count]) return;  // the whole warp leaves together
-  int64_t r = 0;
-  const int mat = FindMatrix(set, rg, &r);
-  const DeviceMatrix& w = set.w[mat];
   const int64_t chunks = w.cols / 32;
   const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
-  float acc[kMatVecMaxRows] = {};
   for (int64_t c = lane; c < chunks; c += 32) {
     float v[32];
     DequantChunk32<T>(row, c, v);
 #pragma unroll
     for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
       if (mi >= m) break;
-      const float4* xp = reinterpret_cast<const float4*>(x + mi * ld_x + c * 32);
+      const float* xr = x + mi * ld_x;
       float a = 0.0f;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
-        const float4 xx = xp[j];
+        const float4 xx = LoadX4<kNorm, kSquares>(xr, g, c * 32 + 4 * j, &sq[mi]);
         a += v[4 * j] * xx.x + v[4 * j + 1] * xx.y + v[4 * j + 2] * xx.z + v[4 * j + 3] * xx.w;
       }
       acc[mi] += a;
     }
-  }
-#pragma unroll
-  for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
-    if (mi >= m) break;
-    const float total = WarpSum(acc[mi]);
-    if (lane == 0) set.y[mat][mi * set.ld_y[mat] + r] = total;
   }
 }
 
@@ -61,9 +75,9 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
 // bytes per step, and it issues four such loads before it uses any of them: with a few warps
 // per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
 // the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
-template <bool kBf16>
+template <bool kBf16, bool kNorm, bool kSquares>
 __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
-                                     float (&acc)[kMatVecMaxRows]) {
+                                     const float* g, RowSums& acc, RowSums& sq) {
   // The eight 16-bit values from the four words by shifts: reading the words through a
   // uint16_t pointer would break C++'s aliasing rules, which a compiler may act on.
   const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -76,50 +90,95 @@ __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t l
 #pragma unroll
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;
-    const float4* xp = reinterpret_cast<const float4*>(x + mi * ld_x + v * 8);
-    const float4 a = xp[0], b = xp[1];
+    const float* xr = x + mi * ld_x;
+    const float4 a = LoadX4<kNorm, kSquares>(xr, g, v * 8, &sq[mi]);
+    const float4 b = LoadX4<kNorm, kSquares>(xr, g, v * 8 + 4, &sq[mi]);
     acc[mi] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
                wv[7] * b.w;
   }
 }
 
-template <bool kBf16>
-__global__ void MatVec16Kernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
-  const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+template <bool kBf16, bool kNorm, bool kSquares>
+__device__ __forceinline__ void RowDot16(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
+                                         const float* g, RowSums& acc, RowSums& sq) {
   const int lane = threadIdx.x % 32;
-  if (rg >= set.row_start[set.count]) return;
-  int64_t r = 0;
-  const int mat = FindMatrix(set, rg, &r);
-  const DeviceMatrix& w = set.w[mat];
   const uint4* row = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + r * w.row_bytes);
   const int64_t k8 = w.cols / 8;
-  float acc[kMatVecMaxRows] = {};
   int64_t v = lane;
   for (; v + 96 < k8; v += 128) {
     const uint4 r0 = row[v], r1 = row[v + 32], r2 = row[v + 64], r3 = row[v + 96];
-    Dot8<kBf16>(r0, x, ld_x, m, v, acc);
-    Dot8<kBf16>(r1, x, ld_x, m, v + 32, acc);
-    Dot8<kBf16>(r2, x, ld_x, m, v + 64, acc);
-    Dot8<kBf16>(r3, x, ld_x, m, v + 96, acc);
+    Dot8<kBf16, kNorm, kSquares>(r0, x, ld_x, m, v, g, acc, sq);
+    Dot8<kBf16, kNorm, kSquares>(r1, x, ld_x, m, v + 32, g, acc, sq);
+    Dot8<kBf16, kNorm, kSquares>(r2, x, ld_x, m, v + 64, g, acc, sq);
+    Dot8<kBf16, kNorm, kSquares>(r3, x, ld_x, m, v + 96, g, acc, sq);
   }
-  for (; v < k8; v += 32) Dot8<kBf16>(row[v], x, ld_x, m, v, acc);
+  for (; v < k8; v += 32) Dot8<kBf16, kNorm, kSquares>(row[v], x, ld_x, m, v, g, acc, sq);
+}
+
+// The warp's sums, reduced across lanes and written as set.out says (lane 0 writes). sq holds
+// the squares of x when set.norm is set; up, the up row's sums for kSwiGlu.
+__device__ __forceinline__ void WriteRows(const MatVecSet& set, int mat, int64_t r, int m, int64_t cols,
+                                          const RowSums& acc, const RowSums& up, const RowSums& sq) {
+  const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
     if (mi >= m) break;
-    const float total = WarpSum(acc[mi]);
-    if (lane == 0) set.y[mat][mi * set.ld_y[mat] + r] = total;
+    float total = WarpSum(acc[mi]);
+    float scale = 1.0f;
+    if (set.norm) {
+      scale = 1.0f / sqrtf(WarpSum(sq[mi]) / static_cast<float>(cols) + set.eps);  // rms_norm.cu's formula
+      total *= scale;
+    }
+    float* y = set.y[mat] + mi * set.ld_y[mat] + r;
+    if (set.out == MatVecOut::kSwiGlu) {
+      float u = WarpSum(up[mi]);
+      if (set.norm) u *= scale;
+      if (lane == 0) *y = total / (1.0f + expf(-total)) * u;  // swiglu.cu's formula
+    } else if (set.out == MatVecOut::kAdd) {
+      if (lane == 0) *y += total;
+    } else if (lane == 0) {
+      *y = total;
+    }
   }
 }
 
-template <TensorType T>
+// One warp a row (of each matrix, for kSwiGlu). kWide16: the F16/BF16 kernel (T says which).
+template <TensorType T, bool kWide16, bool kNorm>
+__global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
+  const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (rg >= GridRows(set)) return;  // the whole warp leaves together
+  const bool swiglu = set.out == MatVecOut::kSwiGlu;
+  int64_t r = rg;
+  const int mat = swiglu ? 0 : FindMatrix(set, rg, &r);
+  float acc[kMatVecMaxRows] = {}, up[kMatVecMaxRows] = {}, sq[kMatVecMaxRows] = {};
+  constexpr bool kBf16 = T == TensorType::kBF16;
+  if constexpr (kWide16) {
+    RowDot16<kBf16, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
+    if (swiglu) RowDot16<kBf16, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
+  } else {
+    RowDot<T, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
+    if (swiglu) RowDot<T, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
+  }
+  WriteRows(set, mat, r, m, set.w[mat].cols, acc, up, sq);
+}
+
+template <TensorType T, bool kWide16>
 void Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
-  MatVecKernel<T><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  if (set.norm) {
+    MatVecKernel<T, kWide16, true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  } else {
+    MatVecKernel<T, kWide16, false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  }
 }
 
 }  // namespace
 
 cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, int64_t m, cudaStream_t s) {
   if (m < 1 || m > kMatVecMaxRows || set.count < 1 || set.count > kMatVecMaxMatrices) return cudaErrorInvalidValue;
+  if (set.out == MatVecOut::kSwiGlu && (set.count != 2 || set.w[0].rows != set.w[1].rows)) {
+    return cudaErrorInvalidValue;
+  }
+  if (set.norm && reinterpret_cast<uintptr_t>(set.norm) % 16 != 0) return cudaErrorInvalidValue;
   const DeviceMatrix& w0 = set.w[0];
   bool wide16 = w0.type == TensorType::kF16 || w0.type == TensorType::kBF16;
   for (int i = 0; i < set.count; ++i) {
@@ -128,25 +187,25 @@ cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, 
     if (set.row_start[i + 1] - set.row_start[i] != w.rows) return cudaErrorInvalidValue;
     wide16 = wide16 && w.cols % 8 == 0 && w.row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0;
   }
-  const unsigned blocks = static_cast<unsigned>((set.row_start[set.count] + kRowsPerBlock - 1) / kRowsPerBlock);
+  const unsigned blocks = static_cast<unsigned>((GridRows(set) + kRowsPerBlock - 1) / kRowsPerBlock);
   const int mi = static_cast<int>(m);
   if (wide16) {
     if (w0.type == TensorType::kBF16) {
-      MatVec16Kernel<true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, mi);
+      Launch<TensorType::kBF16, true>(set, blocks, x, ld_x, mi, s);
     } else {
-      MatVec16Kernel<false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, mi);
+      Launch<TensorType::kF16, true>(set, blocks, x, ld_x, mi, s);
     }
     return cudaGetLastError();
   }
   switch (w0.type) {
-    case TensorType::kF32: Launch<TensorType::kF32>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kF16: Launch<TensorType::kF16>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kBF16: Launch<TensorType::kBF16>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ8_0: Launch<TensorType::kQ8_0>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_0: Launch<TensorType::kQ4_0>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_1: Launch<TensorType::kQ4_1>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_K: Launch<TensorType::kQ4_K>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ6_K: Launch<TensorType::kQ6_K>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kF32: Launch<TensorType::kF32, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kF16: Launch<TensorType::kF16, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kBF16: Launch<TensorType::kBF16, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ8_0: Launch<TensorType::kQ8_0, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_0: Launch<TensorType::kQ4_0, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_1: Launch<TensorType::kQ4_1, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ4_K: Launch<TensorType::kQ4_K, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kQ6_K: Launch<TensorType::kQ6_K, false>(set, blocks, x, ld_x, mi, s); break;
     default: return cudaErrorInvalidValue;
   }
   return cudaGetLastError();

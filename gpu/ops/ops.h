@@ -62,6 +62,18 @@ struct RopeArgs {
   bool neox = false;
 };
 cudaError_t LaunchRope(float* x, int64_t ld, int32_t n_heads, const RopeArgs& a, const DeviceBatch& b, cudaStream_t s);
+// Both rotations and both cache stores (store_kv.cu's) in one launch, a block per token: q and k
+// rotated in place as LaunchRope does, then k and v (n_kv_heads*head_dim wide) written to the
+// caches at the tokens' slots.
+struct KvStoreArgs {
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  bool f16 = true;
+  int64_t ld_cache = 0;
+};
+cudaError_t LaunchRopeStoreKv(float* q, int64_t ld_q, int32_t n_q_heads, float* k, int64_t ld_k, const float* v,
+                              int64_t ld_v, int32_t n_kv_heads, const RopeArgs& a, const KvStoreArgs& c,
+                              const DeviceBatch& b, cudaStream_t s);
 
 // swiglu.cu: out = silu(gate) * up, (rows, n).
 cudaError_t LaunchSwiGlu(const float* gate, int64_t ld_g, const float* up, int64_t ld_u, float* out, int64_t ld_o,
@@ -114,13 +126,25 @@ cudaError_t LaunchMatVec(const DeviceMatrix& w, const float* x, int64_t ld_x, in
 // The same for `count` matrices of one type and width at once (one launch): y[i] = x · w[i]ᵀ.
 // row_start[i] is the number of rows of the matrices before i (row_start[0] = 0, row_start[count]
 // the total). Passed by value, so a recorded launch keeps its own copy.
+//
+// Fused forms, for a decode step in fewer launches:
+//  - norm: x is RMS-normalized by the weight `norm` (length cols) on the fly: each warp also sums
+//    the squares of the x rows it reads, and scales its dot products by 1/sqrt(mean + eps), so
+//    no normalized copy of x is written;
+//  - out = kAdd: y[i] += the product (the residual stream after a projection);
+//  - out = kSwiGlu: count == 2 matrices of equal rows (gate, up); each warp takes row r of both
+//    and writes y[0] = silu(gate) * up.
 constexpr int kMatVecMaxMatrices = 3;
+enum class MatVecOut : int { kStore, kAdd, kSwiGlu };
 struct MatVecSet {
   int count = 0;
   DeviceMatrix w[kMatVecMaxMatrices];
   float* y[kMatVecMaxMatrices] = {};
   int64_t ld_y[kMatVecMaxMatrices] = {};
   int64_t row_start[kMatVecMaxMatrices + 1] = {};
+  MatVecOut out = MatVecOut::kStore;
+  const float* norm = nullptr;  // RMSNorm weight, or none
+  float eps = 0.0f;
 };
 cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, int64_t m, cudaStream_t s);
 

@@ -11,6 +11,23 @@ std::optional<std::string> NoGpuReason() {
   return std::nullopt;
 }
 
+BatchLayout MakeBatch(const std::vector<int>& start, const std::vector<int>& new_tokens,
+                      const std::vector<std::vector<int32_t>>& tables, int block_size, int vocab) {
+  BatchLayout b;
+  b.block_tables = tables;
+  int t = 0;
+  for (size_t s = 0; s < start.size(); ++s) {
+    for (int i = 0; i < new_tokens[s]; ++i, ++t) {
+      const int pos = start[s] + i;
+      b.tokens.push_back((t * 7919 + 13) % vocab);
+      b.positions.push_back(pos);
+      b.seq_of_token.push_back(static_cast<int32_t>(s));
+      b.slots.push_back(tables[s][pos / block_size] * block_size + pos % block_size);
+    }
+  }
+  return b;
+}
+
 BackendPair::BackendPair(const gpu::CudaBackendOptions& options) {
   cpu_ = MakeCpuBackend({2});
   auto g = gpu::MakeCudaBackend(0, options);

@@ -24,6 +24,11 @@ std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale = 1.0f);
 // Host rows of `type` holding `values` (rows x cols) quantized with core's QuantizeRow.
 std::vector<uint8_t> Encode(TensorType type, const std::vector<float>& values, int64_t rows, int64_t cols);
 
+// A batch of sequences: sequence s has new_tokens[s] tokens at positions [start[s], start[s] +
+// new_tokens[s]), its blocks taken from tables[s]; token ids made up below `vocab`.
+BatchLayout MakeBatch(const std::vector<int>& start, const std::vector<int>& new_tokens,
+                      const std::vector<std::vector<int32_t>>& tables, int block_size, int vocab);
+
 // A tensor with the same contents on two backends.
 struct Twin {
   TensorView cpu, gpu;

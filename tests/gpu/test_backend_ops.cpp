@@ -28,25 +28,6 @@ constexpr double kMatmulTol = 5e-4;
 const TensorType kWeightTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16, TensorType::kQ8_0,
                                    TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ4_K, TensorType::kQ6_K};
 
-// A batch of `seqs` sequences: seq s has `new_tokens[s]` tokens at positions
-// [start[s], start[s] + new_tokens[s]), its blocks taken from `tables[s]`.
-BatchLayout MakeBatch(const std::vector<int>& start, const std::vector<int>& new_tokens,
-                      const std::vector<std::vector<int32_t>>& tables, int block_size, int vocab) {
-  BatchLayout b;
-  b.block_tables = tables;
-  int t = 0;
-  for (size_t s = 0; s < start.size(); ++s) {
-    for (int i = 0; i < new_tokens[s]; ++i, ++t) {
-      const int pos = start[s] + i;
-      b.tokens.push_back((t * 7919 + 13) % vocab);
-      b.positions.push_back(pos);
-      b.seq_of_token.push_back(static_cast<int32_t>(s));
-      b.slots.push_back(tables[s][pos / block_size] * block_size + pos % block_size);
-    }
-  }
-  return b;
-}
-
 TEST_CASE("gpu ops: embedding rows of every weight type", "[gpu][ops]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   BackendPair p;
