@@ -97,6 +97,7 @@ class CudaBackend final : public Backend {
     if (cublas_) cublasDestroy(cublas_);
     if (upload_done_) cudaEventDestroy(upload_done_);
     if (pinned_) cudaFreeHost(pinned_);
+    if (pinned_ids_) cudaFreeHost(pinned_ids_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -280,6 +281,8 @@ class CudaBackend final : public Backend {
   Status RopeStoreKv(const TensorView& q, const TensorView& k, const TensorView& v, int32_t head_dim,
                      const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache) override;
 
+  Status ArgMaxRows(const TensorView& x, int32_t* ids) override;
+
   Status GatherLogitRows(const TensorView& x, const TensorView& out) override {
     for (int32_t r : batch_->logit_rows) {
       if (r < 0 || r >= x.rows) return Status::Internal("logit row outside the batch");
@@ -353,6 +356,10 @@ class CudaBackend final : public Backend {
   DeviceBatch dev_;
   // Linear scratch: activations and dequantized weights in 16-bit floats.
   DeviceScratch x16_, w16_;
+  // ArgMaxRows: the ids on the device and their pinned landing place.
+  DeviceScratch ids_;
+  int32_t* pinned_ids_ = nullptr;
+  size_t pinned_ids_n_ = 0;
 };
 
 Status CudaBackend::BeginBatch(const BatchLayout& batch) {
@@ -520,6 +527,31 @@ Status CudaBackend::RopeStoreKv(const TensorView& q, const TensorView& k, const 
   return Op("rope_store_kv", LaunchRopeStoreKv, q.f32(), Ld(q), static_cast<int32_t>(q.cols / head_dim), k.f32(), Ld(k),
             static_cast<const float*>(v.f32()), Ld(v), static_cast<int32_t>(k.cols / head_dim),
             MakeRopeArgs(head_dim, p), c, dev_);
+}
+
+Status CudaBackend::ArgMaxRows(const TensorView& x, int32_t* ids) {
+  if (x.type != TensorType::kF32) return Status::Internal("argmax of a non-f32 tensor");
+  if (x.rows == 0) return Status::Ok();
+  const size_t n = static_cast<size_t>(x.rows);
+  // At least 1024 ids, so a recorded step's buffer never regrows under it.
+  const size_t bytes = std::max<size_t>(n, 1024) * sizeof(int32_t);
+  if (!ids_.Fits(bytes)) LMS_RETURN_IF_ERROR(SyncStream());  // the old buffer may be in use
+  LMS_ASSIGN_OR_RETURN(void* d, ids_.Get(bytes));
+  int32_t* dev_ids = static_cast<int32_t*>(d);
+  LMS_RETURN_IF_ERROR(Op("argmax", LaunchArgMaxRows, x.f32(), Ld(x), x.rows, x.cols, dev_ids));
+  LMS_RETURN_IF_ERROR(FlushStep());
+  if (n > pinned_ids_n_) {
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // an earlier copy may still land there
+    if (pinned_ids_) cudaFreeHost(pinned_ids_);
+    pinned_ids_ = nullptr;
+    pinned_ids_n_ = 0;
+    LMS_CUDA_RETURN_IF_ERROR(cudaMallocHost(&pinned_ids_, std::max<size_t>(n, 1024) * sizeof(int32_t)));
+    pinned_ids_n_ = std::max<size_t>(n, 1024);
+  }
+  LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(pinned_ids_, dev_ids, n * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+  LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  std::memcpy(ids, pinned_ids_, n * sizeof(int32_t));
+  return Status::Ok();
 }
 
 Status CudaBackend::MatVecTogether(const TensorView& x, std::span<const TensorView> weights,

@@ -1,6 +1,9 @@
 // The fused ops' defaults: the basic ops in sequence (see backend.h).
 #include "core/backend/backend.h"
 
+#include <limits>
+#include <vector>
+
 namespace lms {
 
 Status Backend::NormLinear(const TensorView& x, const TensorView& norm, float eps, const TensorView& xn,
@@ -31,6 +34,26 @@ Status Backend::RopeStoreKv(const TensorView& q, const TensorView& k, const Tens
                             const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache) {
   LMS_RETURN_IF_ERROR(Rope(q, k, head_dim, p));
   return StoreKv(k, v, k_cache, v_cache);
+}
+
+Status Backend::ArgMaxRows(const TensorView& x, int32_t* ids) {
+  std::vector<float> row(static_cast<size_t>(x.cols));
+  for (int64_t r = 0; r < x.rows; ++r) {
+    TensorView one = x;
+    one.data = x.row(r);
+    one.rows = 1;
+    LMS_RETURN_IF_ERROR(CopyToHost(one, row.data(), row.size() * sizeof(float)));
+    int32_t best = 0;
+    float best_v = -std::numeric_limits<float>::infinity();
+    for (int32_t i = 0; i < static_cast<int32_t>(row.size()); ++i) {
+      if (row[i] > best_v) {
+        best_v = row[i];
+        best = i;
+      }
+    }
+    ids[r] = best;
+  }
+  return Status::Ok();
 }
 
 }  // namespace lms

@@ -130,6 +130,10 @@ class Backend {
   // Rope(q, k, head_dim, p); StoreKv(k, v, k_cache, v_cache).
   virtual Status RopeStoreKv(const TensorView& q, const TensorView& k, const TensorView& v, int32_t head_dim,
                              const RopeParams& p, const TensorView& k_cache, const TensorView& v_cache);
+  // ids[r] (host memory) = the first column of f32 row r of x holding the row's largest value,
+  // as the greedy sampler picks (NaNs never win; a row with no value above -inf gives 0). The
+  // default copies the rows to the host; a GPU backend copies only the ids.
+  virtual Status ArgMaxRows(const TensorView& x, int32_t* ids);
 };
 
 struct CpuBackendOptions {

@@ -43,6 +43,18 @@ Result<std::unique_ptr<LlamaForward>> LlamaForward::Create(const ModelConfig& c,
 }
 
 Status LlamaForward::Forward(const BatchLayout& batch, KvCache& kv, float* logits) {
+  LMS_ASSIGN_OR_RETURN(const int64_t R, Run(batch, kv));
+  if (R == 0) return Status::Ok();
+  return backend_.CopyToHost(Rows(logits_, R), logits, static_cast<size_t>(R) * config_.n_vocab * sizeof(float));
+}
+
+Status LlamaForward::ForwardGreedy(const BatchLayout& batch, KvCache& kv, int32_t* ids) {
+  LMS_ASSIGN_OR_RETURN(const int64_t R, Run(batch, kv));
+  if (R == 0) return Status::Ok();
+  return backend_.ArgMaxRows(Rows(logits_, R), ids);
+}
+
+Result<int64_t> LlamaForward::Run(const BatchLayout& batch, KvCache& kv) {
   const int32_t T = batch.n_tokens();
   if (T <= 0) return Status::InvalidArgument("empty batch");
   if (T > max_tokens_) {
@@ -77,13 +89,13 @@ Status LlamaForward::Forward(const BatchLayout& batch, KvCache& kv, float* logit
     LMS_RETURN_IF_ERROR(b.LinearAdd(hidden, L.w_down, proj, x));
   }
   const int64_t R = static_cast<int64_t>(batch.logit_rows.size());
-  if (R == 0) return Status::Ok();
+  if (R == 0) return R;
   const TensorView last = Rows(last_, R), last_norm = Rows(last_norm_, R), out = Rows(logits_, R);
   LMS_RETURN_IF_ERROR(b.GatherLogitRows(x, last));
   const TensorView head_w[] = {weights_.output};
   const TensorView head_o[] = {out};
   LMS_RETURN_IF_ERROR(b.NormLinear(last, weights_.output_norm, c.rms_eps, last_norm, head_w, {}, head_o));
-  return b.CopyToHost(out, logits, static_cast<size_t>(R) * c.n_vocab * sizeof(float));
+  return R;
 }
 
 }  // namespace lms

@@ -22,11 +22,18 @@ class LlamaForward {
   // REQUIRES: batch.n_tokens() <= max_batch_tokens(); every slot and block table was reserved
   // in `kv`. Writes batch.logit_rows.size() rows of n_vocab logits to `logits` (host memory).
   Status Forward(const BatchLayout& batch, KvCache& kv, float* logits);
+  // The same forward, but only each logit row's greedy choice (Backend::ArgMaxRows) reaches the
+  // host: batch.logit_rows.size() token ids to `ids`.
+  Status ForwardGreedy(const BatchLayout& batch, KvCache& kv, int32_t* ids);
 
   int32_t max_batch_tokens() const { return max_tokens_; }
   const ModelConfig& config() const { return config_; }
 
  private:
+  // Every layer and the head: the logit rows' logits in logits_ (device memory). Returns the
+  // number of rows (0: none asked for).
+  Result<int64_t> Run(const BatchLayout& batch, KvCache& kv);
+
   LlamaForward(const ModelConfig& c, const ModelWeights& w, Backend& b, int32_t max_tokens)
       : config_(c), weights_(w), backend_(b), max_tokens_(max_tokens) {}
 

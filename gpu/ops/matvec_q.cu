@@ -15,7 +15,10 @@ namespace lms::gpu {
 namespace {
 
 constexpr int kRowsPerBlock = 4;  // warps per thread block
-using RowSums = float[kMatVecMaxRows];
+// Per-lane sums for up to R rows of x. Kernels are built for R = 1 (one token, the common
+// decode case, in the fewest registers) and R = kMatVecMaxRows.
+template <int R>
+using RowSums = float[R];
 
 // The matrix a warp's global row falls in, and the row within it.
 __device__ __forceinline__ int FindMatrix(const MatVecSet& set, int64_t r, int64_t* local) {
@@ -47,9 +50,9 @@ __device__ __forceinline__ float4 LoadX4(const float* xr, const float* g, int64_
 }
 
 // This lane's share of row r of w dotted with the m rows of x, into acc (and sq, see LoadX4).
-template <TensorType T, bool kNorm, bool kSquares>
+template <TensorType T, int R, bool kNorm, bool kSquares>
 __device__ __forceinline__ void RowDot(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
-                                       const float* g, RowSums& acc, RowSums& sq) {
+                                       const float* g, RowSums<R>& acc, RowSums<R>& sq) {
   const int lane = threadIdx.x % 32;
   const int64_t chunks = w.cols / 32;
   const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
@@ -57,7 +60,7 @@ __device__ __forceinline__ void RowDot(const DeviceMatrix& w, int64_t r, const f
     float v[32];
     DequantChunk32<T>(row, c, v);
 #pragma unroll
-    for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
+    for (int mi = 0; mi < R; ++mi) {
       if (mi >= m) break;
       const float* xr = x + mi * ld_x;
       float a = 0.0f;
@@ -75,9 +78,9 @@ __device__ __forceinline__ void RowDot(const DeviceMatrix& w, int64_t r, const f
 // bytes per step, and it issues four such loads before it uses any of them: with a few warps
 // per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
 // the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
-template <bool kBf16, bool kNorm, bool kSquares>
+template <bool kBf16, int R, bool kNorm, bool kSquares>
 __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
-                                     const float* g, RowSums& acc, RowSums& sq) {
+                                     const float* g, RowSums<R>& acc, RowSums<R>& sq) {
   // The eight 16-bit values from the four words by shifts: reading the words through a
   // uint16_t pointer would break C++'s aliasing rules, which a compiler may act on.
   const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -88,7 +91,7 @@ __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t l
     wv[j] = kBf16 ? Bf16Bits(h) : HalfBits(h);
   }
 #pragma unroll
-  for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
+  for (int mi = 0; mi < R; ++mi) {
     if (mi >= m) break;
     const float* xr = x + mi * ld_x;
     const float4 a = LoadX4<kNorm, kSquares>(xr, g, v * 8, &sq[mi]);
@@ -98,30 +101,31 @@ __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t l
   }
 }
 
-template <bool kBf16, bool kNorm, bool kSquares>
+template <bool kBf16, int R, bool kNorm, bool kSquares>
 __device__ __forceinline__ void RowDot16(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
-                                         const float* g, RowSums& acc, RowSums& sq) {
+                                         const float* g, RowSums<R>& acc, RowSums<R>& sq) {
   const int lane = threadIdx.x % 32;
   const uint4* row = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + r * w.row_bytes);
   const int64_t k8 = w.cols / 8;
   int64_t v = lane;
   for (; v + 96 < k8; v += 128) {
     const uint4 r0 = row[v], r1 = row[v + 32], r2 = row[v + 64], r3 = row[v + 96];
-    Dot8<kBf16, kNorm, kSquares>(r0, x, ld_x, m, v, g, acc, sq);
-    Dot8<kBf16, kNorm, kSquares>(r1, x, ld_x, m, v + 32, g, acc, sq);
-    Dot8<kBf16, kNorm, kSquares>(r2, x, ld_x, m, v + 64, g, acc, sq);
-    Dot8<kBf16, kNorm, kSquares>(r3, x, ld_x, m, v + 96, g, acc, sq);
+    Dot8<kBf16, R, kNorm, kSquares>(r0, x, ld_x, m, v, g, acc, sq);
+    Dot8<kBf16, R, kNorm, kSquares>(r1, x, ld_x, m, v + 32, g, acc, sq);
+    Dot8<kBf16, R, kNorm, kSquares>(r2, x, ld_x, m, v + 64, g, acc, sq);
+    Dot8<kBf16, R, kNorm, kSquares>(r3, x, ld_x, m, v + 96, g, acc, sq);
   }
-  for (; v < k8; v += 32) Dot8<kBf16, kNorm, kSquares>(row[v], x, ld_x, m, v, g, acc, sq);
+  for (; v < k8; v += 32) Dot8<kBf16, R, kNorm, kSquares>(row[v], x, ld_x, m, v, g, acc, sq);
 }
 
 // The warp's sums, reduced across lanes and written as set.out says (lane 0 writes). sq holds
 // the squares of x when set.norm is set; up, the up row's sums for kSwiGlu.
+template <int R>
 __device__ __forceinline__ void WriteRows(const MatVecSet& set, int mat, int64_t r, int m, int64_t cols,
-                                          const RowSums& acc, const RowSums& up, const RowSums& sq) {
+                                          const RowSums<R>& acc, const RowSums<R>& up, const RowSums<R>& sq) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int mi = 0; mi < kMatVecMaxRows; ++mi) {
+  for (int mi = 0; mi < R; ++mi) {
     if (mi >= m) break;
     float total = WarpSum(acc[mi]);
     float scale = 1.0f;
@@ -143,31 +147,41 @@ __device__ __forceinline__ void WriteRows(const MatVecSet& set, int mat, int64_t
 }
 
 // One warp a row (of each matrix, for kSwiGlu). kWide16: the F16/BF16 kernel (T says which).
-template <TensorType T, bool kWide16, bool kNorm>
+// R: the most rows of x it takes.
+template <TensorType T, bool kWide16, int R, bool kNorm>
 __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
   const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (rg >= GridRows(set)) return;  // the whole warp leaves together
   const bool swiglu = set.out == MatVecOut::kSwiGlu;
   int64_t r = rg;
   const int mat = swiglu ? 0 : FindMatrix(set, rg, &r);
-  float acc[kMatVecMaxRows] = {}, up[kMatVecMaxRows] = {}, sq[kMatVecMaxRows] = {};
+  float acc[R] = {}, up[R] = {}, sq[R] = {};
   constexpr bool kBf16 = T == TensorType::kBF16;
   if constexpr (kWide16) {
-    RowDot16<kBf16, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
-    if (swiglu) RowDot16<kBf16, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
+    RowDot16<kBf16, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
+    if (swiglu) RowDot16<kBf16, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
   } else {
-    RowDot<T, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
-    if (swiglu) RowDot<T, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
+    RowDot<T, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
+    if (swiglu) RowDot<T, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
   }
-  WriteRows(set, mat, r, m, set.w[mat].cols, acc, up, sq);
+  WriteRows<R>(set, mat, r, m, set.w[mat].cols, acc, up, sq);
+}
+
+template <TensorType T, bool kWide16, int R>
+void LaunchRows(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
+  if (set.norm) {
+    MatVecKernel<T, kWide16, R, true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  } else {
+    MatVecKernel<T, kWide16, R, false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  }
 }
 
 template <TensorType T, bool kWide16>
 void Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
-  if (set.norm) {
-    MatVecKernel<T, kWide16, true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+  if (m == 1) {
+    LaunchRows<T, kWide16, 1>(set, blocks, x, ld_x, m, s);
   } else {
-    MatVecKernel<T, kWide16, false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+    LaunchRows<T, kWide16, kMatVecMaxRows>(set, blocks, x, ld_x, m, s);
   }
 }
 

@@ -114,6 +114,10 @@ cudaError_t LaunchAttentionPrefill(const float* q, int64_t ld_q, const void* k_c
                                    const AttentionArgs& a, const DeviceBatch& b, float* out, int64_t ld_out,
                                    cudaStream_t s);
 
+// argmax.cu: ids[r] = the first column of row r holding its largest value (0 when none is
+// above -inf), (rows, n); ids in device memory.
+cudaError_t LaunchArgMaxRows(const float* x, int64_t ld, int64_t rows, int64_t n, int32_t* ids, cudaStream_t s);
+
 // gather.cu: out[i] = x[logit_rows[i]], (n_logit_rows, n).
 cudaError_t LaunchGatherRows(const float* x, int64_t ld_x, float* out, int64_t ld_out, int64_t n,
                              const DeviceBatch& b, cudaStream_t s);

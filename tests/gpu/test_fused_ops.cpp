@@ -7,12 +7,19 @@
 // and the launches they take, counted by the op times: one for a decode-sized batch.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <map>
 #include <string>
 
+#include "core/kv/kv_cache.h"
+#include "core/model/gguf.h"
+#include "core/model/llama_forward.h"
+#include "core/model/weights.h"
 #include "gpu/cuda_backend.h"
+#include "tests/core/model/tiny_model.h"
 #include "tests/gpu/gpu_test_support.h"
 #include "tests/test_support.h"
 
@@ -215,6 +222,89 @@ TEST_CASE("gpu fused ops: RoPE and the KV-cache store in one launch", "[gpu][ops
         CHECK(p.ReadBytes(p.cpu(), vc.cpu) == p.ReadBytes(p.gpu(), vc.gpu));  // v is stored as it is
       }
     }
+  }
+}
+
+TEST_CASE("gpu fused ops: the greedy choice on the device", "[gpu][ops][fused]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p = CountingPair();
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  for (int n : {5, 33, 300, 49152}) {
+    for (int rows : {1, 3, 70}) {
+      CAPTURE(n, rows);
+      std::vector<float> v = RandomFloats(size_t(rows) * n, 90, 4.0f);
+      // Row 0: its maximum twice (the first must win), after a NaN. Row 1: nothing above -inf.
+      // Row 2: a tie at the end of two threads' strides. Others: random.
+      const float big = 100.0f;
+      if (n >= 5) {
+        v[0] = nan;
+        v[2] = big;
+        v[size_t(n) - 1] = big;
+      }
+      if (rows > 1) std::fill(v.begin() + n, v.begin() + 2 * n, -inf);
+      if (rows > 2 && n >= 300) v[2 * size_t(n) + 299] = v[2 * size_t(n) + 43] = big;
+      Twin x = p.F32(rows, n, v);
+      std::vector<int32_t> cpu(rows, -1), gpu(rows, -1);
+      REQUIRE(p.cpu().ArgMaxRows(x.cpu, cpu.data()).ok());
+      Launches(p.gpu());
+      REQUIRE(p.gpu().ArgMaxRows(x.gpu, gpu.data()).ok());
+      CHECK(Launches(p.gpu()) == "argmaxx1");
+      CHECK(gpu == cpu);
+      CHECK(cpu[0] == (n >= 5 ? 2 : cpu[0]));
+      if (rows > 1) CHECK(cpu[1] == 0);
+      if (rows > 2 && n >= 300) CHECK(cpu[2] == 43);
+    }
+  }
+}
+
+// A tiny model on CUDA: ForwardGreedy's ids are the argmax of Forward's logits, every step.
+TEST_CASE("gpu fused ops: ForwardGreedy on a tiny model", "[gpu][ops][fused]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  TinySpec spec;
+  spec.d_model = 256;
+  spec.d_ff = 512;
+  spec.n_heads = 8;
+  spec.n_kv_heads = 2;
+  spec.n_vocab = 300;
+  auto file = gguf::GgufFile::FromBytes(MakeTinyModel(spec));
+  REQUIRE(file.ok());
+  auto config = ReadModelConfig(**file);
+  REQUIRE(config.ok());
+  auto backend = gpu::MakeCudaBackend(0);
+  REQUIRE(backend.ok());
+  auto weights = LoadWeights(**file, *config, **backend);
+  REQUIRE(weights.ok());
+  auto forward = LlamaForward::Create(*config, *weights, **backend, 16);
+  REQUIRE(forward.ok());
+  KvCacheOptions o;
+  o.block_size = 16;
+  o.n_blocks = 8;
+  o.type = TensorType::kF16;
+  auto kv = KvCache::Create(**backend, *config, o);
+  REQUIRE(kv.ok());
+  KvSequence seq;
+  int32_t next = 7;
+  for (int step = 0; step < 6; ++step) {
+    // Step 0 feeds 12 tokens (the GEMM path); then one at a time (the fused mat-vec path).
+    const int n = step == 0 ? 12 : 1;
+    REQUIRE(kv->Reserve(seq, seq.n_tokens + n).ok());
+    BatchLayout b;
+    b.block_tables.push_back(seq.blocks);
+    for (int i = 0; i < n; ++i) {
+      b.tokens.push_back(step == 0 ? (i * 37 + 5) % 300 : next);
+      b.positions.push_back(seq.n_tokens + i);
+      b.seq_of_token.push_back(0);
+      b.slots.push_back(kv->Slot(seq, seq.n_tokens + i));
+    }
+    b.logit_rows = {n - 1};
+    std::vector<float> logits(spec.n_vocab);
+    int32_t id = -1;
+    REQUIRE((*forward)->Forward(b, *kv, logits.data()).ok());
+    REQUIRE((*forward)->ForwardGreedy(b, *kv, &id).ok());  // the same slots, rewritten alike
+    CAPTURE(step);
+    CHECK(id == std::max_element(logits.begin(), logits.end()) - logits.begin());
+    seq.n_tokens += n;
+    next = id;
   }
 }
 

@@ -2,7 +2,9 @@
 // one batch, token by token, several sequences in one batch, scattered blocks, quantized weights.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/kv/kv_cache.h"
 #include "core/model/llama_forward.h"
@@ -104,6 +106,37 @@ TEST_CASE("token-by-token decoding equals one batch, across scattered cache bloc
     all.insert(all.end(), l.begin(), l.end());
   }
   CHECK(MaxRelErr(all, ref, spec.n_vocab) < 1e-4);
+}
+
+TEST_CASE("ForwardGreedy gives each logit row's first largest logit", "[forward]") {
+  test::TinySpec spec;
+  Fixture fx(spec, 2, TensorType::kF32);
+  KvSequence seq;
+  const auto logits = fx.Step(seq, kTokens);
+  // The same tokens again over the same slots: the cache gets the same rows, so the same logits.
+  BatchLayout b;
+  b.block_tables.push_back(seq.blocks);
+  for (size_t i = 0; i < kTokens.size(); ++i) {
+    b.tokens.push_back(kTokens[i]);
+    b.positions.push_back(static_cast<int32_t>(i));
+    b.seq_of_token.push_back(0);
+    b.slots.push_back(fx.kv->Slot(seq, static_cast<int32_t>(i)));
+  }
+  b.logit_rows = {10, 0, 4};
+  std::vector<int32_t> ids(3, -1);
+  REQUIRE(fx.forward->ForwardGreedy(b, *fx.kv, ids.data()).ok());
+  for (size_t r = 0; r < 3; ++r) {
+    const float* row = logits.data() + static_cast<size_t>(b.logit_rows[r]) * spec.n_vocab;
+    CHECK(ids[r] == std::max_element(row, row + spec.n_vocab) - row);
+  }
+  // Ties go to the first column, and NaNs never win (the sampler's rule).
+  auto t = fx.backend->Allocate(TensorType::kF32, 3, 5);
+  REQUIRE(t.ok());
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  const float rows[15] = {1, 3, 3, 2, 3, nan, nan, 0.5f, nan, 0.5f, -inf, -inf, -inf, -inf, -inf};
+  REQUIRE(fx.backend->CopyFromHost(rows, *t, sizeof rows).ok());
+  REQUIRE(fx.backend->ArgMaxRows(*t, ids.data()).ok());
+  CHECK(ids == std::vector<int32_t>{1, 2, 0});
 }
 
 TEST_CASE("f16 KV cache and Q8_0 weights stay close to the reference", "[forward]") {
