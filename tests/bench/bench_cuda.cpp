@@ -1,6 +1,6 @@
 // Decode and prefill speed of the CUDA backend against the memory-bandwidth roofline.
 //   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] [--tiled-prefill]
-//              [--prefill-only] [--op-times]
+//              [--prefill-only] [--op-times] [--greedy]
 // Models: smollm2-q4_1, smollm2-q8_0 (from the model cache; $LMS_SMOLLM2_Q4_1 / $LMS_SMOLLM2_Q8_0
 // override; where absent, random weights in SmolLM2-135M's shapes), llama1b-bf16, llama1b-q8_0 (a Llama-shaped model of 1.0 B parameters with random
 // weights written by our GGUF writer: d 2048, 16 layers, 32/8 heads, ff 8192, vocab 32000).
@@ -11,7 +11,8 @@
 // clock and bus width is printed beside it). --graphs replays decode steps as CUDA graphs;
 // --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode;
 // --op-times prints GPU time per op (LMS_CUDA_OP_TIMES) for the prefill and for decode at batch 1
-// (without --graphs: steps recorded for graphs are not timed).
+// (without --graphs: steps recorded for graphs are not timed); --greedy ends each decode step with
+// the greedy choice on the device (LlamaForward::ForwardGreedy: token ids, not logits, to the host).
 // Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 
@@ -151,8 +152,21 @@ double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vec
 }
 
 struct Flags {
-  bool graphs = false, tiled_prefill = false, prefill_only = false, op_times = false;
+  bool graphs = false, tiled_prefill = false, prefill_only = false, op_times = false, greedy = false;
 };
+
+// A decode step: logits to the host, or with --greedy only the chosen ids.
+double TimedStep(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vector<float>& logits,
+                 std::vector<int32_t>& ids, const Flags& flags) {
+  if (!flags.greedy) return TimedForward(f, b, kv, logits);
+  const auto t0 = Clock::now();
+  const Status s = f.ForwardGreedy(b, kv, ids.data());
+  if (!s.ok()) {
+    std::fprintf(stderr, "forward failed: %s\n", s.ToString().c_str());
+    std::exit(1);
+  }
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Prints the backend's GPU time per op since the last call (with --op-times), then starts again.
 void PrintOpTimes(Backend& backend, const Flags& flags, const std::string& what) {
@@ -199,6 +213,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     return 1;
   }
   std::vector<float> logits(static_cast<size_t>(max_batch) * c.n_vocab);
+  std::vector<int32_t> ids(max_batch);
   const double wbytes = WeightBytes(c, (*model)->weights());
   const double kv_row_bytes = 2.0 * c.n_layers * c.n_kv_heads * c.head_dim * 2;  // K and V, f16, per position
   auto tok = [&](int i) { return static_cast<int32_t>((i * 7919 + 11) % c.n_vocab); };
@@ -269,7 +284,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     PrintOpTimes(**backend, flags, "");
     for (int r = 0; r < reps; ++r) {
       double total = 0;
-      for (int step = 0; step < steps; ++step) total += TimedForward(**fw, step_batch(step), *kv, logits);
+      for (int step = 0; step < steps; ++step) total += TimedStep(**fw, step_batch(step), *kv, logits, ids, flags);
       per_rep.push_back(total / steps);
     }
     if (B == 1) PrintOpTimes(**backend, flags, name + " decode at batch 1, " + std::to_string(reps * steps) + " steps");
@@ -277,11 +292,14 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     const double tps = B / step_s;
     const double bytes = wbytes + B * (kContext + steps / 2.0) * kv_row_bytes;
     const double roof = bandwidth > 0 ? B / (bytes / bandwidth) : 0;
-    std::printf("%-14s decode batch %2d%s  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n", name.c_str(), B,
-                graphs ? " (graphs)" : "", tps, roof, roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
-    std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"graphs\":%s,\"tokens_per_s\":%.2f,"
-                "\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
-                name.c_str(), B, graphs ? "true" : "false", tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
+    std::printf("%-14s decode batch %2d%s%s  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n",
+                name.c_str(), B, graphs ? " (graphs)" : "", flags.greedy ? " (greedy on device)" : "", tps, roof,
+                roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
+    std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"graphs\":%s,\"greedy_on_device\":%s,"
+                "\"tokens_per_s\":%.2f,\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,"
+                "\"bytes_per_step\":%.0f}\n",
+                name.c_str(), B, graphs ? "true" : "false", flags.greedy ? "true" : "false", tps, roof,
+                roof > 0 ? tps / roof : 0.0, bytes);
     if (graphs) {
       std::printf("%-14s   graphs: %lld steps captured, %lld replayed, %lld run directly\n", name.c_str(),
                   static_cast<long long>(graph_stats.captures - before.captures),
@@ -316,9 +334,10 @@ int main(int argc, char** argv) {
     else if (a == "--tiled-prefill") flags.tiled_prefill = true;
     else if (a == "--prefill-only") flags.prefill_only = true;
     else if (a == "--op-times") flags.op_times = true;
+    else if (a == "--greedy") flags.greedy = true;
     else {
       std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] "
-                           "[--tiled-prefill] [--prefill-only] [--op-times]\n");
+                           "[--tiled-prefill] [--prefill-only] [--op-times] [--greedy]\n");
       return 2;
     }
   }

@@ -10,7 +10,8 @@
 # `run` writes machine.txt (nvidia-smi, CUDA libraries, ldd of each executable), gpu_tests.txt
 # (the GPU test suite), nccl_tests.txt (the NCCL transport; libnccl from the toolkit, else from
 # the Python package nvidia.nccl where python3 has it), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
-# (the same with CUDA graphs for the decode steps), bench_cuda_tiled.txt (prefill with the tiled
+# (the same with CUDA graphs for the decode steps), bench_cuda_graphs_greedy.txt (graphs, and the
+# greedy choice made on the device), bench_cuda_tiled.txt (prefill with the tiled
 # attention), bench_cuda_op_times.txt (GPU time per op of prefill and of decode at batch 1) and
 # bench_torch.txt (PyTorch + transformers on the same 1B shapes, where python3 has them;
 # LMS_TORCH_ARGS=--compile adds torch.compile).
@@ -133,6 +134,10 @@ case "${1:-}" in
       # Decode again with CUDA graphs (off by default in the backend until checked here).
       timeout 300 .dev/bin/bench_cuda --graphs --models smollm2-q4_1,llama1b-bf16 >"$out/bench_cuda_graphs.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_graphs.txt"
+      # Graphs and the greedy choice on the device (ids, not logits, to the host): the fastest decode.
+      timeout 200 .dev/bin/bench_cuda --graphs --greedy --models smollm2-q4_1,llama1b-bf16 \
+        >"$out/bench_cuda_graphs_greedy.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_graphs_greedy.txt"
       # Prefill with the tiled tensor-core attention (off by default until checked here).
       timeout 200 .dev/bin/bench_cuda --tiled-prefill --prefill-only >"$out/bench_cuda_tiled.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_tiled.txt"
