@@ -433,6 +433,9 @@ std::string PrometheusText(const serve::EngineMetrics& m) {
   metric("lmstation_requests_cancelled_total", "counter", "Requests cancelled.", static_cast<double>(m.requests_cancelled));
   metric("lmstation_preemptions_total", "counter", "Sequences preempted for recomputation.", static_cast<double>(m.preemptions));
   metric("lmstation_engine_steps_total", "counter", "Engine steps (forward passes).", static_cast<double>(m.steps));
+  metric("lmstation_engine_greedy_id_steps_total", "counter",
+         "Engine steps whose choices were all plain greedy, so only token ids left the backend.",
+         static_cast<double>(m.greedy_id_steps));
   histogram("lmstation_time_to_first_token_seconds", "Time from arrival to the first generated token.", m.ttft_s);
   histogram("lmstation_time_per_output_token_seconds", "Mean time between generated tokens of a request.", m.tpot_s);
   return s;

@@ -36,6 +36,18 @@ Status Backend::RopeStoreKv(const TensorView& q, const TensorView& k, const Tens
   return StoreKv(k, v, k_cache, v_cache);
 }
 
+int32_t FirstArgMax(const float* row, int64_t n) {
+  int32_t best = 0;
+  float best_v = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    if (row[i] > best_v) {
+      best_v = row[i];
+      best = static_cast<int32_t>(i);
+    }
+  }
+  return best;
+}
+
 Status Backend::ArgMaxRows(const TensorView& x, int32_t* ids) {
   std::vector<float> row(static_cast<size_t>(x.cols));
   for (int64_t r = 0; r < x.rows; ++r) {
@@ -43,15 +55,7 @@ Status Backend::ArgMaxRows(const TensorView& x, int32_t* ids) {
     one.data = x.row(r);
     one.rows = 1;
     LMS_RETURN_IF_ERROR(CopyToHost(one, row.data(), row.size() * sizeof(float)));
-    int32_t best = 0;
-    float best_v = -std::numeric_limits<float>::infinity();
-    for (int32_t i = 0; i < static_cast<int32_t>(row.size()); ++i) {
-      if (row[i] > best_v) {
-        best_v = row[i];
-        best = i;
-      }
-    }
-    ids[r] = best;
+    ids[r] = FirstArgMax(row.data(), x.cols);
   }
   return Status::Ok();
 }

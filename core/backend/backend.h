@@ -136,6 +136,10 @@ class Backend {
   virtual Status ArgMaxRows(const TensorView& x, int32_t* ids);
 };
 
+// The first index of row[0..n) holding its largest value; 0 when none is above -inf (NaNs never
+// win). The rule of the greedy sampler and of Backend::ArgMaxRows.
+int32_t FirstArgMax(const float* row, int64_t n);
+
 struct CpuBackendOptions {
   int threads = 0;  // 0: the cores available
   // Repack quantized weights at load for the faster kernels (double the weight memory of the

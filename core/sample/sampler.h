@@ -28,6 +28,10 @@ struct SamplingParams {
   // Rejects values outside their meaningful ranges, naming the parameter.
   Status Validate() const;
   bool greedy() const { return temperature <= 0.0f; }
+  // Greedy with no penalty: the choice is the logits' first maximum alone (Backend::ArgMaxRows).
+  bool plain_greedy() const {
+    return greedy() && repeat_penalty == 1.0f && frequency_penalty == 0.0f && presence_penalty == 0.0f;
+  }
 };
 
 struct TokenLogprob {

@@ -195,10 +195,22 @@ void EngineCore::CancelAll() {
 }
 
 void EngineCore::SampleAndEmit(Seq& seq, std::span<const float> logits) {
+  Emit(seq, seq.sampler->Sample(logits), logits);
+}
+
+bool EngineCore::IdsSuffice(const std::vector<int64_t>& sampling) const {
+  for (int64_t id : sampling) {
+    const Seq& s = *seqs_.at(id);
+    if (!s.sampler->params().plain_greedy() || s.group->request.params.logprobs >= 0) return false;
+    // A group not yet forked samples each of its choices from this row: all plain greedy alike.
+  }
+  return !sampling.empty();
+}
+
+void EngineCore::Emit(Seq& seq, int32_t tok, std::span<const float> logits) {
   Group& g = *seq.group;
   const RequestParams& p = g.request.params;
   SchedSeq* ss = scheduler_->Find(seq.id);
-  const int32_t tok = seq.sampler->Sample(logits);
   const double now = Now();
   if (seq.first_token_s < 0) {
     seq.first_token_s = now;
@@ -274,8 +286,18 @@ Status EngineCore::Step() {
     }
   }
   const size_t n_vocab = model_.config().n_vocab;
-  logits_.resize(batch_.logit_rows.size() * n_vocab);
-  Status st = forward_->Forward(batch_, *kv_, logits_.data());
+  // Plain greedy choices need only the argmax, which the backend finds where the logits are (on a
+  // GPU only the ids come back).
+  const bool ids_only = IdsSuffice(sampling);
+  Status st;
+  if (ids_only) {
+    ids_.resize(batch_.logit_rows.size());
+    st = forward_->ForwardGreedy(batch_, *kv_, ids_.data());
+    metrics_.greedy_id_steps++;
+  } else {
+    logits_.resize(batch_.logit_rows.size() * n_vocab);
+    st = forward_->Forward(batch_, *kv_, logits_.data());
+  }
   if (!st.ok()) {
     LogError("serve engine: forward failed: " + st.message());
     for (const auto& s : last_.seqs) Finish(*seqs_.at(s.id), "error", st.message());
@@ -287,16 +309,17 @@ Status EngineCore::Step() {
   for (auto& s : last_.seqs) s.seq = nullptr;  // may be removed below
 
   for (size_t r = 0; r < sampling.size(); ++r) {
-    std::span<const float> row(logits_.data() + r * n_vocab, n_vocab);
+    std::span<const float> row = ids_only ? std::span<const float>() : std::span<const float>(logits_.data() + r * n_vocab, n_vocab);
+    auto emit = [&](Seq& s) { ids_only ? Emit(s, ids_[r], {}) : SampleAndEmit(s, row); };
     Seq& seq = *seqs_.at(sampling[r]);
     if (!seq.forked) {
       Group& g = *seq.group;
       ForkChoices(seq);
       // Every choice draws its first token from the prompt's logits.
       const std::vector<int64_t> choices = g.seq_ids;
-      for (int64_t id : choices) SampleAndEmit(*seqs_.at(id), row);
+      for (int64_t id : choices) emit(*seqs_.at(id));
     } else {
-      SampleAndEmit(seq, row);
+      emit(seq);
     }
   }
   return Status::Ok();

@@ -89,6 +89,11 @@ class EngineCore {
 
   EngineCore(const Model& m, Backend& b) : model_(m), backend_(b) {}
   void SampleAndEmit(Seq& seq, std::span<const float> logits);
+  // Emits `tok` for seq (logits: its row, for logprobs; empty when none are asked for).
+  void Emit(Seq& seq, int32_t tok, std::span<const float> logits);
+  // Whether every sequence sampled this step takes its row's first maximum and asks for no
+  // logprobs, so the forward may return token ids instead of logits.
+  bool IdsSuffice(const std::vector<int64_t>& sampling) const;
   void ForkChoices(Seq& parent);
   // Sends the choice's final event and forgets it (`seq` is destroyed).
   void Finish(Seq& seq, const std::string& reason, const std::string& error = {});
@@ -110,6 +115,7 @@ class EngineCore {
   uint64_t next_order_ = 1;
   BatchLayout batch_;
   std::vector<float> logits_;
+  std::vector<int32_t> ids_;
   Scheduler::Output last_;
   EngineMetrics metrics_;
 };

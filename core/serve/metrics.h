@@ -37,6 +37,7 @@ struct EngineMetrics {
   uint64_t requests_cancelled = 0;
   uint64_t preemptions = 0;
   uint64_t steps = 0;
+  uint64_t greedy_id_steps = 0;  // steps whose every choice was plain greedy: only token ids came back
   Histogram ttft_s{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80}};
   Histogram tpot_s{{0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5}};
 

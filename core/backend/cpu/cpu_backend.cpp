@@ -285,6 +285,11 @@ class CpuBackend final : public Backend {
     return Status::Ok();
   }
 
+  Status ArgMaxRows(const TensorView& x, int32_t* ids) override {  // in place: x is host memory
+    for (int64_t r = 0; r < x.rows; ++r) ids[r] = FirstArgMax(reinterpret_cast<const float*>(x.row(r)), x.cols);
+    return Status::Ok();
+  }
+
   Status GatherLogitRows(const TensorView& x, const TensorView& out) override {
     const auto& rows = batch_->logit_rows;
     for (size_t i = 0; i < rows.size(); ++i) {

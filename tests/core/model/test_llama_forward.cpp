@@ -137,6 +137,9 @@ TEST_CASE("ForwardGreedy gives each logit row's first largest logit", "[forward]
   REQUIRE(fx.backend->CopyFromHost(rows, *t, sizeof rows).ok());
   REQUIRE(fx.backend->ArgMaxRows(*t, ids.data()).ok());
   CHECK(ids == std::vector<int32_t>{1, 2, 0});
+  ids.assign(3, -1);
+  REQUIRE(fx.backend->Backend::ArgMaxRows(*t, ids.data()).ok());  // the default, through CopyToHost
+  CHECK(ids == std::vector<int32_t>{1, 2, 0});
 }
 
 TEST_CASE("f16 KV cache and Q8_0 weights stay close to the reference", "[forward]") {

@@ -117,6 +117,7 @@ TEST_CASE("engine: greedy tokens are the same alone, batched with others and as 
     REQUIRE(core.ok());
     auto batched = RunAll(**core, reqs);
     CHECK((*core)->Metrics().steps > 0);
+    CHECK((*core)->Metrics().greedy_id_steps > 0);  // plain greedy: only ids came back
     for (size_t i = 0; i < reqs.size(); ++i) {
       CAPTURE(i);
       const auto ref = Reference(t, reqs[i].prompt, reqs[i].params);
@@ -131,6 +132,35 @@ TEST_CASE("engine: greedy tokens are the same alone, batched with others and as 
     }
     CHECK((*core)->blocks().n_used() == 0);
   }
+}
+
+// Plain greedy choices take the ids-only forward (Backend::ArgMaxRows); greedy with a penalty or
+// logprobs needs the logits. Mixed in one batch, each still gets the tokens of `run`.
+TEST_CASE("engine: greedy with and without penalties or logprobs, batched together", "[serve][engine][invariance]") {
+  Tiny t = LoadTiny(TensorType::kQ8_0);
+  RequestParams plain = Greedy(20), logprobs = Greedy(20), penalised = Greedy(20);
+  logprobs.logprobs = 2;
+  penalised.sampling.repeat_penalty = 1.3f;
+  const std::vector<Request> reqs = {{Prompt(9, 1), plain}, {Prompt(30, 2), logprobs}, {Prompt(14, 3), penalised}};
+  auto core = EngineCore::Create(*t.model, *t.backend, SmallOptions());
+  REQUIRE(core.ok());
+  auto got = RunAll(**core, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].tokens[0] == Reference(t, reqs[i].prompt, reqs[i].params));
+  }
+  for (const StreamEvent& e : got[1].events) {
+    if (e.token >= 0) CHECK(e.has_logprobs);
+  }
+  // Alone, the logprobs request never takes the ids-only forward; the plain one always does.
+  auto solo = EngineCore::Create(*t.model, *t.backend, SmallOptions());
+  REQUIRE(solo.ok());
+  RunAll(**solo, {reqs[1]});
+  CHECK((*solo)->Metrics().greedy_id_steps == 0);
+  auto solo_plain = EngineCore::Create(*t.model, *t.backend, SmallOptions());
+  REQUIRE(solo_plain.ok());
+  RunAll(**solo_plain, {reqs[0]});
+  CHECK((*solo_plain)->Metrics().greedy_id_steps == 20);  // one a generated token
 }
 
 TEST_CASE("engine: preempted requests recompute and still produce the same tokens", "[serve][engine][preempt]") {
