@@ -309,7 +309,8 @@ Status EngineCore::Step() {
   for (auto& s : last_.seqs) s.seq = nullptr;  // may be removed below
 
   for (size_t r = 0; r < sampling.size(); ++r) {
-    std::span<const float> row = ids_only ? std::span<const float>() : std::span<const float>(logits_.data() + r * n_vocab, n_vocab);
+    const std::span<const float> row =
+        ids_only ? std::span<const float>() : std::span<const float>(logits_.data() + r * n_vocab, n_vocab);
     auto emit = [&](Seq& s) { ids_only ? Emit(s, ids_[r], {}) : SampleAndEmit(s, row); };
     Seq& seq = *seqs_.at(sampling[r]);
     if (!seq.forked) {
