@@ -107,6 +107,7 @@ class CudaBackend final : public Backend {
     LMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("cuda:{} ({}, {} MiB, sm_{}{})", device_, prop.name, prop.totalGlobalMem >> 20, prop.major,
                         prop.minor);
+    sm_count_ = prop.multiProcessorCount;
     // Non-blocking (graph capture wants a stream that does not sync with the legacy default
     // stream); Allocate and AdoptWeight wait for their default-stream memsets and copies instead.
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -116,6 +117,9 @@ class CudaBackend final : public Backend {
     // A workspace of our own, so cuBLAS allocates nothing while a graph is being captured.
     LMS_ASSIGN_OR_RETURN(void* ws, arena_.Allocate(kCublasWorkspace));
     LMS_CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, ws, kCublasWorkspace));
+    // Split attention's partial results: a fixed buffer, so a recorded step's pointer stays valid.
+    LMS_ASSIGN_OR_RETURN(void* parts, arena_.Allocate(kAttentionPartialBytes));
+    attention_partials_ = static_cast<float*>(parts);
     if (OpTimesRequested()) times_ = std::make_unique<OpTimes>();
     return Status::Ok();
   }
@@ -246,6 +250,8 @@ class CudaBackend final : public Backend {
     a.scale = p.scale;
     a.f16 = k_cache.type == TensorType::kF16;
     a.ld_cache = static_cast<int64_t>(k_cache.row_stride / (a.f16 ? 2 : 4));
+    a.splits = AttentionSplits(static_cast<int64_t>(dev_.n_tokens) * p.n_kv_heads, AttentionPartialFloats(group, p.head_dim));
+    a.partials = attention_partials_;
     // Prefill tiles go to the tiled kernel where it takes these operands; else the paged kernel
     // takes every token.
     DeviceBatch batch = dev_;
@@ -336,7 +342,22 @@ class CudaBackend final : public Backend {
     return CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
 
+  // Blocks per (KV head, token) for paged attention: enough that blocks x splits covers the SMs
+  // about once, within the partials buffer; 1 when the batch fills the GPU by itself.
+  int32_t AttentionSplits(int64_t blocks, int64_t partial_floats) const {
+    if (blocks <= 0 || blocks >= sm_count_) return 1;
+    int64_t splits = std::min<int64_t>(kMaxAttentionSplits, (sm_count_ + blocks - 1) / blocks);
+    while (splits > 1 && blocks * splits * partial_floats * static_cast<int64_t>(sizeof(float)) >
+                             static_cast<int64_t>(kAttentionPartialBytes)) {
+      --splits;
+    }
+    return static_cast<int32_t>(splits);
+  }
+
   static constexpr size_t kCublasWorkspace = size_t{32} << 20;
+  static constexpr size_t kAttentionPartialBytes = size_t{4} << 20;
+  int sm_count_ = 1;
+  float* attention_partials_ = nullptr;
   int device_;
   bool graphs_ = false;
   bool tiled_prefill_ = false;

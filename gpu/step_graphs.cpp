@@ -46,6 +46,8 @@ void ArgBytes::Put(const AttentionArgs& a) {
   Put(a.scale);
   Put(a.f16);
   Put(a.ld_cache);
+  Put(a.splits);
+  Put(a.partials);
 }
 
 void ArgBytes::Put(const MatVecSet& s) {

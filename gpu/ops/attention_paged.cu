@@ -4,6 +4,9 @@
 // max, sum and weighted V) per query head; lane l holds dims [l*DPL, l*DPL + DPL) of a head.
 // The warps' partial results are merged through shared memory at the end. K/V rows are found
 // through the sequence's block table: row = table[p / block_size] * block_size + p % block_size.
+// With a.splits > 1 (few tokens: a decode step) the positions are shared by `splits` blocks per
+// (KV head, token) as well (block s's warp w takes s * kWarps + w, then every splits * kWarps-th);
+// each writes its merged partial softmax, and AttentionCombineKernel merges them in split order.
 #include <cuda_fp16.h>
 
 #include <cfloat>
@@ -53,7 +56,8 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
     }
   }
   const int64_t dim0 = static_cast<int64_t>(kvh) * hd + lane * DPL;
-  for (int p = warp; p <= pos; p += kWarps) {
+  const int split = blockIdx.z, workers = kWarps * a.splits;
+  for (int p = split * kWarps + warp; p <= pos; p += workers) {
     const int64_t row = static_cast<int64_t>(table[p / a.block_size]) * a.block_size + p % a.block_size;
     float kd[DPL], vd[DPL];
     LoadKvDims<DPL>(k_cache, a.f16, row * a.ld_cache + dim0, kd);
@@ -88,6 +92,9 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
   }
   __syncthreads();
   // Merge: thread j computes output element j of the group's heads.
+  float* part = a.splits > 1 ? a.partials + ((static_cast<int64_t>(t) * a.n_kv_heads + kvh) * a.splits + split) *
+                                               AttentionPartialFloats(group, hd)
+                             : nullptr;
   for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
     const int g = j / hd, d = j % hd;
     float m = -FLT_MAX;
@@ -99,7 +106,40 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
       total += s_sum[w * group + g] * f;
       o += s_acc[(w * group + g) * hd + d] * f;
     }
-    out[t * ld_out + static_cast<int64_t>(kvh * group + g) * hd + d] = o / total;
+    if (part == nullptr) {
+      out[t * ld_out + static_cast<int64_t>(kvh * group + g) * hd + d] = o / total;
+    } else {  // this split's share, unnormalized, with its maximum and sum (0: it saw no position)
+      part[j] = o;
+      if (d == 0) {
+        part[group * hd + g] = m;
+        part[group * hd + group + g] = total;
+      }
+    }
+  }
+}
+
+// Block (KV head, token): each output element merges the splits' partials in split order.
+__global__ void AttentionCombineKernel(AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
+  const int kvh = blockIdx.x, t = blockIdx.y;
+  if (b.tiled != nullptr && b.tiled[t] != 0) return;
+  const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
+  const int64_t stride = AttentionPartialFloats(group, hd);
+  const float* base = a.partials + (static_cast<int64_t>(t) * a.n_kv_heads + kvh) * a.splits * stride;
+  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
+    const int g = j / hd;
+    float m = -FLT_MAX;
+    for (int s = 0; s < a.splits; ++s) {
+      if (base[s * stride + group * hd + group + g] != 0.0f) m = fmaxf(m, base[s * stride + group * hd + g]);
+    }
+    float total = 0.0f, o = 0.0f;
+    for (int s = 0; s < a.splits; ++s) {
+      const float ts = base[s * stride + group * hd + group + g];
+      if (ts == 0.0f) continue;  // a split that saw no position
+      const float f = expf(base[s * stride + group * hd + g] - m);
+      total += ts * f;
+      o += base[s * stride + j] * f;
+    }
+    out[t * ld_out + static_cast<int64_t>(kvh * group) * hd + j] = o / total;
   }
 }
 
@@ -114,7 +154,11 @@ cudaError_t LaunchAttentionPaged(const float* q, int64_t ld_q, const void* k_cac
                                  const AttentionArgs& a, const DeviceBatch& b, float* out, int64_t ld_out,
                                  cudaStream_t s) {
   const int group = a.n_heads / a.n_kv_heads;
-  const dim3 grid(static_cast<unsigned>(a.n_kv_heads), static_cast<unsigned>(b.n_tokens));
+  if (a.splits < 1 || a.splits > kMaxAttentionSplits || (a.splits > 1 && a.partials == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
+  const dim3 grid(static_cast<unsigned>(a.n_kv_heads), static_cast<unsigned>(b.n_tokens),
+                  static_cast<unsigned>(a.splits));
   const size_t shared = sizeof(float) * kWarps * group * (2 + a.head_dim);
   switch (a.head_dim) {
     case 32: AttentionPagedKernel<1><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
@@ -123,6 +167,8 @@ cudaError_t LaunchAttentionPaged(const float* q, int64_t ld_q, const void* k_cac
     case 256: AttentionPagedKernel<8><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
     default: return cudaErrorInvalidValue;
   }
+  if (a.splits == 1) return cudaGetLastError();
+  AttentionCombineKernel<<<dim3(grid.x, grid.y), 128, 0, s>>>(a, b, out, ld_out);
   return cudaGetLastError();
 }
 

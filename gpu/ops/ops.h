@@ -98,7 +98,20 @@ struct AttentionArgs {
   float scale = 1.0f;
   bool f16 = true;       // cache element type (else f32)
   int64_t ld_cache = 0;  // elements between cache rows
+  // Split over positions (flash-decoding), for batches too small to fill the GPU with one block
+  // per (KV head, token): `splits` blocks each take every splits-th share of the positions and
+  // write a partial softmax to `partials`; a second launch merges them in split order. 1: none.
+  int32_t splits = 1;
+  float* partials = nullptr;  // n_tokens * n_kv_heads * splits * AttentionPartialFloats(...) floats
 };
+constexpr int kMaxAttentionSplits = 32;
+// Floats of one block's partial result: group * head_dim weighted sums, group maxima, group sums.
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+inline int64_t AttentionPartialFloats(int32_t group, int32_t head_dim) {
+  return int64_t{group} * (head_dim + 2);
+}
 constexpr int kMaxAttentionGroup = 8;  // query heads per KV head
 bool AttentionSupports(int32_t head_dim, int32_t group);
 cudaError_t LaunchAttentionPaged(const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,

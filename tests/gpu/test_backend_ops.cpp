@@ -147,6 +147,37 @@ TEST_CASE("gpu ops: StoreKv and paged attention over block tables with holes", "
   }
 }
 
+// A decode step of one or two tokens is far too small to fill a GPU with a block per (KV head,
+// token), so the backend splits each token's positions over many blocks and merges their partial
+// softmaxes in a second launch: long contexts, positions at block edges, every head shape.
+TEST_CASE("gpu ops: paged attention of a decode step split over positions", "[gpu][ops][attention]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  BackendPair p;
+  const int bs = 16, n_blocks = 64;
+  std::vector<int32_t> long_table(n_blocks);
+  for (int i = 0; i < n_blocks; ++i) long_table[i] = (i * 37 + 11) % n_blocks;  // scattered
+  const std::vector<std::vector<int>> starts = {{0}, {1}, {700}, {1023}, {47, 16}, {5, 400}};
+  for (AttnShape s : {AttnShape{9, 3, 64}, AttnShape{32, 8, 64}, AttnShape{16, 2, 128}, AttnShape{4, 4, 32}}) {
+    for (const auto& start : starts) {
+      CAPTURE(s.n_heads, s.n_kv_heads, s.head_dim, start[0], start.size());
+      const std::vector<std::vector<int32_t>> tables(start.size(), long_table);
+      BatchLayout batch = MakeBatch(start, std::vector<int>(start.size(), 1), tables, bs, 100);
+      const int T = batch.n_tokens(), qd = s.n_heads * s.head_dim, kvd = s.n_kv_heads * s.head_dim;
+      const auto fill = Encode(TensorType::kF16, RandomFloats(size_t(n_blocks) * bs * kvd, 30, 2.0f), n_blocks * bs, kvd);
+      Twin kc = p.Tensor(TensorType::kF16, n_blocks * bs, kvd, fill.data());
+      Twin vc = p.Tensor(TensorType::kF16, n_blocks * bs, kvd,
+                         Encode(TensorType::kF16, RandomFloats(fill.size() / 2, 31), n_blocks * bs, kvd).data());
+      Twin q = p.F32(T, qd, RandomFloats(size_t(T) * qd, 32)), out = p.F32(T, qd, std::vector<float>(size_t(T) * qd));
+      AttentionParams ap{s.n_heads, s.n_kv_heads, s.head_dim, bs, 1.0f / std::sqrt(float(s.head_dim))};
+      REQUIRE(p.cpu().BeginBatch(batch).ok());
+      REQUIRE(p.gpu().BeginBatch(batch).ok());
+      REQUIRE(p.cpu().Attention(q.cpu, kc.cpu, vc.cpu, ap, out.cpu).ok());
+      REQUIRE(p.gpu().Attention(q.gpu, kc.gpu, vc.gpu, ap, out.gpu).ok());
+      CHECK(Nmse(p.ReadCpu(out.cpu), p.ReadGpu(out.gpu)) < kAttentionTol);
+    }
+  }
+}
+
 // Host code, no GPU needed: which rows the tiled prefill takes.
 TEST_CASE("gpu ops: prefill tiles cover runs of consecutive positions", "[gpu][ops][attention]") {
   // seq 0: 130 rows from 20; seq 1: one decode row; seq 2: 16 rows from 0 (exactly the least
