@@ -140,15 +140,21 @@ struct Bench {
   int reps, steps;
 };
 
-// Runs one forward, returning seconds (Forward ends by copying logits to the host: synchronous).
-double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vector<float>& logits) {
+// Seconds that run() takes; exits on its error.
+template <class F>
+double Timed(F run) {
   const auto t0 = Clock::now();
-  const Status s = f.Forward(b, kv, logits.data());
+  const Status s = run();
   if (!s.ok()) {
     std::fprintf(stderr, "forward failed: %s\n", s.ToString().c_str());
     std::exit(1);
   }
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Runs one forward, returning seconds (Forward ends by copying logits to the host: synchronous).
+double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vector<float>& logits) {
+  return Timed([&] { return f.Forward(b, kv, logits.data()); });
 }
 
 struct Flags {
@@ -159,13 +165,7 @@ struct Flags {
 double TimedStep(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vector<float>& logits,
                  std::vector<int32_t>& ids, const Flags& flags) {
   if (!flags.greedy) return TimedForward(f, b, kv, logits);
-  const auto t0 = Clock::now();
-  const Status s = f.ForwardGreedy(b, kv, ids.data());
-  if (!s.ok()) {
-    std::fprintf(stderr, "forward failed: %s\n", s.ToString().c_str());
-    std::exit(1);
-  }
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  return Timed([&] { return f.ForwardGreedy(b, kv, ids.data()); });
 }
 
 // Prints the backend's GPU time per op since the last call (with --op-times), then starts again.

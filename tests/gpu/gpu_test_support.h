@@ -13,6 +13,18 @@
 
 namespace lms::test {
 
+// The op tests' tolerances (NMSE against the CPU backend; see test_backend_ops.cpp): the same
+// float formula (element-wise ops, rotations), exp and sum order (attention), and products, where
+// the CPU rounds activations to 8 bits for quantized weights and the GPU to f16 on its cuBLAS path.
+inline constexpr double kElementwiseTol = 1e-7;
+inline constexpr double kAttentionTol = 1e-5;
+inline constexpr double kMatmulTol = 5e-4;
+
+// Every weight type the CUDA kernels read.
+inline constexpr TensorType kGpuWeightTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16,
+                                                 TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_1,
+                                                 TensorType::kQ4_K, TensorType::kQ6_K};
+
 // Why the GPU tests cannot run here (no CUDA device), or nullopt when they can.
 std::optional<std::string> NoGpuReason();
 

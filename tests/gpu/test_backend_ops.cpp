@@ -21,13 +21,6 @@
 namespace lms::test {
 namespace {
 
-constexpr double kElementwiseTol = 1e-7;
-constexpr double kAttentionTol = 1e-5;
-constexpr double kMatmulTol = 5e-4;
-
-const TensorType kWeightTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16, TensorType::kQ8_0,
-                                   TensorType::kQ4_0, TensorType::kQ4_1, TensorType::kQ4_K, TensorType::kQ6_K};
-
 TEST_CASE("gpu ops: embedding rows of every weight type", "[gpu][ops]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   BackendPair p;
@@ -35,7 +28,7 @@ TEST_CASE("gpu ops: embedding rows of every weight type", "[gpu][ops]") {
   BatchLayout batch = MakeBatch({0}, {37}, {{0, 1, 2}}, 16, vocab);
   batch.tokens[0] = 0;
   batch.tokens[36] = vocab - 1;
-  for (TensorType type : kWeightTypes) {
+  for (TensorType type : kGpuWeightTypes) {
     CAPTURE(TensorTypeName(type));
     Twin table = p.Weight(type, vocab, d, Encode(type, RandomFloats(size_t{vocab} * d, 1), vocab, d));
     Twin out = p.F32(37, d, std::vector<float>(37 * d));
@@ -289,7 +282,7 @@ TEST_CASE("gpu ops: linear layers of every weight type, mat-vec and GEMM paths",
   struct Shape {
     int k, n;
   };
-  for (TensorType type : kWeightTypes) {
+  for (TensorType type : kGpuWeightTypes) {
     for (Shape sh : {Shape{576, 576}, Shape{576, 1536}, Shape{1536, 576}, Shape{576, 192}, Shape{768, 100}}) {
       if (sh.k % TypeInfo(type).block_elems != 0) continue;
       Twin w = p.Weight(type, sh.n, sh.k, Encode(type, RandomFloats(size_t(sh.n) * sh.k, 15, 0.05f), sh.n, sh.k));
@@ -315,7 +308,7 @@ TEST_CASE("gpu ops: q/k/v and gate/up mat-vec products in one launch", "[gpu][op
   BackendPair p;
   unsetenv("LMS_CUDA_OP_TIMES");
   const int d = 576;
-  for (TensorType type : kWeightTypes) {
+  for (TensorType type : kGpuWeightTypes) {
     if (d % TypeInfo(type).block_elems != 0) continue;
     const int rows[] = {576, 192, 192};
     std::vector<Twin> w;
