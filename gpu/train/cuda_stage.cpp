@@ -4,8 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
+
+#include "core/tensor/fp16.h"
 
 namespace lms::gpu::train {
 
@@ -13,11 +16,6 @@ using lms::train::LayerParams;
 using lms::train::ParamTensor;
 
 namespace {
-
-// An activation kept in fp32 or (kBF16) in bf16 alone: whichever buffer was allocated.
-Activation Act(const DeviceBuffer<float>& f32, const DeviceBuffer<__nv_bfloat16>& bf16) {
-  return Activation{f32.get(), bf16.get()};
-}
 
 Activation F32(const float* p) { return Activation{p, nullptr}; }
 
@@ -37,14 +35,14 @@ struct CudaStage::Slot {
   DeviceBuffer<int32_t> tokens, targets;
   std::vector<DeviceBuffer<float>> x;   // n_local + 1 residual streams (BT, d)
   struct Layer {
-    DeviceBuffer<float> xn1, rstd1, q, k, v, att, ao, xmid, xn2, rstd2, gate, up, hsw;
-    // kBF16: the normed inputs and SwiGLU's output in bf16 alone (the products are all that read
-    // them), instead of xn1, xn2 and hsw.
-    DeviceBuffer<__nv_bfloat16> xn1_16, xn2_16, hsw16;
+    DeviceBuffer<float> rstd1, q, k, v, att, ao, xmid, rstd2;
+    // kBF16: the normed inputs, SwiGLU's inputs and its output in bf16 alone (products and
+    // SwiGLU are all that read them).
+    ActBuffer xn1, xn2, gate, up, hsw;
   };
   std::vector<Layer> layers;
-  DeviceBuffer<float> xnf, rstdf, dlogits;  // last chunk; dlogits in kF32 only
-  DeviceBuffer<__nv_bfloat16> dlogits16;     // last chunk in kBF16: the loss's gradient
+  DeviceBuffer<float> xnf, rstdf;  // last chunk
+  ActBuffer dlogits;               // last chunk: the logits, then the loss's gradient over them
 };
 
 Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShape& shape,
@@ -77,22 +75,17 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     bytes += n * static_cast<int64_t>(sizeof(*buf.get()));
     return buf.Allocate(n, what);
   };
-  // One buffer of a pair: in kBF16 the bf16 one (what only products read), else the fp32 one.
-  auto alloc_one = [&](DeviceBuffer<float>& f32, DeviceBuffer<__nv_bfloat16>& bf16, int64_t n, const char* what) {
-    return s->bf16_ ? alloc(bf16, n, what) : alloc(f32, n, what);
+  // One buffer of a pair: in kBF16 the bf16 one, else the fp32 one.
+  auto alloc_one = [&](ActBuffer& b, int64_t n, const char* what) {
+    return s->bf16_ ? alloc(b.bf16, n, what) : alloc(b.f32, n, what);
   };
   for (auto* b : {&s->dx_, &s->dxn_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dq_, BT * qd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dao_, BT * qd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc(s->dh_, BT * ff, "training scratch"));
-  // SwiGLU's gradients are read only by the products: bf16 alone in kBF16.
-  LMS_RETURN_IF_ERROR(alloc_one(s->dgate_, s->dgate16_, BT * ff, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc_one(s->dup_, s->dup16_, BT * ff, "training scratch"));
-  // kBF16: the head's fp32 logits live only from the product to the loss, so one buffer serves
-  // every micro-batch; the slots keep the gradient in bf16.
-  if (last && s->bf16_) LMS_RETURN_IF_ERROR(alloc(s->logits_, BT * V, "training scratch"));
+  // SwiGLU's gradients are read only by SwiGLU and the products: bf16 alone in kBF16.
+  for (ActBuffer* b : {&s->dh_, &s->dgate_, &s->dup_}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, "training scratch"));
 
   for (int i = 0; i < slots; ++i) {
     auto a = std::make_unique<Slot>();
@@ -105,20 +98,19 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     a->layers.resize(static_cast<size_t>(l1 - l0));
     for (auto& L : a->layers) {
       LMS_RETURN_IF_ERROR(alloc(L.xmid, BT * d, what));
-      LMS_RETURN_IF_ERROR(alloc_one(L.xn1, L.xn1_16, BT * d, what));
-      LMS_RETURN_IF_ERROR(alloc_one(L.xn2, L.xn2_16, BT * d, what));
-      LMS_RETURN_IF_ERROR(alloc_one(L.hsw, L.hsw16, BT * ff, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.xn1, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.xn2, BT * d, what));
+      for (ActBuffer* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, what));
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
       for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
       for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
       // The probabilities (B, H, T, T), or with flash attention the rows' log-sum-exp (B, H, T).
       LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
-      for (auto* b : {&L.gate, &L.up}) LMS_RETURN_IF_ERROR(alloc(*b, BT * ff, what));
     }
     if (last) {
       LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc(a->rstdf, BT, what));
-      LMS_RETURN_IF_ERROR(alloc_one(a->dlogits, a->dlogits16, BT * V, what));
+      LMS_RETURN_IF_ERROR(alloc_one(a->dlogits, BT * V, what));
     }
     s->slots_.push_back(std::move(a));
   }
@@ -206,9 +198,9 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
   // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-  const Activation xn1 = Act(A.xn1, A.xn1_16), xn2 = Act(A.xn2, A.xn2_16), hsw = Act(A.hsw, A.hsw16);
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
-                                       A.xn1_16.get()));
+  const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.f32.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
+                                       A.xn1.bf16.get()));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), xn1, W(P, W_.wq), BT, d, qd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), xn1, W(P, W_.wk), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), xn1, W(P, W_.wv), BT, d, kvd));
@@ -222,12 +214,12 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
-                                       shape_.rms_eps, A.xn2_16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.get(), xn2, W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.get(), xn2, W(P, W_.w_up), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.get(), A.gate.get(), A.up.get(), BT * ff, A.hsw16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(out, hsw, W(P, W_.w_down), BT, ff, d));
+  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.f32.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
+                                       shape_.rms_eps, A.xn2.bf16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.out(), xn2, W(P, W_.w_gate), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.out(), xn2, W(P, W_.w_up), BT, d, ff));
+  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.f32.get(), A.gate.in(), A.up.in(), BT * ff, A.hsw.bf16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.in(), W(P, W_.w_down), BT, ff, d));
   return k.Add(out, A.xmid.get(), BT * d);
 }
 
@@ -238,15 +230,15 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   const int64_t BT = rows_, T = shape_.seq_len, B = B_, d = shape_.d_model, H = shape_.n_heads,
                 KV = shape_.n_kv_heads, hd = shape_.head_dim(), qd = H * hd, kvd = KV * hd, ff = shape_.d_ff;
   TrainKernels& k = *k_;
-  const Activation xn1 = Act(A.xn1, A.xn1_16), xn2 = Act(A.xn2, A.xn2_16), hsw = Act(A.hsw, A.hsw16);
+  const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
   // Feed-forward block; the residual passes dx through unchanged to xmid.
   // Scratch gradients are overwritten by their first product (accumulate false), not zeroed.
-  const Activation dxa = F32(dx), dgate = Act(dgate_, dgate16_), dup = Act(dup_, dup16_);
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.get(), P.g(W_.w_down), dxa, hsw, W(P, W_.w_down), BT, ff, d, false));
-  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.get(), dup_.get(), dh_.get(), A.gate.get(), A.up.get(), BT * ff,
-                                       dgate16_.get(), dup16_.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate, xn2, W(P, W_.w_gate), BT, d, ff, false));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup, xn2, W(P, W_.w_up), BT, d, ff));
+  const Activation dxa = F32(dx);
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.out(), P.g(W_.w_down), dxa, A.hsw.in(), W(P, W_.w_down), BT, ff, d, false));
+  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.f32.get(), dup_.f32.get(), dh_.in(), A.gate.in(), A.up.in(), BT * ff,
+                                       dgate_.bf16.get(), dup_.bf16.get()));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.in(), xn2, W(P, W_.w_gate), BT, d, ff, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.in(), xn2, W(P, W_.w_up), BT, d, ff));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
@@ -301,16 +293,32 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
   LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
                                          shape_.rms_eps));
-  float* logits = bf16_ ? logits_.get() : a->dlogits.get();
-  LMS_RETURN_IF_ERROR(k_->MatMulForward(logits, a->xnf.get(), W(P, layout_->Head()), BT, d, V));
-  if (capture_) {
-    captured_.resize(static_cast<size_t>(BT * V));
-    LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(captured_.data(), logits, static_cast<size_t>(BT * V) * sizeof(float),
-                                             cudaMemcpyDeviceToHost, s));
-    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+  // The logits (in bf16 in kBF16, as autocast gives them), then the loss's gradient over them.
+  LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.out(), F32(a->xnf.get()), W(P, layout_->Head()), BT, d, V));
+  if (capture_) LMS_RETURN_IF_ERROR(CaptureLogits(*a));
+  if (bf16_) {
+    return k_->CrossEntropyForwardBackwardBf16(a->dlogits.bf16.get(), a->targets.get(), BT, V, loss_scale, loss_sum,
+                                               loss_count);
   }
-  return k_->CrossEntropyForwardBackward(logits, a->targets.get(), BT, V, loss_scale, loss_sum, loss_count,
-                                         bf16_ ? a->dlogits16.get() : nullptr);
+  return k_->CrossEntropyForwardBackward(a->dlogits.f32.get(), a->targets.get(), BT, V, loss_scale, loss_sum,
+                                         loss_count);
+}
+
+Status CudaStage::CaptureLogits(const Slot& a) {
+  const cudaStream_t s = k_->stream();
+  const size_t n = static_cast<size_t>(rows_ * shape_.n_vocab);
+  captured_.resize(n);
+  if (bf16_) {
+    std::vector<uint16_t> bits(n);
+    LMS_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(bits.data(), a.dlogits.bf16.get(), n * sizeof(uint16_t), cudaMemcpyDeviceToHost, s));
+    LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
+    for (size_t i = 0; i < n; ++i) captured_[i] = Bf16ToFp32(bits[i]);
+    return Status::Ok();
+  }
+  LMS_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(captured_.data(), a.dlogits.f32.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  return CudaStatus(cudaStreamSynchronize(s), "cudaStreamSynchronize");
 }
 
 Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out, float* head_grad, float* dx_in) {
@@ -322,7 +330,7 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   const cudaStream_t s = k_->stream();
   if (last_) {
     // logits = n(x)·Headᵀ: dHead += dlogitsᵀ·n(x), d n(x) = dlogits·Head
-    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, Act(a->dlogits, a->dlogits16), F32(a->xnf.get()),
+    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.in(), F32(a->xnf.get()),
                                            W(P, layout_->Head()), BT, d, V, false));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),

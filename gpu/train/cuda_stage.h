@@ -39,6 +39,20 @@ struct DeviceParams {
   const ParamSegment* Find(const lms::train::ParamTensor& t) const;
 };
 
+// A stage's buffer kept in fp32 or, in kBF16 where only products and element-wise kernels read
+// it, in bf16 alone: whichever was allocated.
+struct ActBuffer {
+  DeviceBuffer<float> f32;
+  DeviceBuffer<__nv_bfloat16> bf16;
+  Activation in() const { return Activation{f32.get(), bf16.get()}; }
+  Output out() const {
+    Output o;
+    o.f32 = f32.get();
+    o.bf16 = bf16.get();
+    return o;
+  }
+};
+
 // Whether stages run flash attention (attention_flash.cu): in kBF16 for the head dims and
 // sizes it supports, unless LMS_CUDA_ATTENTION=materialized asks for the T×T path (kF32 always takes it:
 // the CPU's arithmetic, for tests).
@@ -80,22 +94,23 @@ class CudaStage {
   Weight W(const DeviceParams& P, const lms::train::ParamTensor& t) const;
   Status LayerForward(const DeviceParams& P, int l, Slot& a);
   Status LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx);
+  Status CaptureLogits(const Slot& a);  // into captured_, as fp32
 
   lms::train::ModelShape shape_;
   const lms::train::ParamLayout* layout_ = nullptr;
   int l0_ = 0, l1_ = 0;
   bool first_ = false, last_ = false;
   bool flash_ = false;  // flash attention; L.att then holds log-sum-exps, not probabilities
-  bool bf16_ = false;   // kBF16: the loss's gradient kept in bf16, the logits in logits_
+  bool bf16_ = false;   // kBF16: the logits and the loss's gradient in bf16, over each other
   int B_ = 1;
   int64_t rows_ = 0, act_bytes_ = 0;
   TrainKernels* k_ = nullptr;
   DeviceBuffer<float> rope_cos_, rope_sin_;
   std::vector<std::unique_ptr<Slot>> slots_;  // free when owner < 0
-  // Backward scratch (one backward at a time per stage).
-  DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_, dgate_, dup_, dh_;
-  DeviceBuffer<float> logits_;  // kBF16, last chunk: the head's output until the loss reads it
-  DeviceBuffer<__nv_bfloat16> dgate16_, dup16_;  // kBF16: SwiGLU's gradients (else dgate_, dup_)
+  // Backward scratch (one backward at a time per stage); SwiGLU's input and output gradients in
+  // bf16 alone in kBF16.
+  DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_;
+  ActBuffer dgate_, dup_, dh_;
   bool capture_ = false;
   std::vector<float> captured_;
 };

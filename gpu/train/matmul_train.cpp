@@ -16,9 +16,9 @@ namespace lms::gpu::train {
 namespace {
 
 // The bf16 backward products with g = dout in bf16 (BT, N); dinp gets beta·dinp + ….
-Status BackwardBf16(TrainKernels::Impl& d, float* dinp, float* dw, const void* g, Activation inp, Weight w,
+Status BackwardBf16(TrainKernels::Impl& d, Output dinp, float* dw, const void* g, Activation inp, Weight w,
                     int64_t BT, int64_t K, int64_t N, float beta) {
-  if (dinp) {
+  if (dinp.f32 || dinp.bf16) {
     const void* wb = w.bf16;
     if (!wb) LMS_RETURN_IF_ERROR(d.ConvertToBf16(d.bf16_w, w.f32, N * K, &wb));
     LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, wb, K, g, N, dinp, K, beta, true));
@@ -34,20 +34,35 @@ Status NeedF32(const Activation& a) {
   return Status::Ok();
 }
 
+// Zeroes an output of n elements (a product with nothing to sum).
+Status Zero(TrainKernels::Impl& d, Output out, int64_t n) {
+  void* p = out.bf16 ? out.bf16 : static_cast<void*>(out.f32);
+  const size_t bytes = static_cast<size_t>(n) * (out.bf16 ? 2 : sizeof(float));
+  return CudaStatus(cudaMemsetAsync(p, 0, bytes, d.stream), "cudaMemsetAsync");
+}
+
+// A bf16 output is for kBF16 alone; exactly one output unless it may be absent.
+Status CheckOutput(const TrainKernels::Impl& d, Output out, bool optional) {
+  if (out.f32 && out.bf16) return Status::InvalidArgument("a product writes one output, fp32 or bf16");
+  if (!optional && !out.f32 && !out.bf16) return Status::InvalidArgument("a product without its output");
+  if (out.bf16 && d.precision != GemmPrecision::kBF16) {
+    return Status::InvalidArgument("bf16 product outputs need bf16 precision");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status TrainKernels::MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N) {
   return MatMulForward(out, Activation{inp, nullptr}, w, BT, K, N);
 }
 
-Status TrainKernels::MatMulForward(float* out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N) {
+Status TrainKernels::MatMulForward(Output out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N) {
   OpScope op_scope(impl_->times.get(), "matmul fwd", impl_->stream);
   Impl& d = *impl_;
+  LMS_RETURN_IF_ERROR(CheckOutput(d, out, false));
   if (BT <= 0 || N <= 0) return Status::Ok();
-  if (K <= 0) {
-    return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(BT * N) * sizeof(float), d.stream),
-                      "cudaMemsetAsync");
-  }
+  if (K <= 0) return Zero(d, out, BT * N);
   if (d.precision == GemmPrecision::kF32) {
     LMS_RETURN_IF_ERROR(NeedF32(inp));
     return d.Gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, BT, K, w.f32, K, inp.f32, K, out, N, 0.0f, false);
@@ -64,21 +79,23 @@ Status TrainKernels::MatMulBackward(float* dinp, float* dw, const float* dout, c
   return MatMulBackward(dinp, dw, Activation{dout, nullptr}, Activation{inp, nullptr}, w, BT, K, N, true);
 }
 
-Status TrainKernels::MatMulBackward(float* dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT,
+Status TrainKernels::MatMulBackward(Output dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT,
                                     int64_t K, int64_t N, bool accumulate) {
   OpScope op_scope(impl_->times.get(), "matmul bwd", impl_->stream);
   Impl& d = *impl_;
+  LMS_RETURN_IF_ERROR(CheckOutput(d, dinp, true));
+  if (dinp.bf16 && accumulate) return Status::InvalidArgument("a bf16 dinp is overwritten, not added to");
+  const bool has_dinp = dinp.f32 || dinp.bf16;
   if (BT <= 0 || K <= 0) return Status::Ok();
   if (N <= 0) {  // an empty product: an overwritten dinp is zero
-    if (accumulate || dinp == nullptr) return Status::Ok();
-    return CudaStatus(cudaMemsetAsync(dinp, 0, static_cast<size_t>(BT * K) * sizeof(float), d.stream),
-                      "cudaMemsetAsync");
+    if (accumulate || !has_dinp) return Status::Ok();
+    return Zero(d, dinp, BT * K);
   }
   const float beta = accumulate ? 1.0f : 0.0f;
   if (d.precision == GemmPrecision::kF32) {
     LMS_RETURN_IF_ERROR(NeedF32(inp));
     LMS_RETURN_IF_ERROR(NeedF32(dout));
-    if (dinp) {
+    if (has_dinp) {
       LMS_RETURN_IF_ERROR(d.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, BT, N, w.f32, K, dout.f32, N, dinp, K, beta, false));
     }
     return d.Gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, BT, inp.f32, K, dout.f32, N, dw, K, 1.0f, false);

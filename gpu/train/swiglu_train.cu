@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 
 #include "gpu/op_times.h"
+#include "gpu/train/element_access.cuh"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -14,24 +15,26 @@ unsigned GridFor(int64_t n) {
   return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
 }
 
-// out (fp32) and out16 (bf16): either may be null.
-__global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const float* gate, const float* up, int64_t n) {
+// out (fp32) and out16 (bf16): either may be null. TG: gate and up in fp32 or bf16.
+template <typename TG>
+__global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const TG* gate, const TG* up, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const float g = gate[i];
-    const float y = g / (1.0f + expf(-g)) * up[i];
+    const float g = Ld(gate, i);
+    const float y = g / (1.0f + expf(-g)) * Ld(up, i);
     if (out) out[i] = y;
     if (out16) out16[i] = __float2bfloat16_rn(y);
   }
 }
 
-// dgate, dup in fp32 or (dgate16, dup16) in bf16.
+// dgate, dup in fp32 or (dgate16, dup16) in bf16. TD: dout's type, TG: gate's and up's.
+template <typename TD, typename TG>
 __global__ void SwiGluBackwardKernel(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16,
-                                     const float* dout, const float* gate, const float* up, int64_t n) {
+                                     const TD* dout, const TG* gate, const TG* up, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const float g = gate[i], d = dout[i], sig = 1.0f / (1.0f + expf(-g));
-    const float u = up[i];  // read before the writes: dup may alias up
+    const float g = Ld(gate, i), d = Ld(dout, i), sig = 1.0f / (1.0f + expf(-g));
+    const float u = Ld(up, i);  // read before the writes: dup may alias up
     const float du = d * g * sig;
     // d silu(g)/dg = σ(g) (1 + g (1 − σ(g)))
     const float dg = d * u * sig * (1.0f + g * (1.0f - sig));
@@ -45,6 +48,23 @@ __global__ void SwiGluBackwardKernel(float* dgate, float* dup, __nv_bfloat16* dg
   }
 }
 
+template <typename TD, typename TG>
+void LaunchSwiGluBackward(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16, const void* dout,
+                          const void* gate, const void* up, int64_t n, cudaStream_t s) {
+  SwiGluBackwardKernel<TD, TG><<<GridFor(n), kThreads, 0, s>>>(dgate, dup, dgate16, dup16,
+                                                               static_cast<const TD*>(dout),
+                                                               static_cast<const TG*>(gate),
+                                                               static_cast<const TG*>(up), n);
+}
+
+// gate and up of one type: whether they are bf16, or an error.
+Status GateUpType(Activation gate, Activation up, bool* bf16) {
+  const bool ok = (gate.f32 && up.f32 && !gate.bf16 && !up.bf16) || (gate.bf16 && up.bf16 && !gate.f32 && !up.f32);
+  if (!ok) return Status::InvalidArgument("SwiGLU: gate and up both in fp32 or both in bf16");
+  *bf16 = gate.bf16 != nullptr;
+  return Status::Ok();
+}
+
 __global__ void AddKernel(float* x, const float* y, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) x[i] += y[i];
@@ -52,21 +72,41 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
 
 }  // namespace
 
-Status TrainKernels::SwiGluForward(float* out, const float* gate, const float* up, int64_t n, void* out16) {
+Status TrainKernels::SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16) {
   OpScope op_scope(impl_->times.get(), "swiglu fwd", impl_->stream);
+  bool bf16 = false;
+  LMS_RETURN_IF_ERROR(GateUpType(gate, up, &bf16));
   if (n <= 0) return Status::Ok();
-  SwiGluForwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(out, static_cast<__nv_bfloat16*>(out16), gate, up,
-                                                                    n);
+  auto* o16 = static_cast<__nv_bfloat16*>(out16);
+  if (bf16) {
+    SwiGluForwardKernel<__nv_bfloat16><<<GridFor(n), kThreads, 0, impl_->stream>>>(
+        out, o16, static_cast<const __nv_bfloat16*>(gate.bf16), static_cast<const __nv_bfloat16*>(up.bf16), n);
+  } else {
+    SwiGluForwardKernel<float><<<GridFor(n), kThreads, 0, impl_->stream>>>(out, o16, gate.f32, up.f32, n);
+  }
   return LaunchStatus(cudaGetLastError(), "SwiGluForward");
 }
 
-Status TrainKernels::SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
+Status TrainKernels::SwiGluBackward(float* dgate, float* dup, Activation dout, Activation gate, Activation up,
                                     int64_t n, void* dgate16, void* dup16) {
   OpScope op_scope(impl_->times.get(), "swiglu bwd", impl_->stream);
+  bool bf16 = false;
+  LMS_RETURN_IF_ERROR(GateUpType(gate, up, &bf16));
+  if ((dout.f32 == nullptr) == (dout.bf16 == nullptr)) return Status::InvalidArgument("SwiGluBackward: one dout");
   if (n <= 0) return Status::Ok();
   if ((dgate16 == nullptr) != (dup16 == nullptr)) return Status::InvalidArgument("SwiGluBackward: both in bf16 or neither");
-  SwiGluBackwardKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(
-      dgate, dup, static_cast<__nv_bfloat16*>(dgate16), static_cast<__nv_bfloat16*>(dup16), dout, gate, up, n);
+  auto* dg16 = static_cast<__nv_bfloat16*>(dgate16);
+  auto* du16 = static_cast<__nv_bfloat16*>(dup16);
+  const cudaStream_t s = impl_->stream;
+  const void* g = bf16 ? gate.bf16 : static_cast<const void*>(gate.f32);
+  const void* u = bf16 ? up.bf16 : static_cast<const void*>(up.f32);
+  if (dout.bf16) {
+    if (bf16) LaunchSwiGluBackward<__nv_bfloat16, __nv_bfloat16>(dgate, dup, dg16, du16, dout.bf16, g, u, n, s);
+    else LaunchSwiGluBackward<__nv_bfloat16, float>(dgate, dup, dg16, du16, dout.bf16, g, u, n, s);
+  } else {
+    if (bf16) LaunchSwiGluBackward<float, __nv_bfloat16>(dgate, dup, dg16, du16, dout.f32, g, u, n, s);
+    else LaunchSwiGluBackward<float, float>(dgate, dup, dg16, du16, dout.f32, g, u, n, s);
+  }
   return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
 }
 

@@ -87,15 +87,18 @@ Status TrainKernels::Impl::InputToBf16(DeviceScratch& s, Activation src, int64_t
 }
 
 Status TrainKernels::Impl::Gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
-                                const void* A, int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc,
+                                const void* A, int64_t lda, const void* B, int64_t ldb, Output C, int64_t ldc,
                                 float beta, bool bf16) {
   if (!FitsInt({m, n, k, lda, ldb, ldc})) return Status::InvalidArgument("matrix product exceeds cuBLAS's int sizes");
+  if ((C.f32 == nullptr) == (C.bf16 == nullptr)) return Status::InvalidArgument("a matrix product needs one output");
+  if (C.bf16 && !bf16) return Status::InvalidArgument("a bf16 product output needs bf16 operands");
   const float alpha = 1.0f;
   const cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  void* c = C.bf16 ? C.bf16 : static_cast<void*>(C.f32);
   LMS_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(cublas, ta, tb, static_cast<int>(m), static_cast<int>(n),
                                           static_cast<int>(k), &alpha, A, t, static_cast<int>(lda), B, t,
-                                          static_cast<int>(ldb), &beta, C, CUDA_R_32F, static_cast<int>(ldc),
-                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                          static_cast<int>(ldb), &beta, c, C.bf16 ? CUDA_R_16BF : CUDA_R_32F,
+                                          static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return Status::Ok();
 }
 

@@ -39,6 +39,20 @@ struct Activation {
   const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
 };
 
+// An op's result: fp32, or in kBF16 bf16 alone where the op allows it (one of the two). An fp32
+// pointer converts to it.
+struct Output {
+  float* f32 = nullptr;
+  void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
+  Output() = default;
+  Output(float* p) : f32(p) {}  // NOLINT(google-explicit-constructor): an fp32 result
+  static Output Bf16(void* p) {
+    Output o;
+    o.bf16 = p;
+    return o;
+  }
+};
+
 class TrainKernels {
  public:
   static Result<std::unique_ptr<TrainKernels>> Create(cudaStream_t stream, GemmPrecision precision);
@@ -70,14 +84,16 @@ class TrainKernels {
 
   // out (BT,N) = inp (BT,K) · w (N,K)ᵀ, overwritten.
   Status MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N);
-  // The same with the input given as an Activation: its bf16 copy alone serves in kBF16.
-  Status MatMulForward(float* out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N);
+  // The same with the input given as an Activation (its bf16 copy alone serves in kBF16) and, in
+  // kBF16, the output in bf16 if asked (rounded from the fp32 accumulation).
+  Status MatMulForward(Output out, Activation inp, Weight w, int64_t BT, int64_t K, int64_t N);
   // dinp (BT,K) += dout (BT,N) · w (N,K) when dinp != nullptr; dw (N,K) += doutᵀ · inp.
   Status MatMulBackward(float* dinp, float* dw, const float* dout, const float* inp, Weight w, int64_t BT, int64_t K,
                         int64_t N);
   // The same with dout and inp as Activations (in kBF16 a bf16 copy alone serves: the loss's and
-  // SwiGLU's gradients come that way); accumulate false: dinp overwritten, not added to.
-  Status MatMulBackward(float* dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT, int64_t K,
+  // SwiGLU's gradients come that way); accumulate false: dinp overwritten, not added to. A bf16
+  // dinp (kBF16) is always overwritten, so it needs accumulate false.
+  Status MatMulBackward(Output dinp, float* dw, Activation dout, Activation inp, Weight w, int64_t BT, int64_t K,
                         int64_t N, bool accumulate = true);
 
   // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
@@ -106,9 +122,10 @@ class TrainKernels {
                                 int64_t KV, int64_t hd);
 
   // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:
-  // dgate, dup overwritten (dgate16, dup16: in bf16 instead, with dgate and dup null).
-  Status SwiGluForward(float* out, const float* gate, const float* up, int64_t n, void* out16 = nullptr);
-  Status SwiGluBackward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+  // dgate, dup overwritten (dgate16, dup16: in bf16 instead, with dgate and dup null). gate and
+  // up are both fp32 or both bf16 (kBF16 stages keep them so); dout either.
+  Status SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16 = nullptr);
+  Status SwiGluBackward(float* dgate, float* dup, Activation dout, Activation gate, Activation up, int64_t n,
                         void* dgate16 = nullptr, void* dup16 = nullptr);
 
   // x (n) += y (n).
@@ -120,6 +137,10 @@ class TrainKernels {
   // the counted rows' losses to *loss_sum and their number to *count (device scalars).
   Status CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_t BT, int64_t V, float grad_scale,
                                      double* loss_sum, int64_t* count, void* dlogits16 = nullptr);
+  // The same on bf16 logits (BT,V), the gradient written over them in bf16 (kBF16 stages: the
+  // head's product writes its logits in bf16, as autocast does).
+  Status CrossEntropyForwardBackwardBf16(void* logits16, const int32_t* targets, int64_t BT, int64_t V,
+                                         float grad_scale, double* loss_sum, int64_t* count);
 
   // *out (device) = Σ g² in double, overwritten.
   Status SumSquares(const float* g, int64_t n, double* out);

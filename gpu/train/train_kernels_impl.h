@@ -56,10 +56,10 @@ struct TrainKernels::Impl {
   // The same for a product's input: its own bf16 copy when it has one, else a conversion into s.
   Status InputToBf16(DeviceScratch& s, Activation src, int64_t n, const void** out);
 
-  // C (column-major m×n, ldc) = alpha·op(A)·op(B) + beta·C with fp32 accumulation and output;
-  // A and B are fp32 or (bf16 = true) bf16.
+  // C (column-major m×n, ldc) = alpha·op(A)·op(B) + beta·C with fp32 accumulation; A and B are
+  // fp32 or (bf16 = true) bf16; C is fp32, or with bf16 given as C.bf16, bf16 too.
   Status Gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, const void* A,
-              int64_t lda, const void* B, int64_t ldb, float* C, int64_t ldc, float beta, bool bf16);
+              int64_t lda, const void* B, int64_t ldb, Output C, int64_t ldc, float beta, bool bf16);
   // The same over `count` problems given by device pointer arrays (fp32 operands). tf32: TF32
   // tensor cores in kBF16 (cuBLAS then wants 16-byte aligned pointers, which it cannot check).
   Status GemmBatched(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,

@@ -35,6 +35,7 @@
 namespace lms::test {
 namespace {
 
+using gpu::train::Activation;
 using gpu::train::GemmPrecision;
 using gpu::train::TrainKernels;
 
@@ -165,6 +166,30 @@ CpuAttention CpuAttentionOf(ThreadPool& pool, const AttentionShape& s, uint64_t 
 std::vector<float> RoundedToBf16(std::vector<float> v) {
   for (float& x : v) x = Bf16ToFp32(Fp32ToBf16(x));
   return v;
+}
+
+std::vector<uint16_t> Bf16Bits(const std::vector<float>& v) {
+  std::vector<uint16_t> b(v.size());
+  for (size_t i = 0; i < v.size(); ++i) b[i] = Fp32ToBf16(v[i]);
+  return b;
+}
+
+Activation F32(const float* p) { return Activation{p, nullptr}; }
+
+// The largest |bf16 − fp32| over the elements, in units of half a bf16 step at the fp32 value,
+// after 1e-5 of the largest |fp32| is forgiven (a product that writes bf16 may sum in another
+// order than the fp32 one). 1.0 is rounding to nearest; truncation or a wrong element shows as
+// more.
+double MaxBf16RoundingErr(const std::vector<float>& f32, const std::vector<uint16_t>& b16) {
+  REQUIRE(f32.size() == b16.size());
+  double scale = 0, worst = 0;
+  for (float x : f32) scale = std::max(scale, static_cast<double>(std::abs(x)));
+  for (size_t i = 0; i < f32.size(); ++i) {
+    const double x = f32[i], half_step = std::ldexp(1.0, std::ilogb(x == 0 ? 1e-30 : x) - 8);
+    const double err = std::max(0.0, std::abs(Bf16ToFp32(b16[i]) - x) - 1e-5 * scale);
+    worst = std::max(worst, err / half_step);
+  }
+  return worst;
 }
 
 }  // namespace
@@ -340,6 +365,22 @@ TEST_CASE("train kernels: matrix products in fp32 and bf16", "[gpu][train_kernel
           REQUIRE_OK(g->MatMulBackward(d_dinp.get(), d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, false));
           CHECK(from_zero == g.Read(d_dinp));  // values (beta 1 on zeros may turn −0 into +0)
           CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+          // Outputs in bf16 alone (kBF16): the fp32 results within bf16's rounding; an added-to
+          // bf16 dinp and bf16 outputs in kF32 are refused.
+          DeviceVec<uint16_t> d_out16(out.size()), d_dinp16(dinp0.size());
+          const auto out16 = gpu::train::Output::Bf16(d_out16.get()), dinp16 = gpu::train::Output::Bf16(d_dinp16.get());
+          if (bf16) {
+            REQUIRE_OK(g->MatMulForward(out16, inp32, wt, s.BT, s.K, s.N));
+            d_dw.Write(dw0);
+            REQUIRE_OK(g->MatMulBackward(dinp16, d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, false));
+            CHECK(MaxBf16RoundingErr(got_out, g.Read(d_out16)) <= 1.0);
+            CHECK(MaxBf16RoundingErr(from_zero, g.Read(d_dinp16)) <= 1.0);
+            CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+            CHECK_FALSE(g->MatMulBackward(dinp16, d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, true).ok());
+          } else {
+            CHECK_FALSE(g->MatMulForward(out16, inp32, wt, s.BT, s.K, s.N).ok());
+            CHECK_FALSE(g->MatMulBackward(dinp16, d_dw.get(), dout32, inp32, wt, s.BT, s.K, s.N, false).ok());
+          }
         }
         // An input given in bf16 alone gives the bits of its fp32 original (kBF16).
         if (bf16) {
@@ -520,21 +561,21 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
     train::SwiGluForward(pool, out.data(), gate.data(), up.data(), n);
     train::SwiGluBackward(pool, dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
     DeviceVec<float> d_gate(gate), d_up(up), d_dout(dout), d_out(n), d_dgate(RandomFloats(n, 29)), d_dup(n);
-    REQUIRE_OK(g->SwiGluForward(d_out.get(), d_gate.get(), d_up.get(), n));
+    const Activation a_gate = F32(d_gate.get()), a_up = F32(d_up.get()), a_dout = F32(d_dout.get());
+    REQUIRE_OK(g->SwiGluForward(d_out.get(), a_gate, a_up, n));
     {  // the output in bf16 alone: the fp32 output's bits rounded
       DeviceVec<uint16_t> d_out16(static_cast<size_t>(n));
-      REQUIRE_OK(g->SwiGluForward(nullptr, d_gate.get(), d_up.get(), n, d_out16.get()));
+      REQUIRE_OK(g->SwiGluForward(nullptr, a_gate, a_up, n, d_out16.get()));
       const auto f32 = g.Read(d_out);
       const auto b16 = g.Read(d_out16);
       size_t mismatches = 0;
       for (size_t i = 0; i < b16.size(); ++i) mismatches += b16[i] != Fp32ToBf16(f32[i]);
       CHECK(mismatches == 0);
     }
-    REQUIRE_OK(g->SwiGluBackward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n));
+    REQUIRE_OK(g->SwiGluBackward(d_dgate.get(), d_dup.get(), a_dout, a_gate, a_up, n));
     {  // the gradients in bf16 alone: the fp32 results' bits rounded
       DeviceVec<uint16_t> d_dgate16(static_cast<size_t>(n)), d_dup16(static_cast<size_t>(n));
-      REQUIRE_OK(g->SwiGluBackward(nullptr, nullptr, d_dout.get(), d_gate.get(), d_up.get(), n, d_dgate16.get(),
-                                   d_dup16.get()));
+      REQUIRE_OK(g->SwiGluBackward(nullptr, nullptr, a_dout, a_gate, a_up, n, d_dgate16.get(), d_dup16.get()));
       const auto dg32 = g.Read(d_dgate), du32 = g.Read(d_dup);
       const auto dg16 = g.Read(d_dgate16), du16 = g.Read(d_dup16);
       size_t mismatches = 0;
@@ -547,6 +588,30 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
     CHECK(MaxRelErr(out, g.Read(d_out)) < kRowOpTol);
     CHECK(MaxRelErr(dgate, g.Read(d_dgate)) < kRowOpTol);
     CHECK(MaxRelErr(dup, g.Read(d_dup)) < kRowOpTol);
+    {  // inputs in bf16 alone give the bits of their fp32 equals (the values rounded to bf16)
+      const auto gate_r = RoundedToBf16(gate), up_r = RoundedToBf16(up), dout_r = RoundedToBf16(dout);
+      DeviceVec<float> r_gate(gate_r), r_up(up_r), r_dout(dout_r), r_out(n), r_dgate(n), r_dup(n);
+      REQUIRE_OK(g->SwiGluForward(r_out.get(), F32(r_gate.get()), F32(r_up.get()), n));
+      REQUIRE_OK(g->SwiGluBackward(r_dgate.get(), r_dup.get(), F32(r_dout.get()), F32(r_gate.get()),
+                                   F32(r_up.get()), n));
+      DeviceVec<uint16_t> b_gate(Bf16Bits(gate)), b_up(Bf16Bits(up)), b_dout(Bf16Bits(dout));
+      DeviceVec<float> b_out(n), b_dgate(n), b_dup(n);
+      const Activation gate16{nullptr, b_gate.get()}, up16{nullptr, b_up.get()}, dout16{nullptr, b_dout.get()};
+      REQUIRE_OK(g->SwiGluForward(b_out.get(), gate16, up16, n));
+      CHECK(BitwiseEqual(g.Read(r_out), g.Read(b_out)));
+      for (const Activation d : {dout16, F32(r_dout.get())}) {  // dout in bf16 or fp32
+        REQUIRE_OK(g->SwiGluBackward(b_dgate.get(), b_dup.get(), d, gate16, up16, n));
+        CHECK(BitwiseEqual(g.Read(r_dgate), g.Read(b_dgate)));
+        CHECK(BitwiseEqual(g.Read(r_dup), g.Read(b_dup)));
+      }
+      REQUIRE_OK(g->SwiGluBackward(b_dgate.get(), b_dup.get(), dout16, a_gate, a_up, n));  // fp32 gate, bf16 dout
+      DeviceVec<float> m_dgate(n), m_dup(n);
+      REQUIRE_OK(g->SwiGluBackward(m_dgate.get(), m_dup.get(), F32(r_dout.get()), a_gate, a_up, n));
+      CHECK(BitwiseEqual(g.Read(m_dgate), g.Read(b_dgate)));
+      // gate and up of different types, or neither, are refused.
+      CHECK_FALSE(g->SwiGluForward(b_out.get(), gate16, a_up, n).ok());
+      CHECK_FALSE(g->SwiGluForward(b_out.get(), Activation{}, Activation{}, n).ok());
+    }
 
     std::vector<float> sum = gate;
     for (int64_t i = 0; i < n; ++i) sum[i] += up[i];
@@ -606,6 +671,27 @@ TEST_CASE("train kernels: cross-entropy with ignored rows", "[gpu][train_kernels
     size_t mismatches = 0;
     for (size_t i = 0; i < grad16.size(); ++i) mismatches += grad16[i] != Fp32ToBf16(got[i]);
     CHECK(mismatches == 0);
+
+    // bf16 logits with the gradient written over them: the bits and the loss of the fp32 op on
+    // the logits rounded to bf16.
+    DeviceVec<float> d_rounded(RoundedToBf16(logits0));
+    d_sum.Write({1.5});
+    d_count.Write({3});
+    REQUIRE_OK(g->CrossEntropyForwardBackward(d_rounded.get(), d_targets.get(), s.BT, s.V, grad_scale, d_sum.get(),
+                                              d_count.get(), d_grad16.get()));
+    const auto want16 = g.Read(d_grad16);
+    const auto want_sum = g.Read(d_sum);
+    const auto want_count = g.Read(d_count);
+    DeviceVec<uint16_t> d_logits16(Bf16Bits(logits0));
+    d_sum.Write({1.5});
+    d_count.Write({3});
+    REQUIRE_OK(g->CrossEntropyForwardBackwardBf16(d_logits16.get(), d_targets.get(), s.BT, s.V, grad_scale,
+                                                  d_sum.get(), d_count.get()));
+    CHECK(want16 == g.Read(d_logits16));
+    CHECK(std::memcmp(want_sum.data(), g.Read(d_sum).data(), sizeof(double)) == 0);
+    CHECK(want_count == g.Read(d_count));
+    // and near the fp32 loss: rounding the logits moves it little
+    CHECK(std::abs(want_sum[0] - 1.5 - ref.sum) <= 1e-2 * std::abs(ref.sum));
   }
 }
 

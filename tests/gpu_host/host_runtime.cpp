@@ -788,7 +788,9 @@ cublasStatus_t CheckGemm(const GemmArgs& g) {
   if (g.lda < std::max(1, g.ta == CUBLAS_OP_N ? g.m : g.k)) return CUBLAS_STATUS_INVALID_VALUE;
   if (g.ldb < std::max(1, g.tb == CUBLAS_OP_N ? g.k : g.n)) return CUBLAS_STATUS_INVALID_VALUE;
   if (g.ldc < std::max(1, g.m)) return CUBLAS_STATUS_INVALID_VALUE;
-  if (g.at != g.bt || g.ct != CUDA_R_32F || (g.at != CUDA_R_32F && g.at != CUDA_R_16BF && g.at != CUDA_R_16F)) {
+  // cublasGemmEx's table for CUBLAS_COMPUTE_32F: A and B of one type; C fp32, or of A's type.
+  if (g.at != g.bt || (g.ct != CUDA_R_32F && g.ct != g.at) ||
+      (g.at != CUDA_R_32F && g.at != CUDA_R_16BF && g.at != CUDA_R_16F)) {
     return CUBLAS_STATUS_NOT_SUPPORTED;
   }
   if (g.compute != CUBLAS_COMPUTE_32F && !(g.compute == CUBLAS_COMPUTE_32F_FAST_TF32 && g.at == CUDA_R_32F)) {
@@ -809,11 +811,12 @@ bool GemmOperandsValid(const GemmArgs& g, const void* A, const void* B, const vo
   const int b_rows = g.tb == CUBLAS_OP_N ? g.k : g.n, b_cols = g.tb == CUBLAS_OP_N ? g.n : g.k;
   return (g.k == 0 || (IsDevice(A, Span(a_rows, a_cols, g.lda, g.at), "cuBLAS product (A)") &&
                        IsDevice(B, Span(b_rows, b_cols, g.ldb, g.bt), "cuBLAS product (B)"))) &&
-         IsDevice(C, Span(g.m, g.n, g.ldc, CUDA_R_32F), "cuBLAS product (C)");
+         IsDevice(C, Span(g.m, g.n, g.ldc, g.ct), "cuBLAS product (C)");
 }
 
-// One product (its operands checked by GemmOperandsValid).
-void GemmOne(const GemmArgs& g, const void* A, const void* B, float* C) {
+// One product (its operands checked by GemmOperandsValid). A 16-bit C is read and written
+// rounded to nearest even, as cuBLAS does after accumulating in fp32.
+void GemmOne(const GemmArgs& g, const void* A, const void* B, void* C) {
   if (g.m == 0 || g.n == 0) return;
   const bool tf32 = g.compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   std::vector<double> a(static_cast<size_t>(g.m) * g.k), bt(static_cast<size_t>(g.n) * g.k);
@@ -840,9 +843,12 @@ void GemmOne(const GemmArgs& g, const void* A, const void* B, float* C) {
       }
       double s = (p[0] + p[1]) + (p[2] + p[3]);
       for (; l < g.k; ++l) s += x[l] * y[l];
-      float& c = C[i + int64_t{j} * g.ldc];
-      const double prior = g.beta == 0.0f ? 0.0 : static_cast<double>(g.beta) * c;  // beta 0: C is not read
-      c = static_cast<float>(g.alpha * s + prior);
+      const int64_t at = i + int64_t{j} * g.ldc;
+      // beta 0: C is not read
+      const double prior = g.beta == 0.0f ? 0.0 : static_cast<double>(g.beta) * Load(C, g.ct, at, false);
+      const float c = static_cast<float>(g.alpha * s + prior);
+      if (g.ct == CUDA_R_32F) static_cast<float*>(C)[at] = c;
+      else static_cast<uint16_t*>(C)[at] = g.ct == CUDA_R_16BF ? HostToBf16(c) : HostToHalf(c);
     }
   }
 }
@@ -887,7 +893,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                    *static_cast<const float*>(beta), ta_type, tb_type, tc_type, lda, ldb, ldc, compute};
   if (const cublasStatus_t s = CheckGemm(g); s != CUBLAS_STATUS_SUCCESS) return s;
   if (!GemmOperandsValid(g, A, B, C)) return CUBLAS_STATUS_INVALID_VALUE;
-  Submit(h->stream, [g, A, B, C] { GemmOne(g, A, B, static_cast<float*>(C)); });
+  Submit(h->stream, [g, A, B, C] { GemmOne(g, A, B, C); });
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
@@ -912,7 +918,7 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
   Submit(h->stream, [g, A, B, C, count] {
     for (int i = 0; i < count; ++i) {
       if (!GemmOperandsValid(g, A[i], B[i], C[i])) std::abort();
-      GemmOne(g, A[i], B[i], static_cast<float*>(C[i]));
+      GemmOne(g, A[i], B[i], C[i]);
     }
   });
   return CUBLAS_STATUS_SUCCESS;
