@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "gpu/ops/mma_tile.cuh"
+#include "gpu/train/element_access.cuh"
 #include "gpu/train/train_kernels_impl.h"
 
 namespace lms::gpu::train {
@@ -29,32 +30,52 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kPad = 8;       // bf16 elements of padding per shared row
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ uint16_t Bf16Bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+// Four elements from p (16-byte aligned fp32, or 8-byte aligned bf16) as two registers of bf16
+// pairs, elements 0 and 2 in the low halves; fp32 is rounded to nearest even.
+__device__ __forceinline__ void Load4(const float* p, uint32_t& lo, uint32_t& hi) {
+  const float4 x = *reinterpret_cast<const float4*>(p);
+  lo = mma::Pack<false>(x.x, x.y);
+  hi = mma::Pack<false>(x.z, x.w);
+}
+__device__ __forceinline__ void Load4(const __nv_bfloat16* p, uint32_t& lo, uint32_t& hi) {
+  const uint2 x = *reinterpret_cast<const uint2*>(p);
+  lo = x.x;
+  hi = x.y;
+}
+
+// p[0], p[1] = a, b (p 8-byte aligned fp32, or 4-byte aligned bf16, rounded to nearest even).
+__device__ __forceinline__ void StorePair(float* p, float a, float b) {
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+__device__ __forceinline__ void StorePair(__nv_bfloat16* p, float a, float b) {
+  *reinterpret_cast<uint32_t*>(p) = mma::Pack<false>(a, b);
+}
 
 // dst[r][c] = bf16(src[row0 + r][c]) for r < rows (zero past T), c < HD, rows ld elements apart;
-// kTransposed: dst[c][r] instead (the copy with k contiguous for a product's B operand).
-template <int HD, bool kTransposed = false>
-__device__ void LoadRows(uint16_t* dst, int ld, const float* src, int64_t ld_src, int row0, int rows, int T) {
+// kTransposed: dst[c][r] instead (the copy with k contiguous for a product's B operand). E: the
+// operands' element type, fp32 or bf16.
+template <int HD, bool kTransposed = false, typename E>
+__device__ void LoadRows(uint16_t* dst, int ld, const E* src, int64_t ld_src, int row0, int rows, int T) {
   constexpr int kVec = HD / 4;
   for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
     const int r = i / kVec, c = (i % kVec) * 4;
-    float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (row0 + r < T) x = *reinterpret_cast<const float4*>(src + static_cast<int64_t>(row0 + r) * ld_src + c);
+    uint32_t lo = 0, hi = 0;
+    if (row0 + r < T) Load4(src + static_cast<int64_t>(row0 + r) * ld_src + c, lo, hi);
     if constexpr (kTransposed) {
-      dst[(c + 0) * ld + r] = Bf16Bits(x.x);
-      dst[(c + 1) * ld + r] = Bf16Bits(x.y);
-      dst[(c + 2) * ld + r] = Bf16Bits(x.z);
-      dst[(c + 3) * ld + r] = Bf16Bits(x.w);
+      dst[(c + 0) * ld + r] = static_cast<uint16_t>(lo);
+      dst[(c + 1) * ld + r] = static_cast<uint16_t>(lo >> 16);
+      dst[(c + 2) * ld + r] = static_cast<uint16_t>(hi);
+      dst[(c + 3) * ld + r] = static_cast<uint16_t>(hi >> 16);
     } else {
       uint32_t* d = reinterpret_cast<uint32_t*>(dst + r * ld + c);
-      d[0] = mma::Pack<false>(x.x, x.y);
-      d[1] = mma::Pack<false>(x.z, x.w);
+      d[0] = lo;
+      d[1] = hi;
     }
   }
 }
 
-template <int HD>
-__device__ void LoadRowsT(uint16_t* dst, int ldt, const float* src, int64_t ld_src, int row0, int rows, int T) {
+template <int HD, typename E>
+__device__ void LoadRowsT(uint16_t* dst, int ldt, const E* src, int64_t ld_src, int row0, int rows, int T) {
   LoadRows<HD, true>(dst, ldt, src, ld_src, row0, rows, T);
 }
 
@@ -87,9 +108,9 @@ __device__ __forceinline__ QueryTile QueryTileOf(const Dims& d) {
 
 // ---------------------------------------------------------------------------------------------
 // Forward: block (query tile, b·H + h), the longest rows (latest tiles) first.
-template <int HD>
-__global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, const float* k, const float* v,
-                                                               float* out, float* lse2, Dims d) {
+template <int HD, typename E>
+__global__ void __launch_bounds__(kThreads) FlashForwardKernel(const E* q, const E* k, const E* v, E* out,
+                                                               float* lse2, Dims d) {
   extern __shared__ __align__(16) uint16_t smem[];
   constexpr int LD = HD + kPad, LDT = kTile + kPad;
   uint16_t* Qs = smem;                 // [kTile][LD]
@@ -99,9 +120,9 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, c
   const QueryTile x = QueryTileOf<HD>(d);
   const int qt = x.qt, bh = x.bh;
   const int64_t qd = x.qd, kvd = x.kvd;
-  const float* qb = q + x.q_off;
-  const float* kb = k + x.kv_off;
-  const float* vb = v + x.kv_off;
+  const E* qb = q + x.q_off;
+  const E* kb = k + x.kv_off;
+  const E* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = qt * kTile + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
 
@@ -130,12 +151,12 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, c
   l0 = mma::QuadSum(l0);
   l1 = mma::QuadSum(l1);
   const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  float* ob = out + x.q_off;
+  E* ob = out + x.q_off;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
-    if (r0 < T) *reinterpret_cast<float2*>(ob + r0 * qd + col) = make_float2(o[nt][0] * inv0, o[nt][1] * inv0);
-    if (r1 < T) *reinterpret_cast<float2*>(ob + r1 * qd + col) = make_float2(o[nt][2] * inv1, o[nt][3] * inv1);
+    if (r0 < T) StorePair(ob + r0 * qd + col, o[nt][0] * inv0, o[nt][1] * inv0);
+    if (r1 < T) StorePair(ob + r1 * qd + col, o[nt][2] * inv1, o[nt][3] * inv1);
   }
   if (t == 0) {
     if (r0 < T) lse2[int64_t{bh} * T + r0] = m0 + log2f(l0);
@@ -145,14 +166,15 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const float* q, c
 
 // ---------------------------------------------------------------------------------------------
 // Backward, step 1: D[bh][i] = Σ_c dout[b, i, h, c] · out[b, i, h, c]; one warp per row.
-__global__ void RowDotKernel(const float* dout, const float* out, float* D, int T, int H, int hd, int64_t rows) {
+template <typename E>
+__global__ void RowDotKernel(const E* dout, const E* out, float* D, int T, int H, int hd, int64_t rows) {
   const int64_t r = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (r >= rows) return;
   const int64_t bh = r / T, i = r % T, b = bh / H, h = bh % H;
   const int64_t off = (b * T + i) * H * hd + h * hd;
   float sum = 0.0f;
-  for (int c = lane; c < hd; c += 32) sum += dout[off + c] * out[off + c];
+  for (int c = lane; c < hd; c += 32) sum += Ld(dout, off + c) * Ld(out, off + c);
 #pragma unroll
   for (int m = 16; m > 0; m /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, m);
   if (lane == 0) D[r] = sum;
@@ -161,10 +183,10 @@ __global__ void RowDotKernel(const float* dout, const float* out, float* D, int 
 // Backward, step 2: dK and dV of one 64-key tile of one KV head, block (key tile, b·KV + kvh).
 // Warp w owns keys kt·64 + 16w + [0, 16) and works on Sᵀ = K·Qᵀ (keys × queries), so P and dS
 // come out as the A operands of dV += Pᵀ·dO and dK += dSᵀ·Q. Query tiles are BQ rows.
-template <int HD, int BQ>
-__global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q, const float* k, const float* v,
-                                                                  const float* dout, const float* lse2,
-                                                                  const float* D, float* dk, float* dv, Dims d) {
+template <int HD, int BQ, typename E>
+__global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const E* q, const E* k, const E* v, const E* dout,
+                                                                  const float* lse2, const float* D, E* dk, E* dv,
+                                                                  Dims d) {
   extern __shared__ __align__(16) uint16_t smem[];
   constexpr int LD = HD + kPad, LDQ = BQ + kPad;
   uint16_t* Ks = smem;              // [kTile][LD]
@@ -179,8 +201,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q
   const int kt = blockIdx.x;
   const int bkv = blockIdx.y, b = bkv / d.KV, kvh = bkv % d.KV;
   const int64_t qd = int64_t{d.H} * HD, kvd = int64_t{d.KV} * HD;
-  const float* kb = k + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  const float* vb = v + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  const E* kb = k + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  const E* vb = v + int64_t{b} * T * kvd + int64_t{kvh} * HD;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int key0 = kt * kTile + warp * 16 + g, key1 = key0 + 8;  // this thread's two key rows
 
@@ -190,8 +212,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q
   const int nq = (T + BQ - 1) / BQ;
   for (int gi = 0; gi < group; ++gi) {
     const int h = kvh * group + gi, bh = b * d.H + h;
-    const float* qb = q + int64_t{b} * T * qd + int64_t{h} * HD;
-    const float* ob = dout + int64_t{b} * T * qd + int64_t{h} * HD;
+    const E* qb = q + int64_t{b} * T * qd + int64_t{h} * HD;
+    const E* ob = dout + int64_t{b} * T * qd + int64_t{h} * HD;
     for (int qt = kt * kTile / BQ; qt < nq; ++qt) {
       __syncthreads();  // every warp is done with the previous Q and dO
       LoadRows<HD>(Qs, LD, qb, qd, qt * BQ, BQ, T);
@@ -223,28 +245,27 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const float* q
     }
   }
   const float scale = d.scale_log2 / kLog2e;
-  float* dkb = dk + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  float* dvb = dv + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  E* dkb = dk + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  E* dvb = dv + int64_t{b} * T * kvd + int64_t{kvh} * HD;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
     if (key0 < T) {
-      *reinterpret_cast<float2*>(dkb + key0 * kvd + col) = make_float2(dkacc[nt][0] * scale, dkacc[nt][1] * scale);
-      *reinterpret_cast<float2*>(dvb + key0 * kvd + col) = make_float2(dvacc[nt][0], dvacc[nt][1]);
+      StorePair(dkb + key0 * kvd + col, dkacc[nt][0] * scale, dkacc[nt][1] * scale);
+      StorePair(dvb + key0 * kvd + col, dvacc[nt][0], dvacc[nt][1]);
     }
     if (key1 < T) {
-      *reinterpret_cast<float2*>(dkb + key1 * kvd + col) = make_float2(dkacc[nt][2] * scale, dkacc[nt][3] * scale);
-      *reinterpret_cast<float2*>(dvb + key1 * kvd + col) = make_float2(dvacc[nt][2], dvacc[nt][3]);
+      StorePair(dkb + key1 * kvd + col, dkacc[nt][2] * scale, dkacc[nt][3] * scale);
+      StorePair(dvb + key1 * kvd + col, dvacc[nt][2], dvacc[nt][3]);
     }
   }
 }
 
 // Backward, step 3: dQ of one 64-query tile of one head, block (query tile, b·H + h), the
 // longest rows first: dQ = scale · Σ over key tiles of dS·K.
-template <int HD>
-__global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q, const float* k, const float* v,
-                                                                 const float* dout, const float* lse2, const float* D,
-                                                                 float* dq, Dims d) {
+template <int HD, typename E>
+__global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const E* q, const E* k, const E* v, const E* dout,
+                                                                 const float* lse2, const float* D, E* dq, Dims d) {
   extern __shared__ __align__(16) uint16_t smem[];
   constexpr int LD = HD + kPad, LDT = kTile + kPad;
   uint16_t* Qs = smem;               // [kTile][LD]
@@ -256,10 +277,10 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q,
   const QueryTile x = QueryTileOf<HD>(d);
   const int qt = x.qt, bh = x.bh;
   const int64_t qd = x.qd, kvd = x.kvd;
-  const float* qb = q + x.q_off;
-  const float* ob = dout + x.q_off;
-  const float* kb = k + x.kv_off;
-  const float* vb = v + x.kv_off;
+  const E* qb = q + x.q_off;
+  const E* ob = dout + x.q_off;
+  const E* kb = k + x.kv_off;
+  const E* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = qt * kTile + warp * 16 + g, r1 = r0 + 8;
   const float lse0 = r0 < T ? lse2[int64_t{bh} * T + r0] : 0.0f, lse1 = r1 < T ? lse2[int64_t{bh} * T + r1] : 0.0f;
@@ -290,12 +311,12 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const float* q,
     mma::ProductPB<false, kTile / 8, HD>(dqacc, s, Kt, LDT, g, t);  // dQ += dS·K
   }
   const float scale = d.scale_log2 / kLog2e;
-  float* dqb = dq + x.q_off;
+  E* dqb = dq + x.q_off;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
-    if (r0 < T) *reinterpret_cast<float2*>(dqb + r0 * qd + col) = make_float2(dqacc[nt][0] * scale, dqacc[nt][1] * scale);
-    if (r1 < T) *reinterpret_cast<float2*>(dqb + r1 * qd + col) = make_float2(dqacc[nt][2] * scale, dqacc[nt][3] * scale);
+    if (r0 < T) StorePair(dqb + r0 * qd + col, dqacc[nt][0] * scale, dqacc[nt][1] * scale);
+    if (r1 < T) StorePair(dqb + r1 * qd + col, dqacc[nt][2] * scale, dqacc[nt][3] * scale);
   }
 }
 
@@ -311,34 +332,30 @@ cudaError_t Launch(Kernel kernel, dim3 grid, size_t smem, cudaStream_t s, auto..
 
 constexpr int BackwardQueryTile(int hd) { return hd > 64 ? 32 : 64; }
 
-template <int HD>
-cudaError_t ForwardFor(const float* q, const float* k, const float* v, float* out, float* lse2, int B, Dims d,
-                       cudaStream_t s) {
+template <int HD, typename E>
+cudaError_t ForwardFor(const E* q, const E* k, const E* v, E* out, float* lse2, int B, Dims d, cudaStream_t s) {
   const size_t smem = sizeof(uint16_t) * (2 * kTile * (HD + kPad) + HD * (kTile + kPad));
   const dim3 grid((d.T + kTile - 1) / kTile, B * d.H);
-  return Launch(FlashForwardKernel<HD>, grid, smem, s, q, k, v, out, lse2, d);
+  return Launch(FlashForwardKernel<HD, E>, grid, smem, s, q, k, v, out, lse2, d);
 }
 
-template <int HD>
-cudaError_t BackwardFor(const float* q, const float* k, const float* v, const float* dout, const float* lse2,
-                        const float* D, float* dq, float* dk, float* dv, int B, Dims d, cudaStream_t s) {
+template <int HD, typename E>
+cudaError_t BackwardFor(const E* q, const E* k, const E* v, const E* dout, const float* lse2, const float* D, E* dq,
+                        E* dk, E* dv, int B, Dims d, cudaStream_t s) {
   constexpr int BQ = BackwardQueryTile(HD);
   const size_t smem_kv = sizeof(uint16_t) * (2 * kTile * (HD + kPad) + 2 * BQ * (HD + kPad) + 2 * HD * (BQ + kPad)) +
                          sizeof(float) * 2 * BQ;
   const dim3 grid_kv((d.T + kTile - 1) / kTile, B * d.KV);
-  cudaError_t e = Launch(FlashBackwardKvKernel<HD, BQ>, grid_kv, smem_kv, s, q, k, v, dout, lse2, D, dk, dv, d);
+  cudaError_t e = Launch(FlashBackwardKvKernel<HD, BQ, E>, grid_kv, smem_kv, s, q, k, v, dout, lse2, D, dk, dv, d);
   if (e != cudaSuccess) return e;
   const size_t smem_q = sizeof(uint16_t) * (4 * kTile * (HD + kPad) + HD * (kTile + kPad));
   const dim3 grid_q((d.T + kTile - 1) / kTile, B * d.H);
-  return Launch(FlashBackwardQKernel<HD>, grid_q, smem_q, s, q, k, v, dout, lse2, D, dq, d);
+  return Launch(FlashBackwardQKernel<HD, E>, grid_q, smem_q, s, q, k, v, dout, lse2, D, dq, d);
 }
 
-}  // namespace
-
-bool FlashAttentionSupportsHeadDim(int64_t hd) { return hd == 32 || hd == 64 || hd == 96 || hd == 128; }
-
-cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const float* v, float* out, float* lse2,
-                                        int B, int T, int H, int KV, int hd, cudaStream_t s) {
+template <typename E>
+cudaError_t Forward(const E* q, const E* k, const E* v, E* out, float* lse2, int B, int T, int H, int KV, int hd,
+                    cudaStream_t s) {
   const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd))};
   switch (hd) {
     case 32: return ForwardFor<32>(q, k, v, out, lse2, B, d, s);
@@ -349,11 +366,11 @@ cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const fl
   }
 }
 
-cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const float* v, const float* out,
-                                         const float* dout, const float* lse2, float* D, float* dq, float* dk,
-                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s) {
+template <typename E>
+cudaError_t Backward(const E* q, const E* k, const E* v, const E* out, const E* dout, const float* lse2, float* D,
+                     E* dq, E* dk, E* dv, int B, int T, int H, int KV, int hd, cudaStream_t s) {
   const int64_t rows = int64_t{B} * H * T;
-  RowDotKernel<<<static_cast<unsigned>((rows * 32 + 255) / 256), 256, 0, s>>>(dout, out, D, T, H, hd, rows);
+  RowDotKernel<E><<<static_cast<unsigned>((rows * 32 + 255) / 256), 256, 0, s>>>(dout, out, D, T, H, hd, rows);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd))};
@@ -364,6 +381,34 @@ cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const f
     case 128: return BackwardFor<128>(q, k, v, dout, lse2, D, dq, dk, dv, B, d, s);
     default: return cudaErrorInvalidValue;
   }
+}
+
+}  // namespace
+
+bool FlashAttentionSupportsHeadDim(int64_t hd) { return hd == 32 || hd == 64 || hd == 96 || hd == 128; }
+
+cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const float* v, float* out, float* lse2,
+                                        int B, int T, int H, int KV, int hd, cudaStream_t s) {
+  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, s);
+}
+
+cudaError_t LaunchFlashAttentionForward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                        __nv_bfloat16* out, float* lse2, int B, int T, int H, int KV, int hd,
+                                        cudaStream_t s) {
+  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, s);
+}
+
+cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const float* v, const float* out,
+                                         const float* dout, const float* lse2, float* D, float* dq, float* dk,
+                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s) {
+  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, s);
+}
+
+cudaError_t LaunchFlashAttentionBackward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                         const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse2,
+                                         float* D, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int B,
+                                         int T, int H, int KV, int hd, cudaStream_t s) {
+  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, s);
 }
 
 }  // namespace lms::gpu::train

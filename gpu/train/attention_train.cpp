@@ -25,6 +25,9 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
+
+#include <cuda_bf16.h>
 
 #include "gpu/op_times.h"
 #include "gpu/train/train_kernels.h"
@@ -122,10 +125,6 @@ Status TrainKernels::AttentionBackward(float* dq, float* dk, float* dv, const fl
 
 namespace {
 
-bool Aligned16(std::initializer_list<const float*> ptrs) {
-  return std::all_of(ptrs.begin(), ptrs.end(), [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; });
-}
-
 Status CheckFlash(int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   LMS_RETURN_IF_ERROR(CheckShape(B, T, H, KV, hd));
   if (!TrainKernels::FlashAttentionSupports(hd)) {
@@ -137,36 +136,81 @@ Status CheckFlash(int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   return Status::Ok();
 }
 
+// The flash operands' one element type: each given in fp32 alone (bf16 false) or each in bf16
+// alone (true), and 16-byte aligned.
+Status FlashOperands(std::initializer_list<Activation> in, std::initializer_list<Output> out, bool* bf16) {
+  int n16 = 0, n32 = 0;
+  std::vector<const void*> ptrs;
+  for (const Activation& a : in) {
+    n16 += a.bf16 != nullptr;
+    n32 += a.f32 != nullptr;
+    ptrs.push_back(a.bf16 ? a.bf16 : static_cast<const void*>(a.f32));
+  }
+  for (const Output& o : out) {
+    n16 += o.bf16 != nullptr;
+    n32 += o.f32 != nullptr;
+    ptrs.push_back(o.bf16 ? o.bf16 : static_cast<const void*>(o.f32));
+  }
+  const int n = static_cast<int>(in.size() + out.size());
+  if (!((n16 == n && n32 == 0) || (n32 == n && n16 == 0))) {
+    return Status::InvalidArgument("flash attention: operands all in fp32 or all in bf16, one copy each");
+  }
+  *bf16 = n16 == n;
+  for (const void* p : ptrs) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {
+      return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
+    }
+  }
+  return Status::Ok();
+}
+
+const __nv_bfloat16* B16(const void* p) { return static_cast<const __nv_bfloat16*>(p); }
+__nv_bfloat16* B16(void* p) { return static_cast<__nv_bfloat16*>(p); }
+
 }  // namespace
 
 bool TrainKernels::FlashAttentionSupports(int64_t hd) { return FlashAttentionSupportsHeadDim(hd); }
 
-Status TrainKernels::FlashAttentionForward(float* out, float* lse2, const float* q, const float* k, const float* v,
+Status TrainKernels::FlashAttentionForward(Output out, float* lse2, Activation q, Activation k, Activation v,
                                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
   OpScope op_scope(impl_->times.get(), "attention fwd (flash)", impl_->stream);
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));
-  if (!Aligned16({out, q, k, v})) return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
-  LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionForward(q, k, v, out, lse2, static_cast<int>(B), static_cast<int>(T),
-                                                       static_cast<int>(H), static_cast<int>(KV),
-                                                       static_cast<int>(hd), impl_->stream));
+  bool bf16 = false;
+  LMS_RETURN_IF_ERROR(FlashOperands({q, k, v}, {out}, &bf16));
+  const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), kv = static_cast<int>(KV),
+            d = static_cast<int>(hd);
+  const cudaStream_t s = impl_->stream;
+  if (bf16) {
+    LMS_CUDA_RETURN_IF_ERROR(
+        LaunchFlashAttentionForward(B16(q.bf16), B16(k.bf16), B16(v.bf16), B16(out.bf16), lse2, b, t, h, kv, d, s));
+  } else {
+    LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionForward(q.f32, k.f32, v.f32, out.f32, lse2, b, t, h, kv, d, s));
+  }
   return Status::Ok();
 }
 
-Status TrainKernels::FlashAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                                            const float* k, const float* v, const float* out, const float* lse2,
-                                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd) {
+Status TrainKernels::FlashAttentionBackward(Output dq, Output dk, Output dv, Activation dout, Activation q,
+                                            Activation k, Activation v, Activation out, const float* lse2, int64_t B,
+                                            int64_t T, int64_t H, int64_t KV, int64_t hd) {
   OpScope op_scope(impl_->times.get(), "attention bwd (flash)", impl_->stream);
-  Impl& d = *impl_;
+  Impl& x = *impl_;
   if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return Status::Ok();
   LMS_RETURN_IF_ERROR(CheckFlash(B, T, H, KV, hd));
-  if (!Aligned16({dq, dk, dv, dout, q, k, v, out})) {
-    return Status::InvalidArgument("flash attention: operands must be 16-byte aligned");
+  bool bf16 = false;
+  LMS_RETURN_IF_ERROR(FlashOperands({dout, q, k, v, out}, {dq, dk, dv}, &bf16));
+  LMS_RETURN_IF_ERROR(x.Reserve(x.row_dot, static_cast<size_t>(B * H * T) * sizeof(float)));
+  float* D = x.row_dot.as<float>();
+  const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), kv = static_cast<int>(KV),
+            d = static_cast<int>(hd);
+  if (bf16) {
+    LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionBackward(B16(q.bf16), B16(k.bf16), B16(v.bf16), B16(out.bf16),
+                                                          B16(dout.bf16), lse2, D, B16(dq.bf16), B16(dk.bf16),
+                                                          B16(dv.bf16), b, t, h, kv, d, x.stream));
+  } else {
+    LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionBackward(q.f32, k.f32, v.f32, out.f32, dout.f32, lse2, D, dq.f32,
+                                                          dk.f32, dv.f32, b, t, h, kv, d, x.stream));
   }
-  LMS_RETURN_IF_ERROR(d.Reserve(d.row_dot, static_cast<size_t>(B * H * T) * sizeof(float)));
-  LMS_CUDA_RETURN_IF_ERROR(LaunchFlashAttentionBackward(q, k, v, out, dout, lse2, d.row_dot.as<float>(), dq, dk, dv,
-                                                        static_cast<int>(B), static_cast<int>(T), static_cast<int>(H),
-                                                        static_cast<int>(KV), static_cast<int>(hd), d.stream));
   return Status::Ok();
 }
 

@@ -35,10 +35,11 @@ struct CudaStage::Slot {
   DeviceBuffer<int32_t> tokens, targets;
   std::vector<DeviceBuffer<float>> x;   // n_local + 1 residual streams (BT, d)
   struct Layer {
-    DeviceBuffer<float> rstd1, q, k, v, att, ao, xmid, rstd2;
+    DeviceBuffer<float> rstd1, att, xmid, rstd2;
     // kBF16: the normed inputs, SwiGLU's inputs and its output in bf16 alone (products and
-    // SwiGLU are all that read them).
-    ActBuffer xn1, xn2, gate, up, hsw;
+    // SwiGLU are all that read them); with flash attention also q, k, v and the attention's
+    // output (products, RoPE and the flash kernels are all that read them).
+    ActBuffer xn1, xn2, gate, up, hsw, q, k, v, ao;
   };
   std::vector<Layer> layers;
   DeviceBuffer<float> xnf, rstdf;  // last chunk
@@ -64,6 +65,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   s->rows_ = BT;
   s->flash_ = UseFlashAttention(kernels->precision(), shape, micro_batch);
   s->bf16_ = kernels->precision() == GemmPrecision::kBF16;
+  s->attn16_ = s->bf16_ && s->flash_;
   const lms::train::RopeTable rt = lms::train::MakeRopeTable(T, shape.head_dim(), shape.rope_theta, shape.rope_neox);
   LMS_RETURN_IF_ERROR(s->rope_cos_.Allocate(static_cast<int64_t>(rt.cos.size()), "rope table"));
   LMS_RETURN_IF_ERROR(s->rope_sin_.Allocate(static_cast<int64_t>(rt.sin.size()), "rope table"));
@@ -79,11 +81,13 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   auto alloc_one = [&](ActBuffer& b, int64_t n, const char* what) {
     return s->bf16_ ? alloc(b.bf16, n, what) : alloc(b.f32, n, what);
   };
+  // The attention's operands and their gradients: bf16 alone where flash attention runs in kBF16.
+  auto alloc_attn = [&](ActBuffer& b, int64_t n, const char* what) {
+    return s->attn16_ ? alloc(b.bf16, n, what) : alloc(b.f32, n, what);
+  };
   for (auto* b : {&s->dx_, &s->dxn_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc(s->dq_, BT * qd, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc(s->dao_, BT * qd, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc(s->dk_, BT * kvd, "training scratch"));
-  LMS_RETURN_IF_ERROR(alloc(s->dv_, BT * kvd, "training scratch"));
+  for (ActBuffer* b : {&s->dq_, &s->dao_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, "training scratch"));
+  for (ActBuffer* b : {&s->dk_, &s->dv_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, "training scratch"));
   // SwiGLU's gradients are read only by SwiGLU and the products: bf16 alone in kBF16.
   for (ActBuffer* b : {&s->dh_, &s->dgate_, &s->dup_}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, "training scratch"));
 
@@ -102,8 +106,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
       LMS_RETURN_IF_ERROR(alloc_one(L.xn2, BT * d, what));
       for (ActBuffer* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, what));
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
-      for (auto* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc(*b, BT * qd, what));
-      for (auto* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc(*b, BT * kvd, what));
+      for (ActBuffer* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, what));
+      for (ActBuffer* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, what));
       // The probabilities (B, H, T, T), or with flash attention the rows' log-sum-exp (B, H, T).
       LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
     }
@@ -201,17 +205,19 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.f32.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
                                        A.xn1.bf16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.get(), xn1, W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.get(), xn1, W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.get(), xn1, W(P, W_.wv), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.Rope(A.q.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
-  LMS_RETURN_IF_ERROR(k.Rope(A.k.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.out(), xn1, W(P, W_.wq), BT, d, qd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.out(), xn1, W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.out(), xn1, W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.Rope(A.q.out(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
+  LMS_RETURN_IF_ERROR(k.Rope(A.k.out(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
   if (flash_) {
-    LMS_RETURN_IF_ERROR(k.FlashAttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(
+        k.FlashAttentionForward(A.ao.out(), A.att.get(), A.q.in(), A.k.in(), A.v.in(), B, T, H, KV, hd));
   } else {
-    LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.get(), A.att.get(), A.q.get(), A.k.get(), A.v.get(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.f32.get(), A.att.get(), A.q.f32.get(), A.k.f32.get(), A.v.f32.get(),
+                                           B, T, H, KV, hd));
   }
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.get(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.in(), W(P, W_.wo), BT, qd, d));
   LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.f32.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
@@ -242,19 +248,20 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.get(), P.g(W_.wo), dxa, F32(A.ao.get()), W(P, W_.wo), BT, qd, d, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.out(), P.g(W_.wo), dxa, A.ao.in(), W(P, W_.wo), BT, qd, d, false));
   if (flash_) {
-    LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(),
-                                                 A.v.get(), A.ao.get(), A.att.get(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.out(), dk_.out(), dv_.out(), dao_.in(), A.q.in(), A.k.in(),
+                                                 A.v.in(), A.ao.in(), A.att.get(), B, T, H, KV, hd));
   } else {
-    LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.get(), dk_.get(), dv_.get(), dao_.get(), A.q.get(), A.k.get(),
-                                            A.v.get(), A.att.get(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.f32.get(), dk_.f32.get(), dv_.f32.get(), dao_.f32.get(),
+                                            A.q.f32.get(), A.k.f32.get(), A.v.f32.get(), A.att.get(), B, T, H, KV,
+                                            hd));
   }
-  LMS_RETURN_IF_ERROR(k.Rope(dq_.get(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
-  LMS_RETURN_IF_ERROR(k.Rope(dk_.get(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), F32(dq_.get()), xn1, W(P, W_.wq), BT, d, qd, false));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), F32(dk_.get()), xn1, W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), F32(dv_.get()), xn1, W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.Rope(dq_.out(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
+  LMS_RETURN_IF_ERROR(k.Rope(dk_.out(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.in(), xn1, W(P, W_.wq), BT, d, qd, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.in(), xn1, W(P, W_.wk), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.in(), xn1, W(P, W_.wv), BT, d, kvd));
   return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
 }
 

@@ -102,15 +102,16 @@ class CudaStage {
   bool first_ = false, last_ = false;
   bool flash_ = false;  // flash attention; L.att then holds log-sum-exps, not probabilities
   bool bf16_ = false;   // kBF16: the logits and the loss's gradient in bf16, over each other
+  bool attn16_ = false;  // kBF16 with flash attention: its operands and gradients in bf16
   int B_ = 1;
   int64_t rows_ = 0, act_bytes_ = 0;
   TrainKernels* k_ = nullptr;
   DeviceBuffer<float> rope_cos_, rope_sin_;
   std::vector<std::unique_ptr<Slot>> slots_;  // free when owner < 0
   // Backward scratch (one backward at a time per stage); SwiGLU's input and output gradients in
-  // bf16 alone in kBF16.
-  DeviceBuffer<float> dx_, dxn_, dq_, dk_, dv_, dao_;
-  ActBuffer dgate_, dup_, dh_;
+  // bf16 alone in kBF16, the attention's with flash attention in kBF16.
+  DeviceBuffer<float> dx_, dxn_;
+  ActBuffer dgate_, dup_, dh_, dq_, dk_, dv_, dao_;
   bool capture_ = false;
   std::vector<float> captured_;
 };

@@ -32,11 +32,14 @@ struct Weight {
   const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
 };
 
-// A product's input (BT, K): fp32, or in kBF16 a bf16 copy, which is then read instead of
-// converting (the stages keep the normed activations and SwiGLU's output in bf16 alone).
+// An op's input: fp32, or in kBF16 a bf16 copy, which products then read instead of converting
+// (the stages keep many activations in bf16 alone). An fp32 pointer converts to it.
 struct Activation {
   const float* f32 = nullptr;
   const void* bf16 = nullptr;  // __nv_bfloat16*, or nullptr
+  Activation() = default;
+  Activation(const float* p) : f32(p) {}  // NOLINT(google-explicit-constructor): an fp32 input
+  Activation(const float* p, const void* b) : f32(p), bf16(b) {}
 };
 
 // An op's result: fp32, or in kBF16 bf16 alone where the op allows it (one of the two). An fp32
@@ -98,7 +101,8 @@ class TrainKernels {
 
   // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
   // cos, sin (T, hd/2). neox: pairs (i, i+hd/2), else (2i, 2i+1). inverse: the transpose (backward).
-  Status Rope(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd, bool neox,
+  // x in fp32 or bf16 (rotated in fp32 and rounded back).
+  Status Rope(Output x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd, bool neox,
               bool inverse);
 
   // Causal grouped-query attention, scale 1/sqrt(hd). q (BT, H*hd), k and v (BT, KV*hd), out
@@ -112,13 +116,15 @@ class TrainKernels {
   // The same attention without the T×T probabilities, in the manner of FlashAttention-2: bf16
   // tensor-core products with the softmax and accumulation in fp32 (sm_80 and later). lse2
   // (B, H, T) is each query row's log-sum-exp of the scaled scores in base 2, saved for the
-  // backward. For head dims where FlashAttentionSupports; q, k, v, out 16-byte aligned.
+  // backward. For head dims where FlashAttentionSupports; q, k, v, out 16-byte aligned. The
+  // operands (q, k, v, out, and in the backward dout, dq, dk, dv) are all fp32 or all bf16 (the
+  // products round fp32 operands to bf16 anyway; kBF16 stages keep them in bf16 alone).
   static bool FlashAttentionSupports(int64_t hd);
-  Status FlashAttentionForward(float* out, float* lse2, const float* q, const float* k, const float* v, int64_t B,
+  Status FlashAttentionForward(Output out, float* lse2, Activation q, Activation k, Activation v, int64_t B,
                                int64_t T, int64_t H, int64_t KV, int64_t hd);
   // dq, dk, dv overwritten; out and lse2 from the forward. Deterministic (no atomics).
-  Status FlashAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                                const float* v, const float* out, const float* lse2, int64_t B, int64_t T, int64_t H,
+  Status FlashAttentionBackward(Output dq, Output dk, Output dv, Activation dout, Activation q, Activation k,
+                                Activation v, Activation out, const float* lse2, int64_t B, int64_t T, int64_t H,
                                 int64_t KV, int64_t hd);
 
   // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:

@@ -174,6 +174,12 @@ std::vector<uint16_t> Bf16Bits(const std::vector<float>& v) {
   return b;
 }
 
+std::vector<float> FromBf16(const std::vector<uint16_t>& b) {
+  std::vector<float> v(b.size());
+  for (size_t i = 0; i < b.size(); ++i) v[i] = Bf16ToFp32(b[i]);
+  return v;
+}
+
 Activation F32(const float* p) { return Activation{p, nullptr}; }
 
 // The largest |bf16 − fp32| over the elements, in units of half a bf16 step at the fp32 value,
@@ -419,9 +425,16 @@ TEST_CASE("train kernels: RoPE forward and inverse", "[gpu][train_kernels]") {
         const train::RopeTable rt = train::MakeRopeTable(s.T, s.hd, 10000.0f, neox);
         std::vector<float> x = RandomFloats(s.B * s.T * s.H * s.hd, 16);
         DeviceVec<float> d_x(x), d_cos(rt.cos), d_sin(rt.sin);
+        // In bf16: the fp32 kernel's result on the rounded input, rounded (the same arithmetic).
+        DeviceVec<float> d_xr(RoundedToBf16(x));
+        DeviceVec<uint16_t> d_x16(Bf16Bits(x));
         train::Rope(pool, x.data(), rt, s.B, s.T, s.H, s.hd, inverse);
         REQUIRE_OK(g->Rope(d_x.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.H, s.hd, neox, inverse));
         CHECK(MaxRelErr(x, g.Read(d_x)) < kRowOpTol);
+        REQUIRE_OK(g->Rope(d_xr.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.H, s.hd, neox, inverse));
+        REQUIRE_OK(g->Rope(gpu::train::Output::Bf16(d_x16.get()), d_cos.get(), d_sin.get(), s.B, s.T, s.H, s.hd, neox,
+                           inverse));
+        CHECK(g.Read(d_x16) == Bf16Bits(g.Read(d_xr)));
       }
     }
   }
@@ -543,6 +556,38 @@ TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_ke
     CHECK(g.Read(d_dq) == got_dq);
     CHECK(g.Read(d_dk) == got_dk);
     CHECK(g.Read(d_dv) == got_dv);
+
+    // Operands in bf16 alone (kBF16 stages): the kernels read the same bf16 values, so the
+    // output and dV are the fp32 run's rounded to bf16, bit for bit, and the log-sum-exp is the
+    // same; dQ and dK, whose D now comes from the rounded output and dO, are within kBf16Nmse.
+    {
+      using gpu::train::Output;
+      DeviceVec<uint16_t> b_q(Bf16Bits(q)), b_k(Bf16Bits(k)), b_v(Bf16Bits(v)), b_dout(Bf16Bits(dout));
+      DeviceVec<uint16_t> b_out(static_cast<size_t>(qn)), b_dq(static_cast<size_t>(qn));
+      DeviceVec<uint16_t> b_dk(static_cast<size_t>(kvn)), b_dv(static_cast<size_t>(kvn));
+      DeviceVec<float> b_lse(static_cast<size_t>(rows));
+      const Activation q16{nullptr, b_q.get()}, k16{nullptr, b_k.get()}, v16{nullptr, b_v.get()};
+      const Activation dout16{nullptr, b_dout.get()}, out16{nullptr, b_out.get()};
+      REQUIRE_OK(g->FlashAttentionForward(Output::Bf16(b_out.get()), b_lse.get(), q16, k16, v16, s.B, s.T, s.H, s.KV,
+                                          s.hd));
+      REQUIRE_OK(g->FlashAttentionBackward(Output::Bf16(b_dq.get()), Output::Bf16(b_dk.get()),
+                                           Output::Bf16(b_dv.get()), dout16, q16, k16, v16, out16, b_lse.get(), s.B,
+                                           s.T, s.H, s.KV, s.hd));
+      CHECK(g.Read(b_out) == Bf16Bits(got_out));
+      CHECK(BitwiseEqual(got_lse, g.Read(b_lse)));
+      CHECK(g.Read(b_dv) == Bf16Bits(got_dv));
+      if (s.T > 1) {
+        CHECK(Nmse(dq, FromBf16(g.Read(b_dq))) < kBf16Nmse);
+        CHECK(Nmse(dk, FromBf16(g.Read(b_dk))) < kBf16Nmse);
+      }
+      // Operands of both types at once are refused.
+      CHECK_FALSE(g->FlashAttentionForward(Output::Bf16(b_out.get()), b_lse.get(), d_q.get(), k16, v16, s.B, s.T, s.H,
+                                           s.KV, s.hd)
+                      .ok());
+      CHECK_FALSE(g->FlashAttentionBackward(d_dq.get(), Output::Bf16(b_dk.get()), Output::Bf16(b_dv.get()), dout16, q16,
+                                            k16, v16, out16, b_lse.get(), s.B, s.T, s.H, s.KV, s.hd)
+                      .ok());
+    }
   }
   // Head dims without a kernel are refused, not run.
   CHECK_FALSE(TrainKernels::FlashAttentionSupports(48));
