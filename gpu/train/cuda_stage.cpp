@@ -39,7 +39,9 @@ struct CudaStage::Slot {
     // kBF16: the normed inputs, SwiGLU's inputs and its output in bf16 alone (products and
     // SwiGLU are all that read them); with flash attention also q, k, v and the attention's
     // output (products, RoPE and the flash kernels are all that read them).
-    ActBuffer xn1, xn2, gate, up, hsw, q, k, v, ao;
+    // gu: gate and up side by side, (BT, 2·ff), from one product with [W_gate; W_up] (adjacent
+    // in the parameter layout).
+    ActBuffer xn1, xn2, gu, hsw, q, k, v, ao;
   };
   std::vector<Layer> layers;
   DeviceBuffer<float> xnf, rstdf;  // last chunk
@@ -50,6 +52,12 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
                                                      const lms::train::ParamLayout& layout, int l0, int l1, bool first,
                                                      bool last, int micro_batch, int slots, TrainKernels* kernels) {
   if (l1 <= l0 || micro_batch < 1 || slots < 1) return Status::InvalidArgument("a CUDA stage needs layers, a micro-batch and a slot");
+  for (int l = l0; l < l1; ++l) {  // the fused gate/up product relies on it
+    const LayerParams& L = layout.layers[static_cast<size_t>(l)];
+    if (L.w_up.offset != L.w_gate.offset + L.w_gate.size()) {
+      return Status::Internal(fmt::format("layer {}: W_up does not follow W_gate in the parameter layout", l));
+    }
+  }
   std::unique_ptr<CudaStage> s(new CudaStage());
   s->shape_ = shape;
   s->layout_ = &layout;
@@ -89,7 +97,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   for (ActBuffer* b : {&s->dq_, &s->dao_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, "training scratch"));
   for (ActBuffer* b : {&s->dk_, &s->dv_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, "training scratch"));
   // SwiGLU's gradients are read only by SwiGLU and the products: bf16 alone in kBF16.
-  for (ActBuffer* b : {&s->dh_, &s->dgate_, &s->dup_}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_one(s->dh_, BT * ff, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_one(s->dgu_, BT * 2 * ff, "training scratch"));
 
   for (int i = 0; i < slots; ++i) {
     auto a = std::make_unique<Slot>();
@@ -104,7 +113,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
       LMS_RETURN_IF_ERROR(alloc(L.xmid, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc_one(L.xn1, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc_one(L.xn2, BT * d, what));
-      for (ActBuffer* b : {&L.gate, &L.up, &L.hsw}) LMS_RETURN_IF_ERROR(alloc_one(*b, BT * ff, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.gu, BT * 2 * ff, what));
+      LMS_RETURN_IF_ERROR(alloc_one(L.hsw, BT * ff, what));
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
       for (ActBuffer* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, what));
       for (ActBuffer* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, what));
@@ -183,6 +193,17 @@ Status CudaStage::CheckParams(const DeviceParams& P) const {
       return Status::Internal(fmt::format("chunk of layers [{}, {}): parameter {} is not on its GPU", l0_, l1_, t->name));
     }
   }
+  // The fused gate/up product reads W_gate and W_up, and writes their gradients, as one matrix.
+  for (int l = l0_; l < l1_; ++l) {
+    const LayerParams& L = layout_->layers[static_cast<size_t>(l)];
+    const int64_t n = L.w_gate.size();
+    const bool adjacent = P.p(L.w_up) == P.p(L.w_gate) + n && P.g(L.w_up) == (P.g(L.w_gate) ? P.g(L.w_gate) + n : nullptr) &&
+                          P.bf16(L.w_up) == (P.bf16(L.w_gate) ? static_cast<const __nv_bfloat16*>(P.bf16(L.w_gate)) + n
+                                                               : nullptr);
+    if (!adjacent) {
+      return Status::Internal(fmt::format("layer {}: W_gate and W_up are not adjacent on their GPU", l));
+    }
+  }
   return Status::Ok();
 }
 
@@ -222,9 +243,10 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.f32.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
                                        shape_.rms_eps, A.xn2.bf16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gate.out(), xn2, W(P, W_.w_gate), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.up.out(), xn2, W(P, W_.w_up), BT, d, ff));
-  LMS_RETURN_IF_ERROR(k.SwiGluForward(A.hsw.f32.get(), A.gate.in(), A.up.in(), BT * ff, A.hsw.bf16.get()));
+  const RowLayout halves{ff, 2 * ff};  // gate and up in one row of gu
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.gu.out(), xn2, W(P, W_.w_gate), BT, d, 2 * ff));
+  LMS_RETURN_IF_ERROR(
+      k.SwiGluForward(A.hsw.f32.get(), A.gu.in(), A.gu.in(ff), BT * ff, A.hsw.bf16.get(), halves));
   LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.in(), W(P, W_.w_down), BT, ff, d));
   return k.Add(out, A.xmid.get(), BT * d);
 }
@@ -241,10 +263,13 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   // Scratch gradients are overwritten by their first product (accumulate false), not zeroed.
   const Activation dxa = F32(dx);
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.out(), P.g(W_.w_down), dxa, A.hsw.in(), W(P, W_.w_down), BT, ff, d, false));
-  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dgate_.f32.get(), dup_.f32.get(), dh_.in(), A.gate.in(), A.up.in(), BT * ff,
-                                       dgate_.bf16.get(), dup_.bf16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgate_.in(), xn2, W(P, W_.w_gate), BT, d, ff, false));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.w_up), dup_.in(), xn2, W(P, W_.w_up), BT, d, ff));
+  const RowLayout halves{ff, 2 * ff};
+  const Output dg = dgu_.out(), du = dgu_.out(ff);
+  LMS_RETURN_IF_ERROR(k.SwiGluBackward(dg.f32, du.f32, dh_.in(), A.gu.in(), A.gu.in(ff), BT * ff, dg.bf16, du.bf16,
+                                       halves));
+  // [W_gate; W_up] and their gradients are adjacent too: one product for both.
+  LMS_RETURN_IF_ERROR(
+      k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgu_.in(), xn2, W(P, W_.w_gate), BT, d, 2 * ff, false));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
                                         A.rstd2.get(), BT, d));
   // Attention block: dx now holds d(xmid).

@@ -44,11 +44,14 @@ struct DeviceParams {
 struct ActBuffer {
   DeviceBuffer<float> f32;
   DeviceBuffer<__nv_bfloat16> bf16;
-  Activation in() const { return Activation{f32.get(), bf16.get()}; }
-  Output out() const {
+  // From element `at` on.
+  Activation in(int64_t at = 0) const {
+    return Activation{f32.get() ? f32.get() + at : nullptr, bf16.get() ? bf16.get() + at : nullptr};
+  }
+  Output out(int64_t at = 0) const {
     Output o;
-    o.f32 = f32.get();
-    o.bf16 = bf16.get();
+    o.f32 = f32.get() ? f32.get() + at : nullptr;
+    o.bf16 = bf16.get() ? bf16.get() + at : nullptr;
     return o;
   }
 };
@@ -111,7 +114,7 @@ class CudaStage {
   // Backward scratch (one backward at a time per stage); SwiGLU's input and output gradients in
   // bf16 alone in kBF16, the attention's with flash attention in kBF16.
   DeviceBuffer<float> dx_, dxn_;
-  ActBuffer dgate_, dup_, dh_, dq_, dk_, dv_, dao_;
+  ActBuffer dgu_, dh_, dq_, dk_, dv_, dao_;  // dgu_: SwiGLU's input gradients side by side, as gu
   bool capture_ = false;
   std::vector<float> captured_;
 };

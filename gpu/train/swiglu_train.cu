@@ -15,46 +15,53 @@ unsigned GridFor(int64_t n) {
   return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
 }
 
-// out (fp32) and out16 (bf16): either may be null. TG: gate and up in fp32 or bf16.
+// Where element i of a (·, cols) tensor lies when its rows are ld apart (cols 0: contiguous).
+__device__ __forceinline__ int64_t At(int64_t i, RowLayout l) { return l.cols ? (i / l.cols) * l.ld + i % l.cols : i; }
+
+// out (fp32) and out16 (bf16): either may be null. TG: gate and up in fp32 or bf16, laid out as l.
 template <typename TG>
-__global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const TG* gate, const TG* up, int64_t n) {
+__global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const TG* gate, const TG* up, int64_t n,
+                                    RowLayout l) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const float g = Ld(gate, i);
-    const float y = g / (1.0f + expf(-g)) * Ld(up, i);
+    const int64_t j = At(i, l);
+    const float g = Ld(gate, j);
+    const float y = g / (1.0f + expf(-g)) * Ld(up, j);
     if (out) out[i] = y;
     if (out16) out16[i] = __float2bfloat16_rn(y);
   }
 }
 
-// dgate, dup in fp32 or (dgate16, dup16) in bf16. TD: dout's type, TG: gate's and up's.
+// dgate, dup in fp32 or (dgate16, dup16) in bf16, laid out as gate and up (l). TD: dout's type
+// (contiguous), TG: gate's and up's.
 template <typename TD, typename TG>
 __global__ void SwiGluBackwardKernel(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16,
-                                     const TD* dout, const TG* gate, const TG* up, int64_t n) {
+                                     const TD* dout, const TG* gate, const TG* up, int64_t n, RowLayout l) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const float g = Ld(gate, i), d = Ld(dout, i), sig = 1.0f / (1.0f + expf(-g));
-    const float u = Ld(up, i);  // read before the writes: dup may alias up
+    const int64_t j = At(i, l);
+    const float g = Ld(gate, j), d = Ld(dout, i), sig = 1.0f / (1.0f + expf(-g));
+    const float u = Ld(up, j);  // read before the writes: dup may alias up
     const float du = d * g * sig;
     // d silu(g)/dg = σ(g) (1 + g (1 − σ(g)))
     const float dg = d * u * sig * (1.0f + g * (1.0f - sig));
     if (dup16) {
-      dup16[i] = __float2bfloat16_rn(du);
-      dgate16[i] = __float2bfloat16_rn(dg);
+      dup16[j] = __float2bfloat16_rn(du);
+      dgate16[j] = __float2bfloat16_rn(dg);
     } else {
-      dup[i] = du;
-      dgate[i] = dg;
+      dup[j] = du;
+      dgate[j] = dg;
     }
   }
 }
 
 template <typename TD, typename TG>
 void LaunchSwiGluBackward(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16, const void* dout,
-                          const void* gate, const void* up, int64_t n, cudaStream_t s) {
+                          const void* gate, const void* up, int64_t n, RowLayout l, cudaStream_t s) {
   SwiGluBackwardKernel<TD, TG><<<GridFor(n), kThreads, 0, s>>>(dgate, dup, dgate16, dup16,
                                                                static_cast<const TD*>(dout),
                                                                static_cast<const TG*>(gate),
-                                                               static_cast<const TG*>(up), n);
+                                                               static_cast<const TG*>(up), n, l);
 }
 
 // gate and up of one type: whether they are bf16, or an error.
@@ -70,28 +77,37 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) x[i] += y[i];
 }
 
+Status CheckLayout(RowLayout l, int64_t n) {
+  if (l.cols < 0 || (l.cols > 0 && (l.ld < l.cols || n % l.cols != 0))) {
+    return Status::InvalidArgument("SwiGLU: rows of cols elements, ld >= cols apart, whole rows");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-Status TrainKernels::SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16) {
+Status TrainKernels::SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16, RowLayout l) {
   OpScope op_scope(impl_->times.get(), "swiglu fwd", impl_->stream);
   bool bf16 = false;
   LMS_RETURN_IF_ERROR(GateUpType(gate, up, &bf16));
+  LMS_RETURN_IF_ERROR(CheckLayout(l, n));
   if (n <= 0) return Status::Ok();
   auto* o16 = static_cast<__nv_bfloat16*>(out16);
   if (bf16) {
     SwiGluForwardKernel<__nv_bfloat16><<<GridFor(n), kThreads, 0, impl_->stream>>>(
-        out, o16, static_cast<const __nv_bfloat16*>(gate.bf16), static_cast<const __nv_bfloat16*>(up.bf16), n);
+        out, o16, static_cast<const __nv_bfloat16*>(gate.bf16), static_cast<const __nv_bfloat16*>(up.bf16), n, l);
   } else {
-    SwiGluForwardKernel<float><<<GridFor(n), kThreads, 0, impl_->stream>>>(out, o16, gate.f32, up.f32, n);
+    SwiGluForwardKernel<float><<<GridFor(n), kThreads, 0, impl_->stream>>>(out, o16, gate.f32, up.f32, n, l);
   }
   return LaunchStatus(cudaGetLastError(), "SwiGluForward");
 }
 
 Status TrainKernels::SwiGluBackward(float* dgate, float* dup, Activation dout, Activation gate, Activation up,
-                                    int64_t n, void* dgate16, void* dup16) {
+                                    int64_t n, void* dgate16, void* dup16, RowLayout l) {
   OpScope op_scope(impl_->times.get(), "swiglu bwd", impl_->stream);
   bool bf16 = false;
   LMS_RETURN_IF_ERROR(GateUpType(gate, up, &bf16));
+  LMS_RETURN_IF_ERROR(CheckLayout(l, n));
   if ((dout.f32 == nullptr) == (dout.bf16 == nullptr)) return Status::InvalidArgument("SwiGluBackward: one dout");
   if (n <= 0) return Status::Ok();
   if ((dgate16 == nullptr) != (dup16 == nullptr)) return Status::InvalidArgument("SwiGluBackward: both in bf16 or neither");
@@ -101,11 +117,11 @@ Status TrainKernels::SwiGluBackward(float* dgate, float* dup, Activation dout, A
   const void* g = bf16 ? gate.bf16 : static_cast<const void*>(gate.f32);
   const void* u = bf16 ? up.bf16 : static_cast<const void*>(up.f32);
   if (dout.bf16) {
-    if (bf16) LaunchSwiGluBackward<__nv_bfloat16, __nv_bfloat16>(dgate, dup, dg16, du16, dout.bf16, g, u, n, s);
-    else LaunchSwiGluBackward<__nv_bfloat16, float>(dgate, dup, dg16, du16, dout.bf16, g, u, n, s);
+    if (bf16) LaunchSwiGluBackward<__nv_bfloat16, __nv_bfloat16>(dgate, dup, dg16, du16, dout.bf16, g, u, n, l, s);
+    else LaunchSwiGluBackward<__nv_bfloat16, float>(dgate, dup, dg16, du16, dout.bf16, g, u, n, l, s);
   } else {
-    if (bf16) LaunchSwiGluBackward<float, __nv_bfloat16>(dgate, dup, dg16, du16, dout.f32, g, u, n, s);
-    else LaunchSwiGluBackward<float, float>(dgate, dup, dg16, du16, dout.f32, g, u, n, s);
+    if (bf16) LaunchSwiGluBackward<float, __nv_bfloat16>(dgate, dup, dg16, du16, dout.f32, g, u, n, l, s);
+    else LaunchSwiGluBackward<float, float>(dgate, dup, dg16, du16, dout.f32, g, u, n, l, s);
   }
   return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
 }

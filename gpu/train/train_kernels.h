@@ -56,6 +56,11 @@ struct Output {
   }
 };
 
+// Rows of `cols` elements `ld` apart (cols 0: one contiguous run).
+struct RowLayout {
+  int64_t cols = 0, ld = 0;
+};
+
 class TrainKernels {
  public:
   static Result<std::unique_ptr<TrainKernels>> Create(cudaStream_t stream, GemmPrecision precision);
@@ -129,10 +134,13 @@ class TrainKernels {
 
   // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:
   // dgate, dup overwritten (dgate16, dup16: in bf16 instead, with dgate and dup null). gate and
-  // up are both fp32 or both bf16 (kBF16 stages keep them so); dout either.
-  Status SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16 = nullptr);
+  // up are both fp32 or both bf16 (kBF16 stages keep them so); dout either. With layout.cols > 0,
+  // gate, up, dgate and dup are rows of cols elements layout.ld apart while out and dout stay
+  // contiguous: the stages keep gate and up side by side in one (BT, 2·ff) product output.
+  Status SwiGluForward(float* out, Activation gate, Activation up, int64_t n, void* out16 = nullptr,
+                       RowLayout layout = {});
   Status SwiGluBackward(float* dgate, float* dup, Activation dout, Activation gate, Activation up, int64_t n,
-                        void* dgate16 = nullptr, void* dup16 = nullptr);
+                        void* dgate16 = nullptr, void* dup16 = nullptr, RowLayout layout = {});
 
   // x (n) += y (n).
   Status Add(float* x, const float* y, int64_t n);
