@@ -98,6 +98,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
   for (ActBuffer* b : {&s->dk_, &s->dv_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, "training scratch"));
   // SwiGLU's gradients are read only by SwiGLU and the products: bf16 alone in kBF16.
   LMS_RETURN_IF_ERROR(alloc_one(s->dh_, BT * ff, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_one(s->proj_, BT * d, "training scratch"));
+  if (s->bf16_) LMS_RETURN_IF_ERROR(alloc(s->dx16_, BT * d, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc_one(s->dgu_, BT * 2 * ff, "training scratch"));
 
   for (int i = 0; i < slots; ++i) {
@@ -238,20 +240,21 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
     LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.f32.get(), A.att.get(), A.q.f32.get(), A.k.f32.get(), A.v.f32.get(),
                                            B, T, H, KV, hd));
   }
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.xmid.get(), A.ao.in(), W(P, W_.wo), BT, qd, d));
-  LMS_RETURN_IF_ERROR(k.Add(A.xmid.get(), x, BT * d));
+  // The projections come in bf16 in kBF16 (as under autocast) and are added to the fp32
+  // residual stream; the attention block's sum and the norm after it are one pass.
+  LMS_RETURN_IF_ERROR(k.MatMulForward(proj_.out(), A.ao.in(), W(P, W_.wo), BT, qd, d));
+  LMS_RETURN_IF_ERROR(k.AddRmsNormForward(A.xmid.get(), A.xn2.f32.get(), A.rstd2.get(), x, proj_.in(),
+                                          P.p(W_.ffn_norm), BT, d, shape_.rms_eps, A.xn2.bf16.get()));
   // Feed-forward block: out = xmid + W_down·(silu(W_gate·n(xmid)) * W_up·n(xmid))
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn2.f32.get(), A.rstd2.get(), A.xmid.get(), P.p(W_.ffn_norm), BT, d,
-                                       shape_.rms_eps, A.xn2.bf16.get()));
   const RowLayout halves{ff, 2 * ff};  // gate and up in one row of gu
   LMS_RETURN_IF_ERROR(k.MatMulForward(A.gu.out(), xn2, W(P, W_.w_gate), BT, d, 2 * ff));
   LMS_RETURN_IF_ERROR(
       k.SwiGluForward(A.hsw.f32.get(), A.gu.in(), A.gu.in(ff), BT * ff, A.hsw.bf16.get(), halves));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(out, A.hsw.in(), W(P, W_.w_down), BT, ff, d));
-  return k.Add(out, A.xmid.get(), BT * d);
+  LMS_RETURN_IF_ERROR(k.MatMulForward(proj_.out(), A.hsw.in(), W(P, W_.w_down), BT, ff, d));
+  return k.Add(out, A.xmid.get(), proj_.in(), BT * d);
 }
 
-Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx) {
+Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx, bool dx16_fresh) {
   const LayerParams& W_ = layout_->layers[l];
   auto& A = a.layers[static_cast<size_t>(l - l0_)];
   const float* x = a.x[static_cast<size_t>(l - l0_)].get();
@@ -261,7 +264,8 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
   // Feed-forward block; the residual passes dx through unchanged to xmid.
   // Scratch gradients are overwritten by their first product (accumulate false), not zeroed.
-  const Activation dxa = F32(dx);
+  // dx as the products read it: with its bf16 copy where the last norm backward wrote one.
+  const Activation dxa{dx, dx16_fresh ? dx16_.get() : nullptr}, dxa16{dx, dx16_.get()};
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dh_.out(), P.g(W_.w_down), dxa, A.hsw.in(), W(P, W_.w_down), BT, ff, d, false));
   const RowLayout halves{ff, 2 * ff};
   const Output dg = dgu_.out(), du = dgu_.out(ff);
@@ -271,9 +275,9 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   LMS_RETURN_IF_ERROR(
       k.MatMulBackward(dxn_.get(), P.g(W_.w_gate), dgu_.in(), xn2, W(P, W_.w_gate), BT, d, 2 * ff, false));
   LMS_RETURN_IF_ERROR(k.RmsNormBackward(dx, P.g(W_.ffn_norm), dxn_.get(), A.xmid.get(), P.p(W_.ffn_norm),
-                                        A.rstd2.get(), BT, d));
+                                        A.rstd2.get(), BT, d, dx16_.get()));
   // Attention block: dx now holds d(xmid).
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.out(), P.g(W_.wo), dxa, A.ao.in(), W(P, W_.wo), BT, qd, d, false));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.out(), P.g(W_.wo), dxa16, A.ao.in(), W(P, W_.wo), BT, qd, d, false));
   if (flash_) {
     LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.out(), dk_.out(), dv_.out(), dao_.in(), A.q.in(), A.k.in(),
                                                  A.v.in(), A.ao.in(), A.att.get(), B, T, H, KV, hd));
@@ -287,7 +291,8 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.in(), xn1, W(P, W_.wq), BT, d, qd, false));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.in(), xn1, W(P, W_.wk), BT, d, kvd));
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.in(), xn1, W(P, W_.wv), BT, d, kvd));
-  return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d);
+  return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d,
+                           dx16_.get());
 }
 
 Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens, const float* x_in,
@@ -366,11 +371,13 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
                                            W(P, layout_->Head()), BT, d, V, false));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),
-                                            P.p(layout_->output_norm), a->rstdf.get(), BT, d));
+                                            P.p(layout_->output_norm), a->rstdf.get(), BT, d, dx16_.get()));
   } else {
     LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dx_.get(), dx_out, dx_.bytes(), cudaMemcpyDeviceToDevice, s));
   }
-  for (int l = l1_ - 1; l >= l0_; --l) LMS_RETURN_IF_ERROR(LayerBackward(P, l, *a, dx_.get()));
+  // Every norm backward also writes dx's bf16 copy (kBF16); one handed over by the next chunk
+  // has none yet.
+  for (int l = l1_ - 1; l >= l0_; --l) LMS_RETURN_IF_ERROR(LayerBackward(P, l, *a, dx_.get(), last_ || l < l1_ - 1));
   if (first_) {
     LMS_RETURN_IF_ERROR(k_->EmbeddingBackward(P.g(layout_->token_embd), dx_.get(), a->tokens_host.data(), BT, d));
   } else {

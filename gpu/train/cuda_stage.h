@@ -96,7 +96,8 @@ class CudaStage {
   Slot* Acquire(int slot);
   Weight W(const DeviceParams& P, const lms::train::ParamTensor& t) const;
   Status LayerForward(const DeviceParams& P, int l, Slot& a);
-  Status LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx);
+  // dx16_fresh: dx16_ holds dx in bf16 (written by the norm backward before).
+  Status LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx, bool dx16_fresh);
   Status CaptureLogits(const Slot& a);  // into captured_, as fp32
 
   lms::train::ModelShape shape_;
@@ -115,6 +116,8 @@ class CudaStage {
   // bf16 alone in kBF16, the attention's with flash attention in kBF16.
   DeviceBuffer<float> dx_, dxn_;
   ActBuffer dgu_, dh_, dq_, dk_, dv_, dao_;  // dgu_: SwiGLU's input gradients side by side, as gu
+  ActBuffer proj_;                           // forward: the o and down products before their adds
+  DeviceBuffer<__nv_bfloat16> dx16_;         // kBF16: dx in bf16, as the norm backwards leave it
   bool capture_ = false;
   std::vector<float> captured_;
 };

@@ -762,7 +762,8 @@ Result<StepReport> Engine::Run(const int32_t* inputs, const int32_t* targets, fl
                                                    head_grad_.bytes(), d0.stream));
       share = head_grad_peer_.get();
     }
-    LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), share, layout_.token_embd.size()));
+    LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), g0.view.g(layout_.token_embd), share,
+                                        layout_.token_embd.size()));
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(d0.stream));
   }
   rep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -794,7 +795,8 @@ Status Engine::ExchangeHeadGrad() {
   ScopedDevice sd(g0.id);
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(head_grad_peer_.get(), host.data(), n * sizeof(float), cudaMemcpyHostToDevice,
                                            d0.stream));
-  LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), head_grad_peer_.get(), layout_.token_embd.size()));
+  LMS_RETURN_IF_ERROR(d0.kernels->Add(g0.view.g(layout_.token_embd), g0.view.g(layout_.token_embd),
+                                      head_grad_peer_.get(), layout_.token_embd.size()));
   return CudaStatus(cudaStreamSynchronize(d0.stream), "cudaStreamSynchronize");
 }
 

@@ -1,5 +1,5 @@
-// RMSNorm forward and backward. Per row: one block, the sums of squares and the dot product in
-// double as on the CPU. The weight gradient sums over rows in a fixed order without atomics:
+// RMSNorm forward (alone, or after the residual add) and backward. Per row: one block, the sums
+// of squares and the dot product in double as on the CPU. The weight gradient sums over rows in a fixed order without atomics:
 // each block column-sums one chunk of rows into a partial row, then one pass adds the partials
 // in chunk order onto dw.
 #include <cuda_bf16.h>
@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "gpu/op_times.h"
+#include "gpu/train/element_access.cuh"
 #include "gpu/train/train_kernels_impl.h"
 #include "gpu/train/train_reduce.cuh"
 
@@ -16,13 +17,25 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// out (fp32) and out16 (bf16): either may be null.
-__global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rstd, const float* inp, const float* w,
-                                     int64_t C, float eps) {
+// out (fp32) and out16 (bf16): either may be null. With add, the row normed is inp + add, and
+// it is written to sum first (the second pass reads it back: each thread its own elements).
+template <typename TA>
+__global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rstd, const float* inp, const TA* add,
+                                     float* sum, const float* w, int64_t C, float eps) {
   const int64_t t = blockIdx.x;
   const float* x = inp + t * C;
   double ss = 0.0;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += static_cast<double>(x[c]) * x[c];
+  if (add) {
+    float* xs = sum + t * C;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const float v = x[c] + Ld(add, t * C + c);
+      xs[c] = v;
+      ss += static_cast<double>(v) * v;
+    }
+    x = xs;
+  } else {
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += static_cast<double>(x[c]) * x[c];
+  }
   ss = BlockReduceSum(ss);
   const float s = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(C) + eps));
   if (threadIdx.x == 0) rstd[t] = s;
@@ -33,9 +46,10 @@ __global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rs
   }
 }
 
-// y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x)
-__global__ void RmsNormBackwardInpKernel(float* dinp, const float* dout, const float* inp, const float* w,
-                                         const float* rstd, int64_t C) {
+// y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x); dinp16: the
+// updated dinp in bf16 as well, or null.
+__global__ void RmsNormBackwardInpKernel(float* dinp, __nv_bfloat16* dinp16, const float* dout, const float* inp,
+                                         const float* w, const float* rstd, int64_t C) {
   const int64_t t = blockIdx.x;
   const float* x = inp + t * C;
   const float* g = dout + t * C;
@@ -45,7 +59,11 @@ __global__ void RmsNormBackwardInpKernel(float* dinp, const float* dout, const f
   dot = BlockReduceSum(dot);
   const float k = static_cast<float>(dot / static_cast<double>(C)) * s * s * s;
   float* dx = dinp + t * C;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] += s * g[c] * w[c] - k * x[c];
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    const float v = dx[c] + (s * g[c] * w[c] - k * x[c]);
+    dx[c] = v;
+    if (dinp16) dinp16[t * C + c] = __float2bfloat16_rn(v);
+  }
 }
 
 // partial[chunk][c] = Σ over the chunk's rows t, in order, of dy·x·s.
@@ -74,18 +92,38 @@ Status TrainKernels::RmsNormForward(float* out, float* rstd, const float* inp, c
   OpScope op_scope(impl_->times.get(), "rmsnorm fwd", impl_->stream);
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormForward: too many rows");
-  RmsNormForwardKernel<<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(
-      out, static_cast<__nv_bfloat16*>(out16), rstd, inp, w, C, eps);
+  RmsNormForwardKernel<float><<<static_cast<unsigned>(BT), kThreads, 0, impl_->stream>>>(
+      out, static_cast<__nv_bfloat16*>(out16), rstd, inp, nullptr, nullptr, w, C, eps);
   return LaunchStatus(cudaGetLastError(), "RmsNormForward");
 }
 
+Status TrainKernels::AddRmsNormForward(float* sum, float* out, float* rstd, const float* inp, Activation add,
+                                       const float* w, int64_t BT, int64_t C, float eps, void* out16) {
+  OpScope op_scope(impl_->times.get(), "add + rmsnorm fwd", impl_->stream);
+  if (BT <= 0 || C <= 0) return Status::Ok();
+  if (BT > INT_MAX) return Status::InvalidArgument("AddRmsNormForward: too many rows");
+  if ((add.f32 == nullptr) == (add.bf16 == nullptr) || sum == nullptr) {
+    return Status::InvalidArgument("AddRmsNormForward: one addend, fp32 or bf16, and the sum");
+  }
+  auto* o16 = static_cast<__nv_bfloat16*>(out16);
+  const unsigned grid = static_cast<unsigned>(BT);
+  if (add.bf16) {
+    RmsNormForwardKernel<__nv_bfloat16><<<grid, kThreads, 0, impl_->stream>>>(
+        out, o16, rstd, inp, static_cast<const __nv_bfloat16*>(add.bf16), sum, w, C, eps);
+  } else {
+    RmsNormForwardKernel<float><<<grid, kThreads, 0, impl_->stream>>>(out, o16, rstd, inp, add.f32, sum, w, C, eps);
+  }
+  return LaunchStatus(cudaGetLastError(), "AddRmsNormForward");
+}
+
 Status TrainKernels::RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
-                                     const float* rstd, int64_t BT, int64_t C) {
+                                     const float* rstd, int64_t BT, int64_t C, void* dinp16) {
   OpScope op_scope(impl_->times.get(), "rmsnorm bwd", impl_->stream);
   Impl& d = *impl_;
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormBackward: too many rows");
-  RmsNormBackwardInpKernel<<<static_cast<unsigned>(BT), kThreads, 0, d.stream>>>(dinp, dout, inp, w, rstd, C);
+  RmsNormBackwardInpKernel<<<static_cast<unsigned>(BT), kThreads, 0, d.stream>>>(
+      dinp, static_cast<__nv_bfloat16*>(dinp16), dout, inp, w, rstd, C);
   LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
   // At most 1024 chunks of at least 32 rows: the split depends on BT only.
   const int64_t rows_per_chunk = std::max<int64_t>(32, (BT + 1023) / 1024);

@@ -72,9 +72,12 @@ Status GateUpType(Activation gate, Activation up, bool* bf16) {
   return Status::Ok();
 }
 
-__global__ void AddKernel(float* x, const float* y, int64_t n) {
+template <typename TY>
+__global__ void AddKernel(float* out, const float* x, const TY* y, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) x[i] += y[i];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    out[i] = x[i] + Ld(y, i);
+  }
 }
 
 Status CheckLayout(RowLayout l, int64_t n) {
@@ -126,10 +129,16 @@ Status TrainKernels::SwiGluBackward(float* dgate, float* dup, Activation dout, A
   return LaunchStatus(cudaGetLastError(), "SwiGluBackward");
 }
 
-Status TrainKernels::Add(float* x, const float* y, int64_t n) {
+Status TrainKernels::Add(float* out, const float* x, Activation y, int64_t n) {
   OpScope op_scope(impl_->times.get(), "add", impl_->stream);
   if (n <= 0) return Status::Ok();
-  AddKernel<<<GridFor(n), kThreads, 0, impl_->stream>>>(x, y, n);
+  if ((y.f32 == nullptr) == (y.bf16 == nullptr)) return Status::InvalidArgument("Add: one addend, fp32 or bf16");
+  if (y.bf16) {
+    AddKernel<__nv_bfloat16><<<GridFor(n), kThreads, 0, impl_->stream>>>(
+        out, x, static_cast<const __nv_bfloat16*>(y.bf16), n);
+  } else {
+    AddKernel<float><<<GridFor(n), kThreads, 0, impl_->stream>>>(out, x, y.f32, n);
+  }
   return LaunchStatus(cudaGetLastError(), "Add");
 }
 

@@ -86,9 +86,14 @@ class TrainKernels {
   // with out null).
   Status RmsNormForward(float* out, float* rstd, const float* inp, const float* w, int64_t BT, int64_t C, float eps,
                         void* out16 = nullptr);
-  // dinp (BT,C) += ..., dw (C) += ...
+  // The residual add and the norm after it in one pass: sum (BT,C) = inp + add (add in fp32, or
+  // in bf16 as a product gives it), then RmsNormForward of sum.
+  Status AddRmsNormForward(float* sum, float* out, float* rstd, const float* inp, Activation add, const float* w,
+                           int64_t BT, int64_t C, float eps, void* out16 = nullptr);
+  // dinp (BT,C) += ..., dw (C) += ...; dinp16: the updated dinp in bf16 as well (the copy the
+  // next products read), or null.
   Status RmsNormBackward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
-                         const float* rstd, int64_t BT, int64_t C);
+                         const float* rstd, int64_t BT, int64_t C, void* dinp16 = nullptr);
 
   // out (BT,N) = inp (BT,K) · w (N,K)ᵀ, overwritten.
   Status MatMulForward(float* out, const float* inp, Weight w, int64_t BT, int64_t K, int64_t N);
@@ -142,8 +147,8 @@ class TrainKernels {
   Status SwiGluBackward(float* dgate, float* dup, Activation dout, Activation gate, Activation up, int64_t n,
                         void* dgate16 = nullptr, void* dup16 = nullptr, RowLayout layout = {});
 
-  // x (n) += y (n).
-  Status Add(float* x, const float* y, int64_t n);
+  // out (n) = x (n) + y (n), y in fp32 or bf16; out may be x.
+  Status Add(float* out, const float* x, Activation y, int64_t n);
 
   // Softmax cross-entropy of logits (BT,V) against targets (BT, device; < 0 ignored). Writes
   // dlogits = (softmax − onehot)·grad_scale into logits in place (ignored rows: 0), or, when

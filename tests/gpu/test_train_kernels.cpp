@@ -284,6 +284,44 @@ TEST_CASE("train kernels: RMSNorm forward and backward", "[gpu][train_kernels]")
                                     BT, C));
       CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
       CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+      // With dinp's bf16 copy: the same dinp and dw, and the copy is dinp's bits rounded.
+      d_dinp.Write(dinp0);
+      d_dw.Write(dw0);
+      DeviceVec<uint16_t> d_dinp16(dinp0.size());
+      REQUIRE_OK(g->RmsNormBackward(d_dinp.get(), d_dw.get(), d_dout.get(), d_inp.get(), d_w.get(), d_rstd.get(),
+                                    BT, C, d_dinp16.get()));
+      CHECK(BitwiseEqual(got_dinp, g.Read(d_dinp)));
+      CHECK(BitwiseEqual(got_dw, g.Read(d_dw)));
+      CHECK(g.Read(d_dinp16) == Bf16Bits(got_dinp));
+
+      // The residual add fused in front: sum = a + b, then the norm of sum; the same bits as the
+      // add and the norm apart, with the addend in fp32 or in bf16.
+      const auto addend = RandomFloats(BT * C, 11, 1.5f);
+      for (bool addend16 : {false, true}) {
+        CAPTURE(addend16);
+        const std::vector<float> add = addend16 ? RoundedToBf16(addend) : addend;
+        DeviceVec<float> d_add(add), d_sum(add.size()), d_fout(out.size()), d_frstd(rstd.size());
+        DeviceVec<uint16_t> d_add16(Bf16Bits(addend)), d_fout16(out.size());
+        REQUIRE_OK(g->Add(d_sum.get(), d_inp.get(), F32(d_add.get()), BT * C));  // apart
+        REQUIRE_OK(g->RmsNormForward(d_out.get(), d_rstd.get(), d_sum.get(), d_w.get(), BT, C, 1e-5f, d_out16.get()));
+        const auto want_sum = g.Read(d_sum), want_out = g.Read(d_out), want_rstd = g.Read(d_rstd);
+        const auto want_out16 = g.Read(d_out16);
+        d_sum.Write(std::vector<float>(add.size(), 0.0f));
+        const Activation a = addend16 ? Activation{nullptr, d_add16.get()} : F32(d_add.get());
+        if (addend16) {  // Add takes the bf16 addend too
+          REQUIRE_OK(g->Add(d_sum.get(), d_inp.get(), a, BT * C));
+          CHECK(BitwiseEqual(want_sum, g.Read(d_sum)));
+        }
+        REQUIRE_OK(g->AddRmsNormForward(d_sum.get(), d_fout.get(), d_frstd.get(), d_inp.get(), a, d_w.get(), BT, C,
+                                        1e-5f, d_fout16.get()));
+        CHECK(BitwiseEqual(want_sum, g.Read(d_sum)));
+        CHECK(BitwiseEqual(want_out, g.Read(d_fout)));
+        CHECK(BitwiseEqual(want_rstd, g.Read(d_frstd)));
+        CHECK(want_out16 == g.Read(d_fout16));
+      }
+      CHECK_FALSE(g->AddRmsNormForward(d_out.get(), d_out.get(), d_rstd.get(), d_inp.get(), Activation{}, d_w.get(),
+                                       BT, C, 1e-5f)
+                      .ok());
     }
   }
 }
@@ -690,7 +728,7 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
 
     std::vector<float> sum = gate;
     for (int64_t i = 0; i < n; ++i) sum[i] += up[i];
-    REQUIRE_OK(g->Add(d_gate.get(), d_up.get(), n));
+    REQUIRE_OK(g->Add(d_gate.get(), d_gate.get(), F32(d_up.get()), n));
     CHECK(MaxRelErr(sum, g.Read(d_gate)) == kExactTol);
   }
 }
