@@ -82,13 +82,17 @@ __device__ void LoadRowsT(uint16_t* dst, int ldt, const E* src, int64_t ld_src, 
 struct Dims {
   int T, H, KV;
   float scale_log2;  // scale · log2(e)
+  // Row strides: of q and dq (ldq), of k, v, dk and dv (ldkv); out and dout are packed (H·hd).
+  // The stages keep q, k and v side by side in one product's output, so ldq = ldkv there.
+  int64_t ldq, ldkv;
 };
 
 // A block of grid (query tiles, B·H): its query tile (the latest, longest rows first), head, and
-// where that head's rows start in the (B·T, H·hd) and (B·T, KV·hd) tensors.
+// where that head's rows start in q and dq (q_off), in out and dout (o_off, rows qd apart) and in
+// k and v (kv_off).
 struct QueryTile {
   int qt, bh, b, h, kvh;
-  int64_t qd, kvd, q_off, kv_off;
+  int64_t qd, q_off, o_off, kv_off;
 };
 
 template <int HD>
@@ -100,9 +104,9 @@ __device__ __forceinline__ QueryTile QueryTileOf(const Dims& d) {
   x.h = x.bh % d.H;
   x.kvh = x.h / (d.H / d.KV);
   x.qd = int64_t{d.H} * HD;
-  x.kvd = int64_t{d.KV} * HD;
-  x.q_off = int64_t{x.b} * d.T * x.qd + int64_t{x.h} * HD;
-  x.kv_off = int64_t{x.b} * d.T * x.kvd + int64_t{x.kvh} * HD;
+  x.q_off = int64_t{x.b} * d.T * d.ldq + int64_t{x.h} * HD;
+  x.o_off = int64_t{x.b} * d.T * x.qd + int64_t{x.h} * HD;
+  x.kv_off = int64_t{x.b} * d.T * d.ldkv + int64_t{x.kvh} * HD;
   return x;
 }
 
@@ -119,20 +123,20 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const E* q, const
   const int T = d.T;
   const QueryTile x = QueryTileOf<HD>(d);
   const int qt = x.qt, bh = x.bh;
-  const int64_t qd = x.qd, kvd = x.kvd;
+  const int64_t qd = x.qd, ldq = d.ldq, ldkv = d.ldkv;
   const E* qb = q + x.q_off;
   const E* kb = k + x.kv_off;
   const E* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int r0 = qt * kTile + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
 
-  LoadRows<HD>(Qs, LD, qb, qd, qt * kTile, kTile, T);
+  LoadRows<HD>(Qs, LD, qb, ldq, qt * kTile, kTile, T);
   float o[HD / 8][4] = {};
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
   for (int kt = 0; kt <= qt; ++kt) {
     __syncthreads();  // every warp is done with the previous K and V
-    LoadRows<HD>(Ks, LD, kb, kvd, kt * kTile, kTile, T);
-    LoadRowsT<HD>(Vt, LDT, vb, kvd, kt * kTile, kTile, T);
+    LoadRows<HD>(Ks, LD, kb, ldkv, kt * kTile, kTile, T);
+    LoadRowsT<HD>(Vt, LDT, vb, ldkv, kt * kTile, kTile, T);
     __syncthreads();
     float s[kTile / 8][4] = {};
     mma::ProductABt<false, HD, kTile / 8>(s, Qs, Ks, LD, warp * 16, g, t);
@@ -151,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const E* q, const
   l0 = mma::QuadSum(l0);
   l1 = mma::QuadSum(l1);
   const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  E* ob = out + x.q_off;
+  E* ob = out + x.o_off;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
@@ -200,25 +204,25 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const E* q, co
   const int T = d.T, group = d.H / d.KV;
   const int kt = blockIdx.x;
   const int bkv = blockIdx.y, b = bkv / d.KV, kvh = bkv % d.KV;
-  const int64_t qd = int64_t{d.H} * HD, kvd = int64_t{d.KV} * HD;
-  const E* kb = k + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  const E* vb = v + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  const int64_t qd = int64_t{d.H} * HD, ldq = d.ldq, ldkv = d.ldkv;
+  const E* kb = k + int64_t{b} * T * ldkv + int64_t{kvh} * HD;
+  const E* vb = v + int64_t{b} * T * ldkv + int64_t{kvh} * HD;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int key0 = kt * kTile + warp * 16 + g, key1 = key0 + 8;  // this thread's two key rows
 
-  LoadRows<HD>(Ks, LD, kb, kvd, kt * kTile, kTile, T);
-  LoadRows<HD>(Vs, LD, vb, kvd, kt * kTile, kTile, T);
+  LoadRows<HD>(Ks, LD, kb, ldkv, kt * kTile, kTile, T);
+  LoadRows<HD>(Vs, LD, vb, ldkv, kt * kTile, kTile, T);
   float dkacc[HD / 8][4] = {}, dvacc[HD / 8][4] = {};
   const int nq = (T + BQ - 1) / BQ;
   for (int gi = 0; gi < group; ++gi) {
     const int h = kvh * group + gi, bh = b * d.H + h;
-    const E* qb = q + int64_t{b} * T * qd + int64_t{h} * HD;
+    const E* qb = q + int64_t{b} * T * ldq + int64_t{h} * HD;
     const E* ob = dout + int64_t{b} * T * qd + int64_t{h} * HD;
     for (int qt = kt * kTile / BQ; qt < nq; ++qt) {
       __syncthreads();  // every warp is done with the previous Q and dO
-      LoadRows<HD>(Qs, LD, qb, qd, qt * BQ, BQ, T);
+      LoadRows<HD>(Qs, LD, qb, ldq, qt * BQ, BQ, T);
       LoadRows<HD>(dOs, LD, ob, qd, qt * BQ, BQ, T);
-      LoadRowsT<HD>(Qt, LDQ, qb, qd, qt * BQ, BQ, T);
+      LoadRowsT<HD>(Qt, LDQ, qb, ldq, qt * BQ, BQ, T);
       LoadRowsT<HD>(dOt, LDQ, ob, qd, qt * BQ, BQ, T);
       for (int i = threadIdx.x; i < BQ; i += blockDim.x) {
         const int row = qt * BQ + i;
@@ -245,18 +249,18 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardKvKernel(const E* q, co
     }
   }
   const float scale = d.scale_log2 / kLog2e;
-  E* dkb = dk + int64_t{b} * T * kvd + int64_t{kvh} * HD;
-  E* dvb = dv + int64_t{b} * T * kvd + int64_t{kvh} * HD;
+  E* dkb = dk + int64_t{b} * T * ldkv + int64_t{kvh} * HD;
+  E* dvb = dv + int64_t{b} * T * ldkv + int64_t{kvh} * HD;
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
     if (key0 < T) {
-      StorePair(dkb + key0 * kvd + col, dkacc[nt][0] * scale, dkacc[nt][1] * scale);
-      StorePair(dvb + key0 * kvd + col, dvacc[nt][0], dvacc[nt][1]);
+      StorePair(dkb + key0 * ldkv + col, dkacc[nt][0] * scale, dkacc[nt][1] * scale);
+      StorePair(dvb + key0 * ldkv + col, dvacc[nt][0], dvacc[nt][1]);
     }
     if (key1 < T) {
-      StorePair(dkb + key1 * kvd + col, dkacc[nt][2] * scale, dkacc[nt][3] * scale);
-      StorePair(dvb + key1 * kvd + col, dvacc[nt][2], dvacc[nt][3]);
+      StorePair(dkb + key1 * ldkv + col, dkacc[nt][2] * scale, dkacc[nt][3] * scale);
+      StorePair(dvb + key1 * ldkv + col, dvacc[nt][2], dvacc[nt][3]);
     }
   }
 }
@@ -276,9 +280,9 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const E* q, con
   const int T = d.T;
   const QueryTile x = QueryTileOf<HD>(d);
   const int qt = x.qt, bh = x.bh;
-  const int64_t qd = x.qd, kvd = x.kvd;
+  const int64_t qd = x.qd, ldq = d.ldq, ldkv = d.ldkv;
   const E* qb = q + x.q_off;
-  const E* ob = dout + x.q_off;
+  const E* ob = dout + x.o_off;
   const E* kb = k + x.kv_off;
   const E* vb = v + x.kv_off;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -286,14 +290,14 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const E* q, con
   const float lse0 = r0 < T ? lse2[int64_t{bh} * T + r0] : 0.0f, lse1 = r1 < T ? lse2[int64_t{bh} * T + r1] : 0.0f;
   const float D0 = r0 < T ? D[int64_t{bh} * T + r0] : 0.0f, D1 = r1 < T ? D[int64_t{bh} * T + r1] : 0.0f;
 
-  LoadRows<HD>(Qs, LD, qb, qd, qt * kTile, kTile, T);
+  LoadRows<HD>(Qs, LD, qb, ldq, qt * kTile, kTile, T);
   LoadRows<HD>(dOs, LD, ob, qd, qt * kTile, kTile, T);
   float dqacc[HD / 8][4] = {};
   for (int kt = 0; kt <= qt; ++kt) {
     __syncthreads();
-    LoadRows<HD>(Ks, LD, kb, kvd, kt * kTile, kTile, T);
-    LoadRows<HD>(Vs, LD, vb, kvd, kt * kTile, kTile, T);
-    LoadRowsT<HD>(Kt, LDT, kb, kvd, kt * kTile, kTile, T);
+    LoadRows<HD>(Ks, LD, kb, ldkv, kt * kTile, kTile, T);
+    LoadRows<HD>(Vs, LD, vb, ldkv, kt * kTile, kTile, T);
+    LoadRowsT<HD>(Kt, LDT, kb, ldkv, kt * kTile, kTile, T);
     __syncthreads();
     float s[kTile / 8][4] = {}, dp[kTile / 8][4] = {};
     mma::ProductABt<false, HD, kTile / 8>(s, Qs, Ks, LD, warp * 16, g, t);    // S = Q·Kᵀ
@@ -315,8 +319,8 @@ __global__ void __launch_bounds__(kThreads) FlashBackwardQKernel(const E* q, con
 #pragma unroll
   for (int nt = 0; nt < HD / 8; ++nt) {
     const int col = nt * 8 + 2 * t;
-    if (r0 < T) StorePair(dqb + r0 * qd + col, dqacc[nt][0] * scale, dqacc[nt][1] * scale);
-    if (r1 < T) StorePair(dqb + r1 * qd + col, dqacc[nt][2] * scale, dqacc[nt][3] * scale);
+    if (r0 < T) StorePair(dqb + r0 * ldq + col, dqacc[nt][0] * scale, dqacc[nt][1] * scale);
+    if (r1 < T) StorePair(dqb + r1 * ldq + col, dqacc[nt][2] * scale, dqacc[nt][3] * scale);
   }
 }
 
@@ -355,8 +359,8 @@ cudaError_t BackwardFor(const E* q, const E* k, const E* v, const E* dout, const
 
 template <typename E>
 cudaError_t Forward(const E* q, const E* k, const E* v, E* out, float* lse2, int B, int T, int H, int KV, int hd,
-                    cudaStream_t s) {
-  const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd))};
+                    int64_t ldq, int64_t ldkv, cudaStream_t s) {
+  const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd)), ldq, ldkv};
   switch (hd) {
     case 32: return ForwardFor<32>(q, k, v, out, lse2, B, d, s);
     case 64: return ForwardFor<64>(q, k, v, out, lse2, B, d, s);
@@ -368,12 +372,13 @@ cudaError_t Forward(const E* q, const E* k, const E* v, E* out, float* lse2, int
 
 template <typename E>
 cudaError_t Backward(const E* q, const E* k, const E* v, const E* out, const E* dout, const float* lse2, float* D,
-                     E* dq, E* dk, E* dv, int B, int T, int H, int KV, int hd, cudaStream_t s) {
+                     E* dq, E* dk, E* dv, int B, int T, int H, int KV, int hd, int64_t ldq, int64_t ldkv,
+                     cudaStream_t s) {
   const int64_t rows = int64_t{B} * H * T;
   RowDotKernel<E><<<static_cast<unsigned>((rows * 32 + 255) / 256), 256, 0, s>>>(dout, out, D, T, H, hd, rows);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd))};
+  const Dims d{T, H, KV, kLog2e / sqrtf(static_cast<float>(hd)), ldq, ldkv};
   switch (hd) {
     case 32: return BackwardFor<32>(q, k, v, dout, lse2, D, dq, dk, dv, B, d, s);
     case 64: return BackwardFor<64>(q, k, v, dout, lse2, D, dq, dk, dv, B, d, s);
@@ -388,27 +393,31 @@ cudaError_t Backward(const E* q, const E* k, const E* v, const E* out, const E* 
 bool FlashAttentionSupportsHeadDim(int64_t hd) { return hd == 32 || hd == 64 || hd == 96 || hd == 128; }
 
 cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const float* v, float* out, float* lse2,
-                                        int B, int T, int H, int KV, int hd, cudaStream_t s) {
-  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, s);
+                                        int B, int T, int H, int KV, int hd, cudaStream_t s, int64_t ldq,
+                                        int64_t ldkv) {
+  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, ldq ? ldq : int64_t{H} * hd, ldkv ? ldkv : int64_t{KV} * hd, s);
 }
 
 cudaError_t LaunchFlashAttentionForward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                         __nv_bfloat16* out, float* lse2, int B, int T, int H, int KV, int hd,
-                                        cudaStream_t s) {
-  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, s);
+                                        cudaStream_t s, int64_t ldq, int64_t ldkv) {
+  return Forward(q, k, v, out, lse2, B, T, H, KV, hd, ldq ? ldq : int64_t{H} * hd, ldkv ? ldkv : int64_t{KV} * hd, s);
 }
 
 cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const float* v, const float* out,
                                          const float* dout, const float* lse2, float* D, float* dq, float* dk,
-                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s) {
-  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, s);
+                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s, int64_t ldq,
+                                         int64_t ldkv) {
+  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, ldq ? ldq : int64_t{H} * hd,
+                  ldkv ? ldkv : int64_t{KV} * hd, s);
 }
 
 cudaError_t LaunchFlashAttentionBackward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                          const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse2,
                                          float* D, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int B,
-                                         int T, int H, int KV, int hd, cudaStream_t s) {
-  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, s);
+                                         int T, int H, int KV, int hd, cudaStream_t s, int64_t ldq, int64_t ldkv) {
+  return Backward(q, k, v, out, dout, lse2, D, dq, dk, dv, B, T, H, KV, hd, ldq ? ldq : int64_t{H} * hd,
+                  ldkv ? ldkv : int64_t{KV} * hd, s);
 }
 
 }  // namespace lms::gpu::train

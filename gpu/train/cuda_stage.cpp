@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 #include "core/tensor/fp16.h"
 
@@ -18,6 +20,12 @@ using lms::train::ParamTensor;
 namespace {
 
 Activation F32(const float* p) { return Activation{p, nullptr}; }
+
+// Tensors of a layer that the stage multiplies as one matrix: each pair (a, b) must have b right
+// after a.
+std::array<std::pair<const ParamTensor*, const ParamTensor*>, 3> AdjacentPairs(const LayerParams& L) {
+  return {{{&L.wq, &L.wk}, {&L.wk, &L.wv}, {&L.w_gate, &L.w_up}}};
+}
 
 }  // namespace
 
@@ -39,9 +47,9 @@ struct CudaStage::Slot {
     // kBF16: the normed inputs, SwiGLU's inputs and its output in bf16 alone (products and
     // SwiGLU are all that read them); with flash attention also q, k, v and the attention's
     // output (products, RoPE and the flash kernels are all that read them).
-    // gu: gate and up side by side, (BT, 2·ff), from one product with [W_gate; W_up] (adjacent
-    // in the parameter layout).
-    ActBuffer xn1, xn2, gu, hsw, q, k, v, ao;
+    // Products of matrices adjacent in the parameter layout, side by side: qkv = q, k, v,
+    // (BT, qd + 2·kvd), from [Wq; Wk; Wv]; gu = gate, up, (BT, 2·ff), from [W_gate; W_up].
+    ActBuffer xn1, xn2, qkv, ao, gu, hsw;
   };
   std::vector<Layer> layers;
   DeviceBuffer<float> xnf, rstdf;  // last chunk
@@ -52,10 +60,12 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
                                                      const lms::train::ParamLayout& layout, int l0, int l1, bool first,
                                                      bool last, int micro_batch, int slots, TrainKernels* kernels) {
   if (l1 <= l0 || micro_batch < 1 || slots < 1) return Status::InvalidArgument("a CUDA stage needs layers, a micro-batch and a slot");
-  for (int l = l0; l < l1; ++l) {  // the fused gate/up product relies on it
+  for (int l = l0; l < l1; ++l) {  // the fused products rely on it
     const LayerParams& L = layout.layers[static_cast<size_t>(l)];
-    if (L.w_up.offset != L.w_gate.offset + L.w_gate.size()) {
-      return Status::Internal(fmt::format("layer {}: W_up does not follow W_gate in the parameter layout", l));
+    for (const auto& [a, b] : AdjacentPairs(L)) {
+      if (b->offset != a->offset + a->size()) {
+        return Status::Internal(fmt::format("{} does not follow {} in the parameter layout", b->name, a->name));
+      }
     }
   }
   std::unique_ptr<CudaStage> s(new CudaStage());
@@ -94,8 +104,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
     return s->attn16_ ? alloc(b.bf16, n, what) : alloc(b.f32, n, what);
   };
   for (auto* b : {&s->dx_, &s->dxn_}) LMS_RETURN_IF_ERROR(alloc(*b, BT * d, "training scratch"));
-  for (ActBuffer* b : {&s->dq_, &s->dao_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, "training scratch"));
-  for (ActBuffer* b : {&s->dk_, &s->dv_}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_attn(s->dao_, BT * qd, "training scratch"));
+  LMS_RETURN_IF_ERROR(alloc_attn(s->dqkv_, BT * (qd + 2 * kvd), "training scratch"));
   // SwiGLU's gradients are read only by SwiGLU and the products: bf16 alone in kBF16.
   LMS_RETURN_IF_ERROR(alloc_one(s->dh_, BT * ff, "training scratch"));
   LMS_RETURN_IF_ERROR(alloc_one(s->proj_, BT * d, "training scratch"));
@@ -118,8 +128,8 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
       LMS_RETURN_IF_ERROR(alloc_one(L.gu, BT * 2 * ff, what));
       LMS_RETURN_IF_ERROR(alloc_one(L.hsw, BT * ff, what));
       for (auto* b : {&L.rstd1, &L.rstd2}) LMS_RETURN_IF_ERROR(alloc(*b, BT, what));
-      for (ActBuffer* b : {&L.q, &L.ao}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * qd, what));
-      for (ActBuffer* b : {&L.k, &L.v}) LMS_RETURN_IF_ERROR(alloc_attn(*b, BT * kvd, what));
+      LMS_RETURN_IF_ERROR(alloc_attn(L.qkv, BT * (qd + 2 * kvd), what));
+      LMS_RETURN_IF_ERROR(alloc_attn(L.ao, BT * qd, what));
       // The probabilities (B, H, T, T), or with flash attention the rows' log-sum-exp (B, H, T).
       LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
     }
@@ -195,15 +205,15 @@ Status CudaStage::CheckParams(const DeviceParams& P) const {
       return Status::Internal(fmt::format("chunk of layers [{}, {}): parameter {} is not on its GPU", l0_, l1_, t->name));
     }
   }
-  // The fused gate/up product reads W_gate and W_up, and writes their gradients, as one matrix.
+  // The fused products read [Wq; Wk; Wv] and [W_gate; W_up], and write their gradients, as one
+  // matrix each: adjacent on the GPU too.
   for (int l = l0_; l < l1_; ++l) {
-    const LayerParams& L = layout_->layers[static_cast<size_t>(l)];
-    const int64_t n = L.w_gate.size();
-    const bool adjacent = P.p(L.w_up) == P.p(L.w_gate) + n && P.g(L.w_up) == (P.g(L.w_gate) ? P.g(L.w_gate) + n : nullptr) &&
-                          P.bf16(L.w_up) == (P.bf16(L.w_gate) ? static_cast<const __nv_bfloat16*>(P.bf16(L.w_gate)) + n
-                                                               : nullptr);
-    if (!adjacent) {
-      return Status::Internal(fmt::format("layer {}: W_gate and W_up are not adjacent on their GPU", l));
+    for (const auto& [a, b] : AdjacentPairs(layout_->layers[static_cast<size_t>(l)])) {
+      const int64_t n = a->size();
+      const auto* a16 = static_cast<const __nv_bfloat16*>(P.bf16(*a));
+      const bool adjacent = P.p(*b) == P.p(*a) + n && P.g(*b) == (P.g(*a) ? P.g(*a) + n : nullptr) &&
+                            P.bf16(*b) == (a16 ? a16 + n : nullptr);
+      if (!adjacent) return Status::Internal(fmt::format("{} and {} are not adjacent on their GPU", a->name, b->name));
     }
   }
   return Status::Ok();
@@ -228,17 +238,20 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
   LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.f32.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
                                        A.xn1.bf16.get()));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.q.out(), xn1, W(P, W_.wq), BT, d, qd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.k.out(), xn1, W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulForward(A.v.out(), xn1, W(P, W_.wv), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.Rope(A.q.out(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, false));
-  LMS_RETURN_IF_ERROR(k.Rope(A.k.out(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, false));
+  // One product for q, k and v; one RoPE launch for the H + KV heads of q and k, which lie side
+  // by side in each row.
+  const int64_t qkvd = qd + 2 * kvd;
+  const QkvStrides ld{qkvd, qkvd};
+  LMS_RETURN_IF_ERROR(k.MatMulForward(A.qkv.out(), xn1, W(P, W_.wq), BT, d, qkvd));
+  LMS_RETURN_IF_ERROR(
+      k.Rope(A.qkv.out(), rope_cos_.get(), rope_sin_.get(), B, T, H + KV, hd, shape_.rope_neox, false, qkvd));
   if (flash_) {
-    LMS_RETURN_IF_ERROR(
-        k.FlashAttentionForward(A.ao.out(), A.att.get(), A.q.in(), A.k.in(), A.v.in(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(k.FlashAttentionForward(A.ao.out(), A.att.get(), A.qkv.in(), A.qkv.in(qd),
+                                                A.qkv.in(qd + kvd), B, T, H, KV, hd, ld));
   } else {
-    LMS_RETURN_IF_ERROR(k.AttentionForward(A.ao.f32.get(), A.att.get(), A.q.f32.get(), A.k.f32.get(), A.v.f32.get(),
-                                           B, T, H, KV, hd));
+    const float* qkv = A.qkv.f32.get();
+    LMS_RETURN_IF_ERROR(
+        k.AttentionForward(A.ao.f32.get(), A.att.get(), qkv, qkv + qd, qkv + qd + kvd, B, T, H, KV, hd, ld));
   }
   // The projections come in bf16 in kBF16 (as under autocast) and are added to the fp32
   // residual stream; the attention block's sum and the norm after it are one pass.
@@ -278,19 +291,22 @@ Status CudaStage::LayerBackward(const DeviceParams& P, int l, Slot& a, float* dx
                                         A.rstd2.get(), BT, d, dx16_.get()));
   // Attention block: dx now holds d(xmid).
   LMS_RETURN_IF_ERROR(k.MatMulBackward(dao_.out(), P.g(W_.wo), dxa16, A.ao.in(), W(P, W_.wo), BT, qd, d, false));
+  // dq, dk, dv side by side in dqkv_, as q, k, v in qkv.
+  const int64_t qkvd = qd + 2 * kvd;
+  const QkvStrides ld{qkvd, qkvd};
   if (flash_) {
-    LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dq_.out(), dk_.out(), dv_.out(), dao_.in(), A.q.in(), A.k.in(),
-                                                 A.v.in(), A.ao.in(), A.att.get(), B, T, H, KV, hd));
+    LMS_RETURN_IF_ERROR(k.FlashAttentionBackward(dqkv_.out(), dqkv_.out(qd), dqkv_.out(qd + kvd), dao_.in(),
+                                                 A.qkv.in(), A.qkv.in(qd), A.qkv.in(qd + kvd), A.ao.in(), A.att.get(),
+                                                 B, T, H, KV, hd, ld));
   } else {
-    LMS_RETURN_IF_ERROR(k.AttentionBackward(dq_.f32.get(), dk_.f32.get(), dv_.f32.get(), dao_.f32.get(),
-                                            A.q.f32.get(), A.k.f32.get(), A.v.f32.get(), A.att.get(), B, T, H, KV,
-                                            hd));
+    const float* qkv = A.qkv.f32.get();
+    float* dqkv = dqkv_.f32.get();
+    LMS_RETURN_IF_ERROR(k.AttentionBackward(dqkv, dqkv + qd, dqkv + qd + kvd, dao_.f32.get(), qkv, qkv + qd,
+                                            qkv + qd + kvd, A.att.get(), B, T, H, KV, hd, ld));
   }
-  LMS_RETURN_IF_ERROR(k.Rope(dq_.out(), rope_cos_.get(), rope_sin_.get(), B, T, H, hd, shape_.rope_neox, true));
-  LMS_RETURN_IF_ERROR(k.Rope(dk_.out(), rope_cos_.get(), rope_sin_.get(), B, T, KV, hd, shape_.rope_neox, true));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dq_.in(), xn1, W(P, W_.wq), BT, d, qd, false));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wk), dk_.in(), xn1, W(P, W_.wk), BT, d, kvd));
-  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wv), dv_.in(), xn1, W(P, W_.wv), BT, d, kvd));
+  LMS_RETURN_IF_ERROR(
+      k.Rope(dqkv_.out(), rope_cos_.get(), rope_sin_.get(), B, T, H + KV, hd, shape_.rope_neox, true, qkvd));
+  LMS_RETURN_IF_ERROR(k.MatMulBackward(dxn_.get(), P.g(W_.wq), dqkv_.in(), xn1, W(P, W_.wq), BT, d, qkvd, false));
   return k.RmsNormBackward(dx, P.g(W_.attn_norm), dxn_.get(), x, P.p(W_.attn_norm), A.rstd1.get(), BT, d,
                            dx16_.get());
 }

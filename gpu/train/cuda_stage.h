@@ -115,7 +115,8 @@ class CudaStage {
   // Backward scratch (one backward at a time per stage); SwiGLU's input and output gradients in
   // bf16 alone in kBF16, the attention's with flash attention in kBF16.
   DeviceBuffer<float> dx_, dxn_;
-  ActBuffer dgu_, dh_, dq_, dk_, dv_, dao_;  // dgu_: SwiGLU's input gradients side by side, as gu
+  // dgu_, dqkv_: SwiGLU's and the attention's input gradients side by side, as gu and qkv.
+  ActBuffer dgu_, dh_, dqkv_, dao_;
   ActBuffer proj_;                           // forward: the o and down products before their adds
   DeviceBuffer<__nv_bfloat16> dx16_;         // kBF16: dx in bf16, as the norm backwards leave it
   bool capture_ = false;

@@ -56,6 +56,12 @@ struct Output {
   }
 };
 
+// The row strides of attention's q (and dq) and of its k and v (and dk, dv); 0: packed (H·hd,
+// KV·hd). The stages keep q, k and v side by side in one product's (BT, (H + 2·KV)·hd) output.
+struct QkvStrides {
+  int64_t q = 0, kv = 0;
+};
+
 // Rows of `cols` elements `ld` apart (cols 0: one contiguous run).
 struct RowLayout {
   int64_t cols = 0, ld = 0;
@@ -111,17 +117,19 @@ class TrainKernels {
 
   // x (B*T, H*hd) rotated in place with the tables of core's MakeRopeTable uploaded to the device:
   // cos, sin (T, hd/2). neox: pairs (i, i+hd/2), else (2i, 2i+1). inverse: the transpose (backward).
-  // x in fp32 or bf16 (rotated in fp32 and rounded back).
+  // x in fp32 or bf16 (rotated in fp32 and rounded back); ld: x's row stride (0: H·hd).
   Status Rope(Output x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd, bool neox,
-              bool inverse);
+              bool inverse, int64_t ld = 0);
 
   // Causal grouped-query attention, scale 1/sqrt(hd). q (BT, H*hd), k and v (BT, KV*hd), out
   // (BT, H*hd) overwritten, att (B, H, T, T) the saved softmax probabilities (upper triangle 0).
+  // q, k, v (and in the backward dq, dk, dv) with the row strides ld.
   Status AttentionForward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B,
-                          int64_t T, int64_t H, int64_t KV, int64_t hd);
+                          int64_t T, int64_t H, int64_t KV, int64_t hd, QkvStrides ld = {});
   // dq, dk, dv overwritten.
   Status AttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                           const float* v, const float* att, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd);
+                           const float* v, const float* att, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t hd,
+                           QkvStrides ld = {});
 
   // The same attention without the T×T probabilities, in the manner of FlashAttention-2: bf16
   // tensor-core products with the softmax and accumulation in fp32 (sm_80 and later). lse2
@@ -131,11 +139,11 @@ class TrainKernels {
   // products round fp32 operands to bf16 anyway; kBF16 stages keep them in bf16 alone).
   static bool FlashAttentionSupports(int64_t hd);
   Status FlashAttentionForward(Output out, float* lse2, Activation q, Activation k, Activation v, int64_t B,
-                               int64_t T, int64_t H, int64_t KV, int64_t hd);
+                               int64_t T, int64_t H, int64_t KV, int64_t hd, QkvStrides ld = {});
   // dq, dk, dv overwritten; out and lse2 from the forward. Deterministic (no atomics).
   Status FlashAttentionBackward(Output dq, Output dk, Output dv, Activation dout, Activation q, Activation k,
                                 Activation v, Activation out, const float* lse2, int64_t B, int64_t T, int64_t H,
-                                int64_t KV, int64_t hd);
+                                int64_t KV, int64_t hd, QkvStrides ld = {});
 
   // out (n) = silu(gate) * up (out16: in bf16 as well, or instead with out null); backward:
   // dgate, dup overwritten (dgate16, dup16: in bf16 instead, with dgate and dup null). gate and

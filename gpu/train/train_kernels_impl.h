@@ -84,20 +84,24 @@ struct PtrSpec {
 cudaError_t LaunchFillPointers(const float** out, PtrSpec a, PtrSpec b, PtrSpec c, int64_t count, int64_t heads,
                                cudaStream_t s);
 // attention_flash.cu (see TrainKernels::FlashAttentionForward). D: (B, H, T) scratch. The
-// operands are all fp32 or all bf16; lse2 and D are fp32 either way.
+// operands are all fp32 or all bf16; lse2 and D are fp32 either way. ldq: the row stride of q
+// and dq, ldkv: of k, v, dk and dv (0: packed, H·hd and KV·hd); out and dout are packed.
 bool FlashAttentionSupportsHeadDim(int64_t hd);
 cudaError_t LaunchFlashAttentionForward(const float* q, const float* k, const float* v, float* out, float* lse2,
-                                        int B, int T, int H, int KV, int hd, cudaStream_t s);
+                                        int B, int T, int H, int KV, int hd, cudaStream_t s, int64_t ldq = 0,
+                                        int64_t ldkv = 0);
 cudaError_t LaunchFlashAttentionForward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                         __nv_bfloat16* out, float* lse2, int B, int T, int H, int KV, int hd,
-                                        cudaStream_t s);
+                                        cudaStream_t s, int64_t ldq = 0, int64_t ldkv = 0);
 cudaError_t LaunchFlashAttentionBackward(const float* q, const float* k, const float* v, const float* out,
                                          const float* dout, const float* lse2, float* D, float* dq, float* dk,
-                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s);
+                                         float* dv, int B, int T, int H, int KV, int hd, cudaStream_t s,
+                                         int64_t ldq = 0, int64_t ldkv = 0);
 cudaError_t LaunchFlashAttentionBackward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                          const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse2,
                                          float* D, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, int B,
-                                         int T, int H, int KV, int hd, cudaStream_t s);
+                                         int T, int H, int KV, int hd, cudaStream_t s, int64_t ldq = 0,
+                                         int64_t ldkv = 0);
 // Rows (rows of length T, row r's query index r % T): scale, causal mask, softmax in place.
 cudaError_t LaunchCausalSoftmax(float* att, int64_t rows, int64_t T, float scale, cudaStream_t s);
 // ds (rows of T) = p ⊙ (ds − rowsum(p ⊙ ds)) · scale over the causal part, zero above it.

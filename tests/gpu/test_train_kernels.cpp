@@ -633,6 +633,120 @@ TEST_CASE("train kernels: flash attention forward and backward", "[gpu][train_ke
   CHECK_FALSE(g->FlashAttentionForward(x.get(), x.get(), x.get(), x.get(), x.get(), 1, 4, 1, 1, 48).ok());
 }
 
+// The stages keep q, k and v side by side in one product's output, rows (H + 2·KV)·hd apart:
+// RoPE (q's and k's heads in one launch), the materialised attention and flash attention on that
+// layout give the bits of the packed tensors, and write dq, dk, dv the same way.
+TEST_CASE("train kernels: attention and RoPE on q, k, v side by side", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  using Shape = AttentionShape;
+  using gpu::train::Output;
+  using gpu::train::QkvStrides;
+  for (const Shape s : {Shape{2, 70, 4, 2, 32}, Shape{1, 33, 3, 1, 64}}) {
+    CAPTURE(s.B, s.T, s.H, s.KV, s.hd);
+    const int64_t BT = s.B * s.T, qd = s.H * s.hd, kvd = s.KV * s.hd, ld = qd + 2 * kvd;
+    const auto q = RandomFloats(s.qn(), 51), k = RandomFloats(s.kvn(), 52), v = RandomFloats(s.kvn(), 53);
+    const auto dout = RandomFloats(s.qn(), 54);
+    std::vector<float> qkv(static_cast<size_t>(BT * ld));
+    for (int64_t r = 0; r < BT; ++r) {
+      std::copy_n(q.begin() + r * qd, qd, qkv.begin() + r * ld);
+      std::copy_n(k.begin() + r * kvd, kvd, qkv.begin() + r * ld + qd);
+      std::copy_n(v.begin() + r * kvd, kvd, qkv.begin() + r * ld + qd + kvd);
+    }
+    // The side-by-side buffer's q, k and v parts as packed tensors.
+    auto split = [&](const std::vector<float>& x, int64_t col, int64_t width) {
+      std::vector<float> out(static_cast<size_t>(BT * width));
+      for (int64_t r = 0; r < BT; ++r) std::copy_n(x.begin() + r * ld + col, width, out.begin() + r * width);
+      return out;
+    };
+    for (GemmPrecision prec : {GemmPrecision::kF32, GemmPrecision::kBF16}) {
+      CAPTURE(gpu::train::GemmPrecisionName(prec));
+      Gpu g(prec);
+      DeviceVec<float> d_q(q), d_k(k), d_v(v), d_dout(dout), d_qkv(qkv);
+      // RoPE: q and k apart, and q's and k's heads in one launch over the shared rows.
+      const train::RopeTable rt = train::MakeRopeTable(s.T, s.hd, 10000.0f, false);
+      DeviceVec<float> d_cos(rt.cos), d_sin(rt.sin);
+      REQUIRE_OK(g->Rope(d_q.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.H, s.hd, false, false));
+      REQUIRE_OK(g->Rope(d_k.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.KV, s.hd, false, false));
+      REQUIRE_OK(g->Rope(d_qkv.get(), d_cos.get(), d_sin.get(), s.B, s.T, s.H + s.KV, s.hd, false, false, ld));
+      const auto rotated = g.Read(d_qkv);
+      CHECK(BitwiseEqual(g.Read(d_q), split(rotated, 0, qd)));
+      CHECK(BitwiseEqual(g.Read(d_k), split(rotated, qd, kvd)));
+      CHECK(BitwiseEqual(v, split(rotated, qd + kvd, kvd)));  // v untouched
+      const QkvStrides strides{ld, ld};
+      float* base = d_qkv.get();
+      // Materialised attention.
+      DeviceVec<float> p_out(s.qn()), p_att(s.an()), p_dq(s.qn()), p_dk(s.kvn()), p_dv(s.kvn());
+      DeviceVec<float> x_out(s.qn()), x_att(s.an()), x_dqkv(static_cast<size_t>(BT * ld));
+      REQUIRE_OK(g->AttentionForward(p_out.get(), p_att.get(), d_q.get(), d_k.get(), d_v.get(), s.B, s.T, s.H, s.KV,
+                                     s.hd));
+      REQUIRE_OK(g->AttentionBackward(p_dq.get(), p_dk.get(), p_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                                      d_v.get(), p_att.get(), s.B, s.T, s.H, s.KV, s.hd));
+      REQUIRE_OK(g->AttentionForward(x_out.get(), x_att.get(), base, base + qd, base + qd + kvd, s.B, s.T, s.H, s.KV,
+                                     s.hd, strides));
+      float* dbase = x_dqkv.get();
+      REQUIRE_OK(g->AttentionBackward(dbase, dbase + qd, dbase + qd + kvd, d_dout.get(), base, base + qd,
+                                      base + qd + kvd, x_att.get(), s.B, s.T, s.H, s.KV, s.hd, strides));
+      CHECK(BitwiseEqual(g.Read(p_out), g.Read(x_out)));
+      auto dqkv = g.Read(x_dqkv);
+      CHECK(BitwiseEqual(g.Read(p_dq), split(dqkv, 0, qd)));
+      CHECK(BitwiseEqual(g.Read(p_dk), split(dqkv, qd, kvd)));
+      CHECK(BitwiseEqual(g.Read(p_dv), split(dqkv, qd + kvd, kvd)));
+      if (prec != GemmPrecision::kBF16) continue;
+      // Flash attention, fp32 operands.
+      DeviceVec<float> p_lse(static_cast<size_t>(s.B * s.H * s.T)), x_lse(static_cast<size_t>(s.B * s.H * s.T));
+      REQUIRE_OK(g->FlashAttentionForward(p_out.get(), p_lse.get(), d_q.get(), d_k.get(), d_v.get(), s.B, s.T, s.H,
+                                          s.KV, s.hd));
+      REQUIRE_OK(g->FlashAttentionBackward(p_dq.get(), p_dk.get(), p_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                                           d_v.get(), p_out.get(), p_lse.get(), s.B, s.T, s.H, s.KV, s.hd));
+      REQUIRE_OK(g->FlashAttentionForward(x_out.get(), x_lse.get(), base, base + qd, base + qd + kvd, s.B, s.T, s.H,
+                                          s.KV, s.hd, strides));
+      REQUIRE_OK(g->FlashAttentionBackward(dbase, dbase + qd, dbase + qd + kvd, d_dout.get(), base, base + qd,
+                                           base + qd + kvd, x_out.get(), x_lse.get(), s.B, s.T, s.H, s.KV, s.hd,
+                                           strides));
+      CHECK(BitwiseEqual(g.Read(p_out), g.Read(x_out)));
+      CHECK(BitwiseEqual(g.Read(p_lse), g.Read(x_lse)));
+      dqkv = g.Read(x_dqkv);
+      CHECK(BitwiseEqual(g.Read(p_dq), split(dqkv, 0, qd)));
+      CHECK(BitwiseEqual(g.Read(p_dk), split(dqkv, qd, kvd)));
+      CHECK(BitwiseEqual(g.Read(p_dv), split(dqkv, qd + kvd, kvd)));
+      // Flash attention, bf16 operands: the side-by-side run gives the packed run's bits.
+      DeviceVec<uint16_t> b_q(Bf16Bits(g.Read(d_q))), b_k(Bf16Bits(g.Read(d_k))), b_v(Bf16Bits(v));
+      DeviceVec<uint16_t> b_dout(Bf16Bits(dout)), b_qkv(Bf16Bits(rotated));
+      DeviceVec<uint16_t> b_out(s.qn()), b_dq(s.qn()), b_dk(s.kvn()), b_dv(s.kvn());
+      DeviceVec<uint16_t> bx_out(s.qn()), bx_dqkv(static_cast<size_t>(BT * ld));
+      const Activation q16{nullptr, b_q.get()}, k16{nullptr, b_k.get()}, v16{nullptr, b_v.get()};
+      const Activation dout16{nullptr, b_dout.get()};
+      uint16_t* xb = b_qkv.get();
+      uint16_t* dxb = bx_dqkv.get();
+      const Activation xq{nullptr, xb}, xk{nullptr, xb + qd}, xv{nullptr, xb + qd + kvd};
+      REQUIRE_OK(g->FlashAttentionForward(Output::Bf16(b_out.get()), p_lse.get(), q16, k16, v16, s.B, s.T, s.H, s.KV,
+                                          s.hd));
+      REQUIRE_OK(g->FlashAttentionBackward(Output::Bf16(b_dq.get()), Output::Bf16(b_dk.get()),
+                                           Output::Bf16(b_dv.get()), dout16, q16, k16, v16,
+                                           Activation{nullptr, b_out.get()}, p_lse.get(), s.B, s.T, s.H, s.KV, s.hd));
+      REQUIRE_OK(g->FlashAttentionForward(Output::Bf16(bx_out.get()), x_lse.get(), xq, xk, xv, s.B, s.T, s.H, s.KV,
+                                          s.hd, strides));
+      REQUIRE_OK(g->FlashAttentionBackward(Output::Bf16(dxb), Output::Bf16(dxb + qd), Output::Bf16(dxb + qd + kvd),
+                                           dout16, xq, xk, xv, Activation{nullptr, bx_out.get()}, x_lse.get(), s.B,
+                                           s.T, s.H, s.KV, s.hd, strides));
+      CHECK(g.Read(b_out) == g.Read(bx_out));
+      const auto dqkv16 = g.Read(bx_dqkv);
+      auto split16 = [&](int64_t col, int64_t width) {
+        std::vector<uint16_t> out(static_cast<size_t>(BT * width));
+        for (int64_t r = 0; r < BT; ++r) std::copy_n(dqkv16.begin() + r * ld + col, width, out.begin() + r * width);
+        return out;
+      };
+      CHECK(g.Read(b_dq) == split16(0, qd));
+      CHECK(g.Read(b_dk) == split16(qd, kvd));
+      CHECK(g.Read(b_dv) == split16(qd + kvd, kvd));
+      // Rows closer than their heads are refused.
+      CHECK_FALSE(g->FlashAttentionForward(x_out.get(), x_lse.get(), base, base + qd, base + qd + kvd, s.B, s.T, s.H,
+                                           s.KV, s.hd, QkvStrides{qd - 4, ld})
+                      .ok());
+    }
+  }
+}
+
 TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   ThreadPool pool(2);
