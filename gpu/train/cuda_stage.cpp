@@ -19,8 +19,6 @@ using lms::train::ParamTensor;
 
 namespace {
 
-Activation F32(const float* p) { return Activation{p, nullptr}; }
-
 // Tensors of a layer that the stage multiplies as one matrix: each pair (a, b) must have b right
 // after a.
 std::array<std::pair<const ParamTensor*, const ParamTensor*>, 3> AdjacentPairs(const LayerParams& L) {
@@ -44,16 +42,18 @@ struct CudaStage::Slot {
   std::vector<DeviceBuffer<float>> x;   // n_local + 1 residual streams (BT, d)
   struct Layer {
     DeviceBuffer<float> rstd1, att, xmid, rstd2;
-    // kBF16: the normed inputs, SwiGLU's inputs and its output in bf16 alone (products and
-    // SwiGLU are all that read them); with flash attention also q, k, v and the attention's
-    // output (products, RoPE and the flash kernels are all that read them).
-    // Products of matrices adjacent in the parameter layout, side by side: qkv = q, k, v,
-    // (BT, qd + 2·kvd), from [Wq; Wk; Wv]; gu = gate, up, (BT, 2·ff), from [W_gate; W_up].
+    // In kBF16 in bf16 alone: the normed inputs, SwiGLU's inputs and its output (products and
+    // SwiGLU are all that read them) and, with flash attention, q, k, v and the attention's
+    // output (products, RoPE and the flash kernels are all that read them). Products of
+    // matrices adjacent in the parameter layout lie side by side: qkv = q, k, v, (BT, qd + 2·kvd),
+    // from [Wq; Wk; Wv]; gu = gate, up, (BT, 2·ff), from [W_gate; W_up].
     ActBuffer xn1, xn2, qkv, ao, gu, hsw;
   };
   std::vector<Layer> layers;
-  DeviceBuffer<float> xnf, rstdf;  // last chunk
-  ActBuffer dlogits;               // last chunk: the logits, then the loss's gradient over them
+  // Last chunk: the final norm's output (bf16 alone in kBF16: the head's products read it), and
+  // the logits, then the loss's gradient over them.
+  DeviceBuffer<float> rstdf;
+  ActBuffer xnf, dlogits;
 };
 
 Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShape& shape,
@@ -134,7 +134,7 @@ Result<std::unique_ptr<CudaStage>> CudaStage::Create(const lms::train::ModelShap
       LMS_RETURN_IF_ERROR(alloc(L.att, int64_t{micro_batch} * shape.n_heads * T * (s->flash_ ? 1 : T), what));
     }
     if (last) {
-      LMS_RETURN_IF_ERROR(alloc(a->xnf, BT * d, what));
+      LMS_RETURN_IF_ERROR(alloc_one(a->xnf, BT * d, what));
       LMS_RETURN_IF_ERROR(alloc(a->rstdf, BT, what));
       LMS_RETURN_IF_ERROR(alloc_one(a->dlogits, BT * V, what));
     }
@@ -344,10 +344,10 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
     }
   }
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
-  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
-                                         shape_.rms_eps));
+  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.f32.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
+                                         shape_.rms_eps, a->xnf.bf16.get()));
   // The logits (in bf16 in kBF16, as autocast gives them), then the loss's gradient over them.
-  LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.out(), F32(a->xnf.get()), W(P, layout_->Head()), BT, d, V));
+  LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.out(), a->xnf.in(), W(P, layout_->Head()), BT, d, V));
   if (capture_) LMS_RETURN_IF_ERROR(CaptureLogits(*a));
   if (bf16_) {
     return k_->CrossEntropyForwardBackwardBf16(a->dlogits.bf16.get(), a->targets.get(), BT, V, loss_scale, loss_sum,
@@ -383,8 +383,8 @@ Status CudaStage::Backward(int slot, const DeviceParams& P, const float* dx_out,
   const cudaStream_t s = k_->stream();
   if (last_) {
     // logits = n(x)·Headᵀ: dHead += dlogitsᵀ·n(x), d n(x) = dlogits·Head
-    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.in(), F32(a->xnf.get()),
-                                           W(P, layout_->Head()), BT, d, V, false));
+    LMS_RETURN_IF_ERROR(k_->MatMulBackward(dxn_.get(), head_grad, a->dlogits.in(), a->xnf.in(), W(P, layout_->Head()),
+                                           BT, d, V, false));
     LMS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dx_.get(), 0, dx_.bytes(), s));
     LMS_RETURN_IF_ERROR(k_->RmsNormBackward(dx_.get(), P.g(layout_->output_norm), dxn_.get(), a->x.back().get(),
                                             P.p(layout_->output_norm), a->rstdf.get(), BT, d, dx16_.get()));
