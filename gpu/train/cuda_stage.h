@@ -1,7 +1,9 @@
 // One pipeline chunk of the trainer on a GPU: layers [l0, l1) of core's train::Stage (with the
 // embedding on the first chunk and the final norm, head and loss on the last), the same
-// arithmetic on device memory through TrainKernels. Activations of every micro-batch that can be
-// in flight at once are allocated up front (an out-of-memory shows at creation, not mid-step).
+// arithmetic on device memory through TrainKernels (in kBF16 with bf16 activations where autocast
+// would have them, and products of adjacent matrices fused). Activations of every micro-batch
+// that can be in flight at once are allocated up front (an out-of-memory shows at creation, not
+// mid-step).
 // All work is enqueued on the kernels' stream; one thread drives a stage.
 #pragma once
 

@@ -1,7 +1,9 @@
 // The trainer's ops (core/train/train_ops.h) on CUDA: forward and backward kernels on device
-// memory, one TrainKernels per stream. Activations, gradients and master weights are fp32;
-// matrix products go through cuBLAS with fp32 inputs (kF32: the CPU trainer's arithmetic, for
-// tests) or bf16 inputs (kBF16: mixed precision, the fast path) and always fp32 accumulation.
+// memory, one TrainKernels per stream. Master weights and their gradients are fp32; so are
+// activations in kF32, while in kBF16 ops also read and write the bf16 activations the stages
+// keep (Activation, Output). Matrix products go through cuBLAS with fp32 inputs (kF32: the CPU
+// trainer's arithmetic, for tests) or bf16 inputs (kBF16: mixed precision, the fast path) and
+// always fp32 accumulation.
 // Every reduction runs in a fixed order, so results do not depend on timing (no float atomics).
 // Conventions follow core/train/train_ops.h: row-major, BT rows × C channels; backward functions
 // ACCUMULATE into parameter gradients and into dinp unless the comment says "overwritten".
