@@ -63,12 +63,19 @@ Result<GenerateResult> Generate(Session& session, Sampler& sampler, std::span<co
     return Status::OutOfRange(fmt::format("the prompt has {} tokens; the context holds {}",
                                           prompt.size(), session.n_ctx()));
   }
+  // ids_only: each next token is the argmax the last feed returned (`argmax`), no logits read.
+  const bool ids_only = o.greedy_ids && sampler.params().plain_greedy();
+  int32_t argmax = -1;
   auto t0 = Clock::now();
   if (o.reuse_prefix) {
-    LMS_ASSIGN_OR_RETURN(r.evaluated_prompt_tokens, session.FeedReusingPrefix(prompt));
+    LMS_ASSIGN_OR_RETURN(r.evaluated_prompt_tokens, session.FeedReusingPrefix(prompt, ids_only ? &argmax : nullptr));
   } else {
     session.Rewind(0);
-    LMS_RETURN_IF_ERROR(session.Feed(prompt));
+    if (ids_only) {
+      LMS_ASSIGN_OR_RETURN(argmax, session.FeedGreedy(prompt));
+    } else {
+      LMS_RETURN_IF_ERROR(session.Feed(prompt));
+    }
     r.evaluated_prompt_tokens = static_cast<int32_t>(prompt.size());
   }
   auto t1 = Clock::now();
@@ -87,9 +94,13 @@ Result<GenerateResult> Generate(Session& session, Sampler& sampler, std::span<co
     if (i > 0) {
       if (session.n_past() >= session.n_ctx()) break;
       const int32_t last = r.tokens.back();
-      LMS_RETURN_IF_ERROR(session.Feed(std::span<const int32_t>(&last, 1)));
+      if (ids_only) {
+        LMS_ASSIGN_OR_RETURN(argmax, session.FeedGreedy(std::span<const int32_t>(&last, 1)));
+      } else {
+        LMS_RETURN_IF_ERROR(session.Feed(std::span<const int32_t>(&last, 1)));
+      }
     }
-    const int32_t next = sampler.Sample(session.last_logits());
+    const int32_t next = ids_only ? argmax : sampler.Sample(session.last_logits());
     if (!o.ignore_eos && tok.IsEndOfGeneration(next)) {
       r.finish_reason = "stop";
       break;

@@ -18,6 +18,10 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings: generation ends before them
   bool ignore_eos = false;        // keep going past end-of-generation tokens (benchmarks)
   bool reuse_prefix = false;      // keep the session's cached prefix shared with the prompt
+  // Plain greedy sampling (SamplingParams::plain_greedy) takes each token as the backend's argmax
+  // (Session::FeedGreedy: on a GPU no logits come to the host); false: the sampler reads the
+  // logits, as for every other sampling.
+  bool greedy_ids = true;
 };
 
 struct GenerateResult {

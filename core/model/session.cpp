@@ -25,6 +25,17 @@ Result<std::unique_ptr<Session>> Session::Create(const Model& model, Backend& ba
 }
 
 Status Session::Feed(std::span<const int32_t> tokens, std::vector<float>* all_logits) {
+  return Eval(tokens, all_logits, nullptr);
+}
+
+Result<int32_t> Session::FeedGreedy(std::span<const int32_t> tokens) {
+  if (tokens.empty()) return Status::InvalidArgument("FeedGreedy: no tokens");
+  int32_t id = -1;
+  LMS_RETURN_IF_ERROR(Eval(tokens, nullptr, &id));
+  return id;
+}
+
+Status Session::Eval(std::span<const int32_t> tokens, std::vector<float>* all_logits, int32_t* argmax) {
   const int32_t n_vocab = model_.config().n_vocab;
   if (tokens.empty()) return Status::Ok();
   if (n_past() + static_cast<int64_t>(tokens.size()) > n_ctx_) {
@@ -54,25 +65,30 @@ Status Session::Feed(std::span<const int32_t> tokens, std::vector<float>* all_lo
     } else {
       batch_.logit_rows.push_back(n - 1);
     }
-    chunk_logits_.resize(batch_.logit_rows.size() * static_cast<size_t>(n_vocab));
-    Status st = forward_->Forward(batch_, kv_, chunk_logits_.data());
-    if (!st.ok()) return st;
+    if (argmax) {
+      LMS_RETURN_IF_ERROR(forward_->ForwardGreedy(batch_, kv_, argmax));
+      logits_fresh_ = false;
+    } else {
+      chunk_logits_.resize(batch_.logit_rows.size() * static_cast<size_t>(n_vocab));
+      LMS_RETURN_IF_ERROR(forward_->Forward(batch_, kv_, chunk_logits_.data()));
+      if (all_logits) all_logits->insert(all_logits->end(), chunk_logits_.begin(), chunk_logits_.end());
+      std::memcpy(last_logits_.data(), chunk_logits_.data() + chunk_logits_.size() - n_vocab,
+                  n_vocab * sizeof(float));
+      logits_fresh_ = true;
+    }
     seq_.n_tokens = start + n;
     history_.insert(history_.end(), batch_.tokens.begin(), batch_.tokens.end());
-    if (all_logits) all_logits->insert(all_logits->end(), chunk_logits_.begin(), chunk_logits_.end());
-    std::memcpy(last_logits_.data(), chunk_logits_.data() + chunk_logits_.size() - n_vocab,
-                n_vocab * sizeof(float));
     done += n;
   }
   return Status::Ok();
 }
 
-Result<int32_t> Session::FeedReusingPrefix(std::span<const int32_t> tokens) {
+Result<int32_t> Session::FeedReusingPrefix(std::span<const int32_t> tokens, int32_t* argmax) {
   size_t common = 0;
   while (common < history_.size() && common < tokens.size() && history_[common] == tokens[common]) ++common;
   if (common == tokens.size() && common > 0) --common;  // re-evaluate the last token for logits
   Rewind(static_cast<int32_t>(common));
-  LMS_RETURN_IF_ERROR(Feed(tokens.subspan(common)));
+  LMS_RETURN_IF_ERROR(Eval(tokens.subspan(common), nullptr, argmax));
   return static_cast<int32_t>(tokens.size() - common);
 }
 

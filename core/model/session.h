@@ -29,14 +29,21 @@ class Session {
   // the logits after the final token. With all_logits, every token's logits are appended to it
   // (n_vocab floats each), as perplexity needs.
   Status Feed(std::span<const int32_t> tokens, std::vector<float>* all_logits = nullptr);
+  // The same when only the last token's argmax (the first maximum of its logits) is wanted, as
+  // plain greedy decoding needs: the backend picks it (on a GPU only the id comes back, not the
+  // logits). last_logits() is empty until the next Feed.
+  Result<int32_t> FeedGreedy(std::span<const int32_t> tokens);
   // Keeps the longest cached prefix shared with `tokens` and evaluates the rest (multi-turn chat
   // re-sends the whole conversation; only the new turn is computed). At least the last token is
-  // always evaluated so fresh logits exist. Returns how many tokens were evaluated.
-  Result<int32_t> FeedReusingPrefix(std::span<const int32_t> tokens);
+  // always evaluated so fresh logits exist. Returns how many tokens were evaluated. With argmax,
+  // evaluates as FeedGreedy and stores the id there.
+  Result<int32_t> FeedReusingPrefix(std::span<const int32_t> tokens, int32_t* argmax = nullptr);
   // Forgets everything from position n on.
   void Rewind(int32_t n);
 
-  std::span<const float> last_logits() const { return last_logits_; }
+  std::span<const float> last_logits() const {
+    return logits_fresh_ ? std::span<const float>(last_logits_) : std::span<const float>();
+  }
   const std::vector<int32_t>& history() const { return history_; }
   int32_t n_past() const { return static_cast<int32_t>(history_.size()); }
   int32_t n_ctx() const { return n_ctx_; }
@@ -45,6 +52,9 @@ class Session {
  private:
   Session(const Model& m, KvCache kv, int32_t n_ctx, int32_t n_batch)
       : model_(m), kv_(std::move(kv)), n_ctx_(n_ctx), n_batch_(n_batch) {}
+  // Feed's work: logits into last_logits_ (and all_logits), or with argmax only the last token's
+  // argmax.
+  Status Eval(std::span<const int32_t> tokens, std::vector<float>* all_logits, int32_t* argmax);
 
   const Model& model_;
   KvCache kv_;
@@ -54,6 +64,7 @@ class Session {
   int32_t n_batch_;
   std::vector<int32_t> history_;
   std::vector<float> last_logits_;
+  bool logits_fresh_ = true;  // false after FeedGreedy
   std::vector<float> chunk_logits_;
   BatchLayout batch_;
 };
