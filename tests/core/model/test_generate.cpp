@@ -4,39 +4,24 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <string>
+#include <memory>
 #include <vector>
 
-#include "core/backend/backend.h"
 #include "core/model/generate.h"
-#include "core/model/model.h"
 #include "core/model/session.h"
 #include "core/sample/sampler.h"
-#include "tests/core/model/tiny_model.h"
-#include "tests/test_support.h"
+#include "tests/core/model/tiny_loaded.h"
 
 namespace lms {
 namespace {
 
-struct Tiny {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-};
+using Tiny = test::TinyLoaded;
 
 Tiny LoadTiny() {
   test::TinySpec spec;
   spec.n_vocab = 96;
   spec.seed = 7;
-  const auto bytes = test::MakeTinyModel(spec);
-  const std::string path = test::TempDir() + "/generate-tiny.gguf";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  Tiny t;
-  t.backend = MakeCpuBackend({2});
-  auto m = Model::Load(path, *t.backend);
-  REQUIRE(m.ok());
-  t.model = std::move(m).value();
-  return t;
+  return test::LoadTinyOnCpu(spec, "generate-tiny.gguf");
 }
 
 std::unique_ptr<Session> NewSession(const Tiny& t, int32_t n_batch) {

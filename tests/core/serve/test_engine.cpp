@@ -3,37 +3,25 @@
 // chunked, preempted and recomputed, or served from the prefix cache; n > 1 forks; cancel.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <map>
 #include <thread>
 
 #include "core/model/generate.h"
 #include "core/model/model.h"
 #include "core/serve/engine.h"
-#include "tests/core/model/tiny_model.h"
+#include "tests/core/model/tiny_loaded.h"
 #include "tests/test_support.h"
 
 namespace lms::serve {
 namespace {
 
-struct Tiny {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-};
+using Tiny = test::TinyLoaded;
 
 Tiny LoadTiny(TensorType type) {
   test::TinySpec spec;
   spec.matrix_type = type;
   spec.n_vocab = 96;
-  auto bytes = test::MakeTinyModel(spec);
-  const std::string path = test::TempDir() + "/serve-tiny-" + std::to_string(static_cast<int>(type)) + ".gguf";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  Tiny t;
-  t.backend = MakeCpuBackend({2});
-  auto m = Model::Load(path, *t.backend);
-  REQUIRE(m.ok());
-  t.model = std::move(m).value();
-  return t;
+  return test::LoadTinyOnCpu(spec, "serve-tiny-" + std::to_string(static_cast<int>(type)) + ".gguf");
 }
 
 std::vector<int32_t> Prompt(int n, int seed) {
