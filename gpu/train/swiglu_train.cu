@@ -15,16 +15,39 @@ unsigned GridFor(int64_t n) {
   return static_cast<unsigned>(blocks < 65536 ? blocks : 65536);
 }
 
-// Where element i of a (·, cols) tensor lies when its rows are ld apart (cols 0: contiguous).
-__device__ __forceinline__ int64_t At(int64_t i, RowLayout l) { return l.cols ? (i / l.cols) * l.ld + i % l.cols : i; }
+// A thread's grid-stride walk over elements i = first, first + stride, … < n of a (·, cols)
+// tensor whose rows lie ld apart (cols 0: contiguous), giving each one's offset: the row and
+// column advance by addition, so a thread divides twice in all, not once per element.
+struct RowWalk {
+  int64_t row, col, cols, ld, drow, dcol;
+  __device__ RowWalk(int64_t first, int64_t stride, int64_t n, RowLayout l) {
+    cols = l.cols ? l.cols : (n > 0 ? n : 1);
+    ld = l.cols ? l.ld : cols;
+    row = first / cols;
+    col = first % cols;
+    drow = stride / cols;
+    dcol = stride % cols;
+  }
+  __device__ int64_t at() const { return row * ld + col; }
+  __device__ void next() {
+    row += drow;
+    col += dcol;
+    if (col >= cols) {
+      col -= cols;
+      ++row;
+    }
+  }
+};
 
 // out (fp32) and out16 (bf16): either may be null. TG: gate and up in fp32 or bf16, laid out as l.
 template <typename TG>
 __global__ void SwiGluForwardKernel(float* out, __nv_bfloat16* out16, const TG* gate, const TG* up, int64_t n,
                                     RowLayout l) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const int64_t j = At(i, l);
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  RowWalk w(first, stride, n, l);
+  for (int64_t i = first; i < n; i += stride, w.next()) {
+    const int64_t j = w.at();
     const float g = Ld(gate, j);
     const float y = g / (1.0f + expf(-g)) * Ld(up, j);
     if (out) out[i] = y;
@@ -38,8 +61,10 @@ template <typename TD, typename TG>
 __global__ void SwiGluBackwardKernel(float* dgate, float* dup, __nv_bfloat16* dgate16, __nv_bfloat16* dup16,
                                      const TD* dout, const TG* gate, const TG* up, int64_t n, RowLayout l) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    const int64_t j = At(i, l);
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  RowWalk w(first, stride, n, l);
+  for (int64_t i = first; i < n; i += stride, w.next()) {
+    const int64_t j = w.at();
     const float g = Ld(gate, j), d = Ld(dout, i), sig = 1.0f / (1.0f + expf(-g));
     const float u = Ld(up, j);  // read before the writes: dup may alias up
     const float du = d * g * sig;

@@ -847,6 +847,35 @@ TEST_CASE("train kernels: SwiGLU and add", "[gpu][train_kernels]") {
   }
 }
 
+// More elements than one grid covers (65,536 blocks of 256 threads), so each thread walks several
+// rows of the side-by-side layout: the same bits as gate and up apart.
+TEST_CASE("train kernels: SwiGLU over more elements than one grid", "[gpu][train_kernels]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  Gpu g(GemmPrecision::kF32);
+  const int64_t cols = 1000, rows = 65536 * 256 / cols + 7, n = rows * cols;
+  const auto gate = RandomFloats(n, 61, 3.0f), up = RandomFloats(n, 62), dout = RandomFloats(n, 63);
+  std::vector<float> gu(static_cast<size_t>(2 * n));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(gate.begin() + r * cols, cols, gu.begin() + 2 * r * cols);
+    std::copy_n(up.begin() + r * cols, cols, gu.begin() + (2 * r + 1) * cols);
+  }
+  DeviceVec<float> d_gate(gate), d_up(up), d_dout(dout), d_gu(gu), out(n), s_out(n), dg(n), du(n), d_dgu(2 * n);
+  const gpu::train::RowLayout halves{cols, 2 * cols};
+  REQUIRE_OK(g->SwiGluForward(out.get(), F32(d_gate.get()), F32(d_up.get()), n));
+  REQUIRE_OK(g->SwiGluForward(s_out.get(), F32(d_gu.get()), F32(d_gu.get() + cols), n, nullptr, halves));
+  CHECK(BitwiseEqual(g.Read(out), g.Read(s_out)));
+  REQUIRE_OK(g->SwiGluBackward(dg.get(), du.get(), F32(d_dout.get()), F32(d_gate.get()), F32(d_up.get()), n));
+  REQUIRE_OK(g->SwiGluBackward(d_dgu.get(), d_dgu.get() + cols, F32(d_dout.get()), F32(d_gu.get()),
+                               F32(d_gu.get() + cols), n, nullptr, nullptr, halves));
+  const auto dgu = g.Read(d_dgu), want_g = g.Read(dg), want_u = g.Read(du);
+  size_t mismatches = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    mismatches += std::memcmp(&dgu[2 * r * cols], &want_g[r * cols], cols * sizeof(float)) != 0;
+    mismatches += std::memcmp(&dgu[(2 * r + 1) * cols], &want_u[r * cols], cols * sizeof(float)) != 0;
+  }
+  CHECK(mismatches == 0);
+}
+
 TEST_CASE("train kernels: cross-entropy with ignored rows", "[gpu][train_kernels]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   ThreadPool pool(2);
