@@ -39,7 +39,9 @@ struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
-struct float2 {
+// Aligned as CUDA aligns them, so UBSan's alignment check (the sanitizer build) sees a vector
+// load from an address the GPU would refuse as misaligned.
+struct alignas(8) float2 {
   float x, y;
 };
 struct alignas(16) float4 {
@@ -132,13 +134,13 @@ inline float __uint_as_float(unsigned u) { return HostBitCast<float>(u); }
 struct __half {
   uint16_t x;
 };
-struct __half2 {
+struct alignas(4) __half2 {
   uint16_t x, y;
 };
 struct __nv_bfloat16 {
   uint16_t x;
 };
-struct __nv_bfloat162 {
+struct alignas(4) __nv_bfloat162 {
   uint16_t x, y;
 };
 inline uint16_t HostToHalf(float f) { return HostBitCast<uint16_t>(static_cast<_Float16>(f)); }
