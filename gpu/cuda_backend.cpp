@@ -87,7 +87,11 @@ int32_t PaddedStride(size_t widest) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, const CudaBackendOptions& o)
-      : device_(device), graphs_(o.graphs), tiled_prefill_(o.tiled_prefill), steps_(o.graph_stats) {}
+      : device_(device),
+        graphs_(o.graphs),
+        tiled_prefill_(o.tiled_prefill),
+        dependent_launches_(o.dependent_launches),
+        steps_(o.graph_stats) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
@@ -108,6 +112,8 @@ class CudaBackend final : public Backend {
     name_ = fmt::format("cuda:{} ({}, {} MiB, sm_{}{})", device_, prop.name, prop.totalGlobalMem >> 20, prop.major,
                         prop.minor);
     sm_count_ = prop.multiProcessorCount;
+    // Programmatic dependent launch needs compute capability 9.0; elsewhere the launches stay plain.
+    if (dependent_launches_ && prop.major >= 9) SetDependentLaunches(true);
     // Non-blocking (graph capture wants a stream that does not sync with the legacy default
     // stream); Allocate and AdoptWeight wait for their default-stream memsets and copies instead.
     LMS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -361,6 +367,7 @@ class CudaBackend final : public Backend {
   int device_;
   bool graphs_ = false;
   bool tiled_prefill_ = false;
+  bool dependent_launches_ = false;
   bool recording_ = false;  // this batch's launches go to steps_
   StepGraphs steps_;
   std::unique_ptr<OpTimes> times_;  // LMS_CUDA_OP_TIMES=1
@@ -661,6 +668,8 @@ void RegisterCudaBackend() {
     o.graphs = env != nullptr && std::string(env) == "1";
     const char* prefill = std::getenv("LMS_CUDA_PREFILL");
     o.tiled_prefill = prefill != nullptr && std::string(prefill) == "tiled";
+    const char* pdl = std::getenv("LMS_CUDA_PDL");
+    o.dependent_launches = pdl != nullptr && std::string(pdl) == "1";
     return MakeCudaBackend(index, o);
   };
   RegisterBackendProvider(std::move(p));

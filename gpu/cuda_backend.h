@@ -37,6 +37,12 @@ struct CudaBackendOptions {
   // on which kernel took it, so it is off by default until measured on a GPU; the registry's
   // "cuda" device turns it on with LMS_CUDA_PREFILL=tiled.
   bool tiled_prefill = false;
+  // The decode-step kernels are launched as programmatic dependent launches (gpu/ops/launch.cuh):
+  // each may start while the kernel before it finishes, and the mat-vec kernels read their first
+  // weights then. Compute capability 9.0 and later only, and process-wide once a backend has
+  // turned it on. Off by default until it is measured on a GPU; the registry's "cuda" device
+  // turns it on with LMS_CUDA_PDL=1.
+  bool dependent_launches = false;
 };
 inline constexpr int kGraphMaxTokens = 64;
 

@@ -4,6 +4,7 @@
 // the larger value, or on a tie the smaller column.
 #include <climits>
 
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 
 namespace lms::gpu {
@@ -12,6 +13,8 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void ArgMaxKernel(const float* x, int64_t ld, int64_t n, int32_t* ids) {
+  PdlLaunchDependents();
+  PdlWait();
   __shared__ float best_v[kThreads];
   __shared__ int32_t best_i[kThreads];
   const float* row = x + blockIdx.x * ld;
@@ -45,8 +48,7 @@ __global__ void ArgMaxKernel(const float* x, int64_t ld, int64_t n, int32_t* ids
 
 cudaError_t LaunchArgMaxRows(const float* x, int64_t ld, int64_t rows, int64_t n, int32_t* ids, cudaStream_t s) {
   if (rows == 0) return cudaSuccess;
-  ArgMaxKernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, ld, n, ids);
-  return cudaGetLastError();
+  return LaunchKernel("ArgMaxKernel", ArgMaxKernel, static_cast<unsigned>(rows), kThreads, 0, s, x, ld, n, ids);
 }
 
 }  // namespace lms::gpu

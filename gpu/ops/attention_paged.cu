@@ -11,6 +11,7 @@
 
 #include <cfloat>
 
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/reduce.cuh"
 
@@ -36,6 +37,8 @@ template <int DPL>
 __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,
                                      AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
   extern __shared__ float shared[];  // [kWarps][group] max, [kWarps][group] sum, [kWarps][group][head_dim] acc
+  PdlLaunchDependents();
+  PdlWait();
   const int kvh = blockIdx.x, t = blockIdx.y;
   if (b.tiled != nullptr && b.tiled[t] != 0) return;  // the tiled prefill kernel's token (whole block)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -120,6 +123,8 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
 
 // Block (KV head, token): each output element merges the splits' partials in split order.
 __global__ void AttentionCombineKernel(AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
+  PdlLaunchDependents();
+  PdlWait();
   const int kvh = blockIdx.x, t = blockIdx.y;
   if (b.tiled != nullptr && b.tiled[t] != 0) return;
   const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
@@ -160,16 +165,20 @@ cudaError_t LaunchAttentionPaged(const float* q, int64_t ld_q, const void* k_cac
   const dim3 grid(static_cast<unsigned>(a.n_kv_heads), static_cast<unsigned>(b.n_tokens),
                   static_cast<unsigned>(a.splits));
   const size_t shared = sizeof(float) * kWarps * group * (2 + a.head_dim);
+  auto launch = [&](const char* name, auto kernel) {
+    return LaunchKernel(name, kernel, grid, kWarps * 32, shared, s, q, ld_q, k_cache, v_cache, a, b, out, ld_out);
+  };
+  cudaError_t e = cudaErrorInvalidValue;
   switch (a.head_dim) {
-    case 32: AttentionPagedKernel<1><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
-    case 64: AttentionPagedKernel<2><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
-    case 128: AttentionPagedKernel<4><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
-    case 256: AttentionPagedKernel<8><<<grid, kWarps * 32, shared, s>>>(q, ld_q, k_cache, v_cache, a, b, out, ld_out); break;
-    default: return cudaErrorInvalidValue;
+    case 32: e = launch("AttentionPagedKernel<1>", AttentionPagedKernel<1>); break;
+    case 64: e = launch("AttentionPagedKernel<2>", AttentionPagedKernel<2>); break;
+    case 128: e = launch("AttentionPagedKernel<4>", AttentionPagedKernel<4>); break;
+    case 256: e = launch("AttentionPagedKernel<8>", AttentionPagedKernel<8>); break;
+    default: break;
   }
-  if (a.splits == 1) return cudaGetLastError();
-  AttentionCombineKernel<<<dim3(grid.x, grid.y), 128, 0, s>>>(a, b, out, ld_out);
-  return cudaGetLastError();
+  if (e != cudaSuccess || a.splits == 1) return e;
+  return LaunchKernel("AttentionCombineKernel", AttentionCombineKernel, dim3(grid.x, grid.y), 128, 0, s, a, b, out,
+                      ld_out);
 }
 
 }  // namespace lms::gpu

@@ -1,5 +1,6 @@
 // Embedding gather: one thread block per token, threads over the row's elements.
 #include "gpu/ops/dequant.cuh"
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 
 namespace lms::gpu {
@@ -7,6 +8,8 @@ namespace {
 
 __global__ void EmbedKernel(const uint8_t* table, TensorType type, size_t row_bytes, int64_t cols,
                             const int32_t* tokens, float* out, int64_t ld_out) {
+  PdlLaunchDependents();
+  PdlWait();
   const int t = blockIdx.x;
   const uint8_t* row = table + static_cast<size_t>(tokens[t]) * row_bytes;
   float* o = out + t * ld_out;
@@ -32,9 +35,8 @@ bool KernelSupportsType(TensorType t) {
 }
 
 cudaError_t LaunchEmbed(const DeviceMatrix& table, const DeviceBatch& b, float* out, int64_t ld_out, cudaStream_t s) {
-  EmbedKernel<<<b.n_tokens, 256, 0, s>>>(static_cast<const uint8_t*>(table.data), table.type, table.row_bytes,
-                                         table.cols, b.tokens, out, ld_out);
-  return cudaGetLastError();
+  return LaunchKernel("EmbedKernel", EmbedKernel, b.n_tokens, 256, 0, s, static_cast<const uint8_t*>(table.data),
+                      table.type, table.row_bytes, table.cols, b.tokens, out, ld_out);
 }
 
 }  // namespace lms::gpu

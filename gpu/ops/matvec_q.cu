@@ -8,6 +8,7 @@
 // RMSNorm of x on the fly, y += product, SwiGLU of a gate/up pair) change only what a warp
 // multiplies x by and what it writes.
 #include "gpu/ops/dequant.cuh"
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/reduce.cuh"
 
@@ -101,13 +102,40 @@ __device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t l
   }
 }
 
+// A lane's first four loads of a 16-bit row (RowDot16's first step), made before PdlWait: the
+// weights are read while the kernel before still runs.
+struct First16 {
+  uint4 r[4];
+  bool loaded = false;
+};
+__device__ __forceinline__ const uint4* Row16(const DeviceMatrix& w, int64_t r) {
+  return reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + r * w.row_bytes);
+}
+__device__ __forceinline__ First16 LoadFirst16(const DeviceMatrix& w, int64_t r) {
+  First16 f;
+  const int lane = threadIdx.x % 32;
+  if (lane + 96 < w.cols / 8) {
+    const uint4* row = Row16(w, r);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) f.r[j] = row[lane + 32 * j];
+    f.loaded = true;
+  }
+  return f;
+}
+
 template <bool kBf16, int R, bool kNorm, bool kSquares>
 __device__ __forceinline__ void RowDot16(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
-                                         const float* g, RowSums<R>& acc, RowSums<R>& sq) {
+                                         const float* g, RowSums<R>& acc, RowSums<R>& sq,
+                                         const First16* first = nullptr) {
   const int lane = threadIdx.x % 32;
-  const uint4* row = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + r * w.row_bytes);
+  const uint4* row = Row16(w, r);
   const int64_t k8 = w.cols / 8;
   int64_t v = lane;
+  if (first != nullptr && first->loaded) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) Dot8<kBf16, R, kNorm, kSquares>(first->r[j], x, ld_x, m, v + 32 * j, g, acc, sq);
+    v += 128;
+  }
   for (; v + 96 < k8; v += 128) {
     const uint4 r0 = row[v], r1 = row[v + 32], r2 = row[v + 64], r3 = row[v + 96];
     Dot8<kBf16, R, kNorm, kSquares>(r0, x, ld_x, m, v, g, acc, sq);
@@ -148,17 +176,26 @@ __device__ __forceinline__ void WriteRows(const MatVecSet& set, int mat, int64_t
 
 // One warp a row (of each matrix, for kSwiGlu). kWide16: the F16/BF16 kernel (T says which).
 // R: the most rows of x it takes.
+// Under a dependent launch (launch.cuh) everything before PdlWait reads only the arguments and
+// the weights.
 template <TensorType T, bool kWide16, int R, bool kNorm>
 __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
+  PdlLaunchDependents();
   const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
-  if (rg >= GridRows(set)) return;  // the whole warp leaves together
+  const bool in_grid = rg < GridRows(set);
   const bool swiglu = set.out == MatVecOut::kSwiGlu;
   int64_t r = rg;
-  const int mat = swiglu ? 0 : FindMatrix(set, rg, &r);
+  const int mat = swiglu || !in_grid ? 0 : FindMatrix(set, rg, &r);
+  [[maybe_unused]] First16 first;
+  if constexpr (kWide16) {
+    if (in_grid) first = LoadFirst16(set.w[mat], r);
+  }
+  PdlWait();
+  if (!in_grid) return;  // the whole warp leaves together
   float acc[R] = {}, up[R] = {}, sq[R] = {};
   constexpr bool kBf16 = T == TensorType::kBF16;
   if constexpr (kWide16) {
-    RowDot16<kBf16, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
+    RowDot16<kBf16, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq, &first);
     if (swiglu) RowDot16<kBf16, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
   } else {
     RowDot<T, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
@@ -168,21 +205,19 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
 }
 
 template <TensorType T, bool kWide16, int R>
-void LaunchRows(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
+cudaError_t LaunchRows(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
   if (set.norm) {
-    MatVecKernel<T, kWide16, R, true><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
-  } else {
-    MatVecKernel<T, kWide16, R, false><<<blocks, kRowsPerBlock * 32, 0, s>>>(set, x, ld_x, m);
+    return LaunchKernel("MatVecKernel", MatVecKernel<T, kWide16, R, true>, blocks, kRowsPerBlock * 32, 0, s, set, x,
+                        ld_x, m);
   }
+  return LaunchKernel("MatVecKernel", MatVecKernel<T, kWide16, R, false>, blocks, kRowsPerBlock * 32, 0, s, set, x,
+                      ld_x, m);
 }
 
 template <TensorType T, bool kWide16>
-void Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
-  if (m == 1) {
-    LaunchRows<T, kWide16, 1>(set, blocks, x, ld_x, m, s);
-  } else {
-    LaunchRows<T, kWide16, kMatVecMaxRows>(set, blocks, x, ld_x, m, s);
-  }
+cudaError_t Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
+  if (m == 1) return LaunchRows<T, kWide16, 1>(set, blocks, x, ld_x, m, s);
+  return LaunchRows<T, kWide16, kMatVecMaxRows>(set, blocks, x, ld_x, m, s);
 }
 
 }  // namespace
@@ -204,25 +239,20 @@ cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, 
   const unsigned blocks = static_cast<unsigned>((GridRows(set) + kRowsPerBlock - 1) / kRowsPerBlock);
   const int mi = static_cast<int>(m);
   if (wide16) {
-    if (w0.type == TensorType::kBF16) {
-      Launch<TensorType::kBF16, true>(set, blocks, x, ld_x, mi, s);
-    } else {
-      Launch<TensorType::kF16, true>(set, blocks, x, ld_x, mi, s);
-    }
-    return cudaGetLastError();
+    if (w0.type == TensorType::kBF16) return Launch<TensorType::kBF16, true>(set, blocks, x, ld_x, mi, s);
+    return Launch<TensorType::kF16, true>(set, blocks, x, ld_x, mi, s);
   }
   switch (w0.type) {
-    case TensorType::kF32: Launch<TensorType::kF32, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kF16: Launch<TensorType::kF16, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kBF16: Launch<TensorType::kBF16, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ8_0: Launch<TensorType::kQ8_0, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_0: Launch<TensorType::kQ4_0, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_1: Launch<TensorType::kQ4_1, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ4_K: Launch<TensorType::kQ4_K, false>(set, blocks, x, ld_x, mi, s); break;
-    case TensorType::kQ6_K: Launch<TensorType::kQ6_K, false>(set, blocks, x, ld_x, mi, s); break;
+    case TensorType::kF32: return Launch<TensorType::kF32, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kF16: return Launch<TensorType::kF16, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kBF16: return Launch<TensorType::kBF16, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ8_0: return Launch<TensorType::kQ8_0, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_0: return Launch<TensorType::kQ4_0, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_1: return Launch<TensorType::kQ4_1, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_K: return Launch<TensorType::kQ4_K, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ6_K: return Launch<TensorType::kQ6_K, false>(set, blocks, x, ld_x, mi, s);
     default: return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 cudaError_t LaunchMatVec(const DeviceMatrix& w, const float* x, int64_t ld_x, int64_t m, float* y, int64_t ld_y,

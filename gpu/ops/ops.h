@@ -39,6 +39,11 @@ struct DeviceMatrix {
   size_t row_bytes = 0;
 };
 
+// launch.cu: whether the decode-step kernels are launched as programmatic dependent launches
+// (launch.cuh). Process-wide; off until set.
+void SetDependentLaunches(bool on);
+bool DependentLaunches();
+
 // True for the types the kernels dequantize: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K.
 bool KernelSupportsType(TensorType t);
 

@@ -1,4 +1,5 @@
 // RMSNorm: one thread block per row.
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 #include "gpu/ops/reduce.cuh"
 
@@ -7,6 +8,8 @@ namespace {
 
 __global__ void RmsNormKernel(const float* x, int64_t ld_x, const float* w, float eps, float* out, int64_t ld_out,
                               int n) {
+  PdlLaunchDependents();
+  PdlWait();
   const float* xr = x + blockIdx.x * ld_x;
   float* o = out + blockIdx.x * ld_out;
   float ss = 0.0f;
@@ -20,8 +23,8 @@ __global__ void RmsNormKernel(const float* x, int64_t ld_x, const float* w, floa
 
 cudaError_t LaunchRmsNorm(const float* x, int64_t ld_x, const float* w, float eps, float* out, int64_t ld_out,
                           int64_t rows, int n, cudaStream_t s) {
-  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(x, ld_x, w, eps, out, ld_out, n);
-  return cudaGetLastError();
+  return LaunchKernel("RmsNormKernel", RmsNormKernel, static_cast<unsigned>(rows), 256, 0, s, x, ld_x, w, eps, out,
+                      ld_out, n);
 }
 
 }  // namespace lms::gpu

@@ -3,6 +3,7 @@
 // (repeated multiplication, not pow), so angles match it exactly.
 #include <cuda_fp16.h>
 
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 
 namespace lms::gpu {
@@ -24,6 +25,8 @@ __device__ __forceinline__ void RotatePair(float* v, int h, int i, float pos, co
 
 __global__ void RopeKernel(float* x, int64_t ld, int32_t n_heads, RopeArgs a, const int32_t* positions,
                            int32_t n_tokens) {
+  PdlLaunchDependents();
+  PdlWait();
   const int half = a.n_dims / 2;
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t total = static_cast<int64_t>(n_tokens) * n_heads * half;
@@ -47,6 +50,8 @@ __device__ __forceinline__ void StoreElement(void* cache, bool f16, int64_t at, 
 __global__ void RopeStoreKvKernel(float* q, int64_t ld_q, int32_t n_q_heads, float* k, int64_t ld_k, const float* v,
                                   int64_t ld_v, int32_t n_kv_heads, RopeArgs a, KvStoreArgs c,
                                   const int32_t* positions, const int32_t* slots) {
+  PdlLaunchDependents();
+  PdlWait();
   const int t = blockIdx.x;
   const int half = a.n_dims / 2;
   const float pos = static_cast<float>(positions[t]);
@@ -73,18 +78,16 @@ cudaError_t LaunchRope(float* x, int64_t ld, int32_t n_heads, const RopeArgs& a,
   const int64_t total = static_cast<int64_t>(b.n_tokens) * n_heads * (a.n_dims / 2);
   if (total == 0) return cudaSuccess;
   const int threads = 256;
-  RopeKernel<<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s>>>(x, ld, n_heads, a, b.positions,
-                                                                                         b.n_tokens);
-  return cudaGetLastError();
+  return LaunchKernel("RopeKernel", RopeKernel, static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s,
+                      x, ld, n_heads, a, b.positions, b.n_tokens);
 }
 
 cudaError_t LaunchRopeStoreKv(float* q, int64_t ld_q, int32_t n_q_heads, float* k, int64_t ld_k, const float* v,
                               int64_t ld_v, int32_t n_kv_heads, const RopeArgs& a, const KvStoreArgs& c,
                               const DeviceBatch& b, cudaStream_t s) {
   if (b.n_tokens == 0) return cudaSuccess;
-  RopeStoreKvKernel<<<static_cast<unsigned>(b.n_tokens), 256, 0, s>>>(q, ld_q, n_q_heads, k, ld_k, v, ld_v, n_kv_heads,
-                                                                       a, c, b.positions, b.slots);
-  return cudaGetLastError();
+  return LaunchKernel("RopeStoreKvKernel", RopeStoreKvKernel, static_cast<unsigned>(b.n_tokens), 256, 0, s, q, ld_q,
+                      n_q_heads, k, ld_k, v, ld_v, n_kv_heads, a, c, b.positions, b.slots);
 }
 
 }  // namespace lms::gpu

@@ -2,6 +2,7 @@
 // nearest even, as the CPU's conversion does).
 #include <cuda_fp16.h>
 
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 
 namespace lms::gpu {
@@ -10,6 +11,8 @@ namespace {
 // blockIdx.z picks the source and cache: 0 the first pair, 1 the second (src2, cache2).
 __global__ void StoreKvKernel(const float* src, int64_t ld_src, void* cache, const float* src2, int64_t ld_src2,
                               void* cache2, bool f16, int64_t ld_cache, int64_t n, const int32_t* slots) {
+  PdlLaunchDependents();
+  PdlWait();
   if (blockIdx.z == 1) {
     src = src2;
     ld_src = ld_src2;
@@ -33,16 +36,16 @@ cudaError_t LaunchStoreKv(const float* src, int64_t ld_src, void* cache, bool f1
                           const DeviceBatch& b, cudaStream_t s) {
   const int threads = 256;
   const dim3 grid(static_cast<unsigned>((n + threads - 1) / threads), static_cast<unsigned>(b.n_tokens));
-  StoreKvKernel<<<grid, threads, 0, s>>>(src, ld_src, cache, nullptr, 0, nullptr, f16, ld_cache, n, b.slots);
-  return cudaGetLastError();
+  return LaunchKernel("StoreKvKernel", StoreKvKernel, grid, threads, 0, s, src, ld_src, cache, nullptr, 0, nullptr,
+                      f16, ld_cache, n, b.slots);
 }
 
 cudaError_t LaunchStoreKv2(const float* k, int64_t ld_k, const float* v, int64_t ld_v, void* k_cache, void* v_cache,
                            bool f16, int64_t ld_cache, int64_t n, const DeviceBatch& b, cudaStream_t s) {
   const int threads = 256;
   const dim3 grid(static_cast<unsigned>((n + threads - 1) / threads), static_cast<unsigned>(b.n_tokens), 2);
-  StoreKvKernel<<<grid, threads, 0, s>>>(k, ld_k, k_cache, v, ld_v, v_cache, f16, ld_cache, n, b.slots);
-  return cudaGetLastError();
+  return LaunchKernel("StoreKvKernel", StoreKvKernel, grid, threads, 0, s, k, ld_k, k_cache, v, ld_v, v_cache, f16,
+                      ld_cache, n, b.slots);
 }
 
 }  // namespace lms::gpu

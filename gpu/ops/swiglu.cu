@@ -1,4 +1,5 @@
 // SwiGLU: out = silu(gate) * up, element-wise.
+#include "gpu/ops/launch.cuh"
 #include "gpu/ops/ops.h"
 
 namespace lms::gpu {
@@ -6,6 +7,8 @@ namespace {
 
 __global__ void SwiGluKernel(const float* gate, int64_t ld_g, const float* up, int64_t ld_u, float* out, int64_t ld_o,
                              int64_t n) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t r = blockIdx.y;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     const float g = gate[r * ld_g + i];
@@ -19,8 +22,7 @@ cudaError_t LaunchSwiGlu(const float* gate, int64_t ld_g, const float* up, int64
                          int64_t rows, int64_t n, cudaStream_t s) {
   const int threads = 256;
   const dim3 grid(static_cast<unsigned>((n + threads - 1) / threads), static_cast<unsigned>(rows));
-  SwiGluKernel<<<grid, threads, 0, s>>>(gate, ld_g, up, ld_u, out, ld_o, n);
-  return cudaGetLastError();
+  return LaunchKernel("SwiGluKernel", SwiGluKernel, grid, threads, 0, s, gate, ld_g, up, ld_u, out, ld_o, n);
 }
 
 }  // namespace lms::gpu

@@ -12,6 +12,7 @@
 #include "core/serve/engine.h"
 #include "core/tensor/quant.h"
 #include "gpu/cuda_backend.h"
+#include "gpu/ops/ops.h"
 #include "tests/core/model/tiny_model.h"
 #include "tests/gpu/gpu_test_support.h"
 #include "tests/test_support.h"
@@ -278,6 +279,51 @@ TEST_CASE("gpu model: CUDA graphs replay the decode step with the same logits as
   CHECK(stats.direct <= 8);
   CHECK(stats.replays >= 28);  // 41 steps: the prompt and 40 single tokens
   CHECK(stats.launches_replayed >= stats.replays * 10);
+}
+
+// Programmatic dependent launches (gpu/ops/launch.cuh) change when a kernel may start, never
+// what it computes: the same tokens and bit-identical logits as plain launches, with graphs and
+// without. BF16 matrices at least 1024 wide, so the mat-vec kernels take the 16-bit path and
+// read their first weights before they wait.
+TEST_CASE("gpu model: dependent launches give the same logits as plain launches", "[gpu][model][pdl]") {
+  if (auto why = NoGpuReason()) LMS_SKIP(*why);
+  TinySpec spec;
+  spec.matrix_type = TensorType::kBF16;
+  spec.d_model = 1024;
+  spec.d_ff = 1024;
+  spec.n_heads = 8;
+  spec.n_kv_heads = 2;
+  spec.n_vocab = 300;
+  auto bytes = MakeTinyModel(spec);
+  const std::string path = TempDir() + "/gpu-pdl-tiny.gguf";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  struct Off {  // the switch is process-wide: leave it off for the other tests
+    ~Off() { gpu::SetDependentLaunches(false); }
+  } off;
+  gpu::SetDependentLaunches(false);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 20; ++i) prompt.push_back((i * 37 + 5) % 290);
+  auto plain = Cuda();
+  auto mp = Model::Load(path, *plain);
+  REQUIRE(mp.ok());
+  const Generated a = GreedyGenerate(**mp, *plain, prompt, 8);
+  for (bool graphs : {false, true}) {
+    CAPTURE(graphs);
+    gpu::CudaBackendOptions o;
+    o.graphs = graphs;
+    o.dependent_launches = true;
+    auto b = gpu::MakeCudaBackend(0, o);
+    REQUIRE(b.ok());
+    if (!gpu::DependentLaunches()) LMS_SKIP("dependent launches need compute capability 9.0; this card is older");
+    auto mb = Model::Load(path, **b);
+    REQUIRE(mb.ok());
+    const Generated g = GreedyGenerate(**mb, **b, prompt, 8);
+    CHECK(a.tokens == g.tokens);
+    for (size_t i = 0; i < a.logits.size(); ++i) {
+      CAPTURE(i);
+      CHECK(a.logits[i] == g.logits[i]);
+    }
+  }
 }
 
 }  // namespace

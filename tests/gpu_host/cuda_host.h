@@ -197,6 +197,8 @@ struct HostState {
   std::function<void()> body;
   long mma_count = 0;
   long launches = 0;
+  bool dependent = false;  // the running launch is a programmatic dependent launch
+  long pdl_waits = 0;      // PdlWait calls in the running block
   long progress = 0;  // barrier arrivals and returns: a pass over the fibers without any is a deadlock
 };
 constexpr size_t kHostStackBytes = 1 << 16;
@@ -220,6 +222,11 @@ inline void HostWait(HostBarrier& b) {
   while (b.generation == generation) HostYield();
 }
 inline void __syncthreads() { HostWait(g_host.block); }
+// gpu/ops/launch.cuh's PdlWait. Launches run one after another here, so the kernel before has
+// always finished; what is checked is that a dependent launch's blocks wait at all (a kernel that
+// never waits would race the kernel before it on a GPU).
+#define LMS_CUDA_ON_HOST 1
+inline void HostPdlWait() { ++g_host.pdl_waits; }
 inline int HostThread() { return static_cast<int>(threadIdx.x); }
 inline HostBarrier& HostWarpBarrier() { return g_host.warps[HostThread() / 32]; }
 
@@ -278,6 +285,7 @@ struct HostLaunchConfig {
   dim3 grid, block;
   size_t smem;
   cudaStream_t stream;
+  bool dependent = false;  // cudaLaunchAttributeProgrammaticStreamSerialization
   HostLaunchConfig(dim3 g, dim3 b, size_t s = 0, cudaStream_t st = nullptr) : grid(g), block(b), smem(s), stream(st) {}
 };
 // The launch being run, by the name it has at its <<<…>>> (set by the patched source).
@@ -363,6 +371,7 @@ void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A...
   std::vector<uint16_t> smem(cfg.smem / 2 + 16);
   gridDim = cfg.grid;
   blockDim = cfg.block;
+  g_host.dependent = cfg.dependent;
   g_host.body = [&] { kernel(args...); };
   while (g_host.stacks.size() < static_cast<size_t>(n)) g_host.stacks.emplace_back(new char[kHostStackBytes]);
   for (unsigned bz = 0; bz < cfg.grid.z; ++bz) {
@@ -372,6 +381,7 @@ void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A...
         std::fill(smem.begin(), smem.end(), uint16_t{0x7fff});  // NaN as f16 and as bf16
         g_host_smem = smem.data();
         g_host.fibers.assign(static_cast<size_t>(n), HostFiber());
+        g_host.pdl_waits = 0;
         g_host.block = HostBarrier{n, 0, 0};
         g_host.warps.assign(static_cast<size_t>(n / 32), HostBarrier{32, 0, 0});
         g_host.shuffle.assign(static_cast<size_t>(n), 0u);
@@ -397,6 +407,11 @@ void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A...
           }
         }
         g_host.current = -1;
+        if (cfg.dependent && g_host.pdl_waits == 0) {
+          std::fprintf(stderr, "cuda_host: %s, launched as a programmatic dependent launch, has a block (%u,%u,%u) "
+                       "none of whose threads waits for the kernel before it (PdlWait)\n", name, bx, by, bz);
+          std::abort();
+        }
       }
     }
   }

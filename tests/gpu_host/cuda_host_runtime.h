@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "cuda_host.h"
 
@@ -135,6 +136,35 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+
+// cudaLaunchKernelEx with the one attribute lmstation sets, programmatic stream serialization
+// (gpu/ops/launch.cuh); any other attribute is refused.
+enum cudaLaunchAttributeID { cudaLaunchAttributeProgrammaticStreamSerialization = 6 };
+union cudaLaunchAttributeValue {
+  char pad[64];
+  int programmaticStreamSerializationAllowed;
+};
+struct cudaLaunchAttribute {
+  cudaLaunchAttributeID id;
+  cudaLaunchAttributeValue val;
+};
+struct cudaLaunchConfig_t {
+  dim3 gridDim, blockDim;
+  size_t dynamicSmemBytes;
+  cudaStream_t stream;
+  cudaLaunchAttribute* attrs;
+  unsigned numAttrs;
+};
+template <class... P, class... A>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(P...), A&&... args) {
+  HostLaunchConfig cfg(c->gridDim, c->blockDim, c->dynamicSmemBytes, c->stream);
+  for (unsigned i = 0; i < c->numAttrs; ++i) {
+    if (c->attrs[i].id != cudaLaunchAttributeProgrammaticStreamSerialization) return cudaErrorInvalidValue;
+    cfg.dependent = c->attrs[i].val.programmaticStreamSerializationAllowed != 0;
+  }
+  HostLaunch(cfg, kernel, static_cast<P>(std::forward<A>(args))...);
+  return cudaSuccess;  // a refused launch is left in the last error, as for a plain launch
+}
 
 // For the tests: kernel launches so far, and device bytes allocated now.
 long HostLaunchCount();
