@@ -1,6 +1,6 @@
 // Decode and prefill speed of the CUDA backend against the memory-bandwidth roofline.
 //   bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] [--tiled-prefill]
-//              [--prefill-only] [--op-times] [--greedy]
+//              [--prefill-only] [--op-times] [--greedy] [--pdl]
 // Models: smollm2-q4_1, smollm2-q8_0 (from the model cache; $LMS_SMOLLM2_Q4_1 / $LMS_SMOLLM2_Q8_0
 // override; where absent, random weights in SmolLM2-135M's shapes), llama1b-bf16, llama1b-q8_0 (a Llama-shaped model of 1.0 B parameters with random
 // weights written by our GGUF writer: d 2048, 16 layers, 32/8 heads, ff 8192, vocab 32000).
@@ -12,7 +12,8 @@
 // --tiled-prefill runs prompts through the tiled tensor-core attention; --prefill-only skips decode;
 // --op-times prints GPU time per op (LMS_CUDA_OP_TIMES) for the prefill and for decode at batch 1
 // (without --graphs: steps recorded for graphs are not timed); --greedy ends each decode step with
-// the greedy choice on the device (LlamaForward::ForwardGreedy: token ids, not logits, to the host).
+// the greedy choice on the device (LlamaForward::ForwardGreedy: token ids, not logits, to the host);
+// --pdl launches the decode-step kernels as programmatic dependent launches (LMS_CUDA_PDL; sm_90).
 // Prints a table and one JSON line per figure.
 #include <cuda_runtime.h>
 
@@ -28,6 +29,7 @@
 #include "core/model/llama_forward.h"
 #include "core/model/model.h"
 #include "gpu/cuda_backend.h"
+#include "gpu/ops/ops.h"
 #include "tests/core/model/tiny_model.h"
 
 using namespace lms;
@@ -69,12 +71,31 @@ double MeasureBandwidth(int device) {
 std::string Home() { return std::getenv("HOME") ? std::getenv("HOME") : "."; }
 
 // A random model written by our GGUF writer (its speed is that of any model of its shapes).
+// The weights are the same every time (a fixed seed), so a file an earlier run wrote is used
+// again: a 1B model takes a while to make, and the GPU runs call bench_cuda several times. It is
+// written under another name and renamed, so a run killed while writing leaves nothing behind.
 std::string WriteRandomModel(const std::string& name, const test::TinySpec& s) {
   const char* tmp = std::getenv("TMPDIR");
   const std::string path = std::string(tmp ? tmp : "/tmp") + "/bench-cuda-" + name + ".gguf";
+  if (std::ifstream(path).good()) {
+    std::fprintf(stderr, "%s: random weights written by an earlier run\n", path.c_str());
+    return path;
+  }
   std::fprintf(stderr, "writing %s (random weights) ...\n", path.c_str());
   const auto bytes = test::MakeTinyModel(s);
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::string part = path + ".part";
+  {
+    std::ofstream out(part, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) {
+      std::fprintf(stderr, "could not write %s\n", part.c_str());
+      return "";
+    }
+  }
+  if (std::rename(part.c_str(), path.c_str()) != 0) {
+    std::fprintf(stderr, "could not rename %s to %s\n", part.c_str(), path.c_str());
+    return "";
+  }
   return path;
 }
 
@@ -158,7 +179,7 @@ double TimedForward(LlamaForward& f, const BatchLayout& b, KvCache& kv, std::vec
 }
 
 struct Flags {
-  bool graphs = false, tiled_prefill = false, prefill_only = false, op_times = false, greedy = false;
+  bool graphs = false, tiled_prefill = false, prefill_only = false, op_times = false, greedy = false, pdl = false;
 };
 
 // A decode step: logits to the host, or with --greedy only the chosen ids.
@@ -183,7 +204,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
   const bool graphs = flags.graphs;
   const std::string path = ModelPath(name);
   if (path.empty()) {
-    std::fprintf(stderr, "unknown model %s\n", name.c_str());
+    std::fprintf(stderr, "no model file for %s\n", name.c_str());
     return 1;
   }
   gpu::CudaGraphStats graph_stats;
@@ -191,6 +212,7 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
   bo.graphs = graphs;
   bo.graph_stats = &graph_stats;
   bo.tiled_prefill = flags.tiled_prefill;
+  bo.dependent_launches = flags.pdl;
   auto backend = gpu::MakeCudaBackend(device, bo);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
@@ -292,14 +314,15 @@ int Run(const std::string& name, int device, int reps, int steps, double bandwid
     const double tps = B / step_s;
     const double bytes = wbytes + B * (kContext + steps / 2.0) * kv_row_bytes;
     const double roof = bandwidth > 0 ? B / (bytes / bandwidth) : 0;
-    std::printf("%-14s decode batch %2d%s%s  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n",
-                name.c_str(), B, graphs ? " (graphs)" : "", flags.greedy ? " (greedy on device)" : "", tps, roof,
-                roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
+    const bool pdl = gpu::DependentLaunches();  // asked for and supported by the card
+    std::printf("%-14s decode batch %2d%s%s%s  %10.1f tok/s  roofline %10.1f tok/s  (%5.1f%%; %.1f MB/step)\n",
+                name.c_str(), B, graphs ? " (graphs)" : "", flags.greedy ? " (greedy on device)" : "",
+                pdl ? " (dependent launches)" : "", tps, roof, roof > 0 ? 100.0 * tps / roof : 0.0, bytes / 1e6);
     std::printf("{\"model\":\"%s\",\"test\":\"decode\",\"batch\":%d,\"graphs\":%s,\"greedy_on_device\":%s,"
-                "\"tokens_per_s\":%.2f,\"roofline_tokens_per_s\":%.2f,\"fraction_of_roofline\":%.4f,"
-                "\"bytes_per_step\":%.0f}\n",
-                name.c_str(), B, graphs ? "true" : "false", flags.greedy ? "true" : "false", tps, roof,
-                roof > 0 ? tps / roof : 0.0, bytes);
+                "\"dependent_launches\":%s,\"tokens_per_s\":%.2f,\"roofline_tokens_per_s\":%.2f,"
+                "\"fraction_of_roofline\":%.4f,\"bytes_per_step\":%.0f}\n",
+                name.c_str(), B, graphs ? "true" : "false", flags.greedy ? "true" : "false", pdl ? "true" : "false",
+                tps, roof, roof > 0 ? tps / roof : 0.0, bytes);
     if (graphs) {
       std::printf("%-14s   graphs: %lld steps captured, %lld replayed, %lld run directly\n", name.c_str(),
                   static_cast<long long>(graph_stats.captures - before.captures),
@@ -335,9 +358,10 @@ int main(int argc, char** argv) {
     else if (a == "--prefill-only") flags.prefill_only = true;
     else if (a == "--op-times") flags.op_times = true;
     else if (a == "--greedy") flags.greedy = true;
+    else if (a == "--pdl") flags.pdl = true;
     else {
       std::fprintf(stderr, "usage: bench_cuda [--device N] [--reps R] [--steps S] [--models a,b,...] [--graphs] "
-                           "[--tiled-prefill] [--prefill-only] [--op-times] [--greedy]\n");
+                           "[--tiled-prefill] [--prefill-only] [--op-times] [--greedy] [--pdl]\n");
       return 2;
     }
   }

@@ -11,7 +11,8 @@
 # (the GPU test suite), nccl_tests.txt (the NCCL transport; libnccl from the toolkit, else from
 # the Python package nvidia.nccl where python3 has it), bench_cuda.txt (speed against the bandwidth roofline), bench_cuda_graphs.txt
 # (the same with CUDA graphs for the decode steps), bench_cuda_graphs_greedy.txt (graphs, and the
-# greedy choice made on the device), bench_cuda_tiled.txt (prefill with the tiled
+# greedy choice made on the device), bench_cuda_graphs_greedy_pdl.txt (the same with the decode
+# kernels as programmatic dependent launches), bench_cuda_tiled.txt (prefill with the tiled
 # attention), bench_cuda_op_times.txt (GPU time per op of prefill and of decode at batch 1) and
 # bench_torch.txt (PyTorch + transformers on the same 1B shapes, where python3 has them;
 # LMS_TORCH_ARGS=--compile adds torch.compile).
@@ -20,6 +21,12 @@
 # time per op of a bf16 step) and bench_train_torch.txt (PyTorch on the same training shape: bf16
 # autocast, fused AdamW, torch.compile; where python3 has torch).
 # ranks.txt: lmstation train --device cuda as one process and as two (--ranks 2) on one GPU.
+# The goal figures alone, each time-boxed, for a short device budget (not in the default):
+#   goal-infer (about 5 min at most): goal_decode.txt, the 1B BF16 model's prefill and decode at
+#     batch 1, 16 and 64 with graphs and the greedy choice on the device, without and with
+#     dependent launches (--pdl); goal_decode_torch.txt, the PyTorch peer (torch.compile, else eager);
+#   goal-train (about 4 min at most): goal_train.txt, the bf16 training step's tokens/s and MFU
+#     and the 1F1B/GPipe bubble of 2 and 4 stages; goal_train_torch.txt, the PyTorch peer.
 # LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train ranks"); LMS_GPU_TEST_FILTER is
 # passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]"), which stop after LMS_GPU_TEST_TIMEOUT
 # seconds (300).
@@ -77,6 +84,37 @@ case "${1:-}" in
     export LD_LIBRARY_PATH=$PWD/.dev/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
     rc=0
     parts=" ${LMS_DEVICE_PARTS:-tests nccl infer train ranks} "
+    if [[ $parts == *" goal-infer "* ]]; then
+      # shellcheck disable=SC2086
+      { timeout 100 .dev/bin/bench_cuda --graphs --greedy --models llama1b-bf16 --reps 3 ${LMS_BENCH_ARGS:-}
+        timeout 70 .dev/bin/bench_cuda --graphs --greedy --pdl --models llama1b-bf16 --reps 3 ${LMS_BENCH_ARGS:-}
+      } >"$out/goal_decode.txt" 2>&1 || rc=1
+      cat "$out/goal_decode.txt"
+      if python3 -c "import torch, transformers" 2>/dev/null; then
+        PYTHONUNBUFFERED=1 timeout 140 python3 tests/bench/bench_cuda_torch.py --compile --reps 3 \
+          >"$out/goal_decode_torch.txt" 2>&1 ||
+          { echo "== torch.compile failed or ran out of time: eager"
+            PYTHONUNBUFFERED=1 timeout 60 python3 tests/bench/bench_cuda_torch.py --reps 3; } \
+          >>"$out/goal_decode_torch.txt" 2>&1 || rc=1
+      else
+        echo "no torch/transformers here: the PyTorch peer was not run" >"$out/goal_decode_torch.txt"
+      fi
+      cat "$out/goal_decode_torch.txt"
+    fi
+    if [[ $parts == *" goal-train "* ]]; then
+      # shellcheck disable=SC2086
+      timeout 100 .dev/bin/bench_cuda_train --precision bf16 --pipeline 2,4 ${LMS_TRAIN_BENCH_ARGS:-} \
+        >"$out/goal_train.txt" 2>&1 || rc=1
+      cat "$out/goal_train.txt"
+      if python3 -c "import torch" 2>/dev/null; then
+        # shellcheck disable=SC2086
+        PYTHONUNBUFFERED=1 timeout 140 python3 tests/bench/bench_train_torch_gpu.py ${LMS_TRAIN_BENCH_ARGS:-} \
+          ${LMS_TORCH_TRAIN_ARGS:-} >"$out/goal_train_torch.txt" 2>&1 || rc=1
+      else
+        echo "no torch here: the PyTorch training peer was not run" >"$out/goal_train_torch.txt"
+      fi
+      cat "$out/goal_train_torch.txt"
+    fi
     if [[ $parts == *" tests "* ]]; then
       # shellcheck disable=SC2086
       timeout "${LMS_GPU_TEST_TIMEOUT:-300}" .dev/bin/lms_gpu_tests --durations yes ${LMS_GPU_TEST_FILTER:-} \
@@ -138,6 +176,10 @@ case "${1:-}" in
       timeout 200 .dev/bin/bench_cuda --graphs --greedy --models smollm2-q4_1,llama1b-bf16 \
         >"$out/bench_cuda_graphs_greedy.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_graphs_greedy.txt"
+      # The same with the decode kernels as programmatic dependent launches (off by default until checked here).
+      timeout 200 .dev/bin/bench_cuda --graphs --greedy --pdl --models smollm2-q4_1,llama1b-bf16 \
+        >"$out/bench_cuda_graphs_greedy_pdl.txt" 2>&1 || rc=1
+      cat "$out/bench_cuda_graphs_greedy_pdl.txt"
       # Prefill with the tiled tensor-core attention (off by default until checked here).
       timeout 200 .dev/bin/bench_cuda --tiled-prefill --prefill-only >"$out/bench_cuda_tiled.txt" 2>&1 || rc=1
       cat "$out/bench_cuda_tiled.txt"
