@@ -236,8 +236,12 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   TrainKernels& k = *k_;
   // Attention block: xmid = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
   const Activation xn1 = A.xn1.in(), xn2 = A.xn2.in();
-  LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.f32.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d, shape_.rms_eps,
-                                       A.xn1.bf16.get()));
+  // The stage's later layers find n(x) written already: the layer before ends with its residual
+  // add and this norm in one pass (below).
+  if (l == l0_) {
+    LMS_RETURN_IF_ERROR(k.RmsNormForward(A.xn1.f32.get(), A.rstd1.get(), x, P.p(W_.attn_norm), BT, d,
+                                         shape_.rms_eps, A.xn1.bf16.get()));
+  }
   // One product for q, k and v; one RoPE launch for the H + KV heads of q and k, which lie side
   // by side in each row.
   const int64_t qkvd = qd + 2 * kvd;
@@ -264,6 +268,17 @@ Status CudaStage::LayerForward(const DeviceParams& P, int l, Slot& a) {
   LMS_RETURN_IF_ERROR(
       k.SwiGluForward(A.hsw.f32.get(), A.gu.in(), A.gu.in(ff), BT * ff, A.hsw.bf16.get(), halves));
   LMS_RETURN_IF_ERROR(k.MatMulForward(proj_.out(), A.hsw.in(), W(P, W_.w_down), BT, ff, d));
+  // The residual add, with the norm that reads its sum when that is this stage's: the next
+  // layer's attention norm, or the final norm after the last layer.
+  if (l + 1 < l1_) {
+    auto& N = a.layers[static_cast<size_t>(l - l0_ + 1)];
+    return k.AddRmsNormForward(out, N.xn1.f32.get(), N.rstd1.get(), A.xmid.get(), proj_.in(),
+                               P.p(layout_->layers[l + 1].attn_norm), BT, d, shape_.rms_eps, N.xn1.bf16.get());
+  }
+  if (last_) {
+    return k.AddRmsNormForward(out, a.xnf.f32.get(), a.rstdf.get(), A.xmid.get(), proj_.in(),
+                               P.p(layout_->output_norm), BT, d, shape_.rms_eps, a.xnf.bf16.get());
+  }
   return k.Add(out, A.xmid.get(), proj_.in(), BT * d);
 }
 
@@ -344,8 +359,10 @@ Status CudaStage::Forward(int slot, const DeviceParams& P, const int32_t* tokens
     }
   }
   LMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(a->targets.get(), targets, a->targets.bytes(), cudaMemcpyHostToDevice, s));
-  LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.f32.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
-                                         shape_.rms_eps, a->xnf.bf16.get()));
+  if (l1_ == l0_) {  // else the last layer's residual add wrote the final norm too
+    LMS_RETURN_IF_ERROR(k_->RmsNormForward(a->xnf.f32.get(), a->rstdf.get(), xf, P.p(layout_->output_norm), BT, d,
+                                           shape_.rms_eps, a->xnf.bf16.get()));
+  }
   // The logits (in bf16 in kBF16, as autocast gives them), then the loss's gradient over them.
   LMS_RETURN_IF_ERROR(k_->MatMulForward(a->dlogits.out(), a->xnf.in(), W(P, layout_->Head()), BT, d, V));
   if (capture_) LMS_RETURN_IF_ERROR(CaptureLogits(*a));
