@@ -216,19 +216,22 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
   CheckEngineInvariance(**model, *gpu, prompts);
 }
 
-std::string TinyQ8File() {
+// A random model of 8/2 heads and 300 tokens written to a temporary file named `name`.
+std::string TinyFile(TensorType type, int d_model, int d_ff, const std::string& name) {
   TinySpec spec;
-  spec.matrix_type = TensorType::kQ8_0;
-  spec.d_model = 256;
-  spec.d_ff = 512;
+  spec.matrix_type = type;
+  spec.d_model = d_model;
+  spec.d_ff = d_ff;
   spec.n_heads = 8;
   spec.n_kv_heads = 2;
   spec.n_vocab = 300;
   auto bytes = MakeTinyModel(spec);
-  const std::string path = TempDir() + "/gpu-engine-tiny.gguf";
+  const std::string path = TempDir() + "/" + name;
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return path;
 }
+
+std::string TinyQ8File() { return TinyFile(TensorType::kQ8_0, 256, 512, "gpu-engine-tiny.gguf"); }
 
 TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same batched and alone (random model)",
           "[gpu][model][engine]") {
@@ -287,16 +290,7 @@ TEST_CASE("gpu model: CUDA graphs replay the decode step with the same logits as
 // read their first weights before they wait.
 TEST_CASE("gpu model: dependent launches give the same logits as plain launches", "[gpu][model][pdl]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
-  TinySpec spec;
-  spec.matrix_type = TensorType::kBF16;
-  spec.d_model = 1024;
-  spec.d_ff = 1024;
-  spec.n_heads = 8;
-  spec.n_kv_heads = 2;
-  spec.n_vocab = 300;
-  auto bytes = MakeTinyModel(spec);
-  const std::string path = TempDir() + "/gpu-pdl-tiny.gguf";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::string path = TinyFile(TensorType::kBF16, 1024, 1024, "gpu-pdl-tiny.gguf");
   struct Off {  // the switch is process-wide: leave it off for the other tests
     ~Off() { gpu::SetDependentLaunches(false); }
   } off;
