@@ -233,6 +233,17 @@ std::string TinyFile(TensorType type, int d_model, int d_ff, const std::string& 
 
 std::string TinyQ8File() { return TinyFile(TensorType::kQ8_0, 256, 512, "gpu-engine-tiny.gguf"); }
 
+// Four prompts of 5 to 64 tokens for the random models' 300-token vocabulary.
+std::vector<std::vector<int32_t>> EnginePrompts() {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int len : {5, 40, 17, 64}) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < len; ++i) p.push_back((len * 31 + i * 7 + i * i) % 290);
+    prompts.push_back(p);
+  }
+  return prompts;
+}
+
 TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same batched and alone (random model)",
           "[gpu][model][engine]") {
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
@@ -242,13 +253,7 @@ TEST_CASE("gpu model: the serving engine's greedy tokens on CUDA are the same ba
     auto gpu = Cuda(graphs);
     auto model = Model::Load(path, *gpu);
     REQUIRE(model.ok());
-    std::vector<std::vector<int32_t>> prompts;
-    for (int len : {5, 40, 17, 64}) {
-      std::vector<int32_t> p;
-      for (int i = 0; i < len; ++i) p.push_back((len * 31 + i * 7 + i * i) % 290);
-      prompts.push_back(p);
-    }
-    CheckEngineInvariance(**model, *gpu, prompts);
+    CheckEngineInvariance(**model, *gpu, EnginePrompts());
   }
 }
 
@@ -318,6 +323,17 @@ TEST_CASE("gpu model: dependent launches give the same logits as plain launches"
       CHECK(a.logits[i] == g.logits[i]);
     }
   }
+  // The serving engine's steps (several sequences, mat-vec products of up to 8 rows, split
+  // attention and its combine) under dependent launches and graphs: the same tokens batched
+  // and alone.
+  gpu::CudaBackendOptions o;
+  o.graphs = true;
+  o.dependent_launches = true;
+  auto e = gpu::MakeCudaBackend(0, o);
+  REQUIRE(e.ok());
+  auto me = Model::Load(TinyQ8File(), **e);
+  REQUIRE(me.ok());
+  CheckEngineInvariance(**me, **e, EnginePrompts());
 }
 
 }  // namespace
