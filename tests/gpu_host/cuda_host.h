@@ -8,7 +8,9 @@
 //
 // A launch is refused as the driver would refuse it: more than 1024 threads a block, an empty or
 // oversized grid, dynamic shared memory above 48 KiB without cudaFuncSetAttribute's opt-in for
-// that kernel, or above the card's 227 KiB.
+// that kernel, or above the card's 227 KiB. A programmatic dependent launch (cudaLaunchKernelEx)
+// runs after the work before it like any other, and aborts if a block of it never waits
+// (gpu/ops/launch.cuh's PdlWait).
 //
 // The kernels are compiled from their own source after patch_kernels.py has replaced what a C++
 // compiler cannot take: the mma asm (by HostMma), the extern __shared__ array (by g_host_smem),
@@ -197,8 +199,7 @@ struct HostState {
   std::function<void()> body;
   long mma_count = 0;
   long launches = 0;
-  bool dependent = false;  // the running launch is a programmatic dependent launch
-  long pdl_waits = 0;      // PdlWait calls in the running block
+  long pdl_waits = 0;  // PdlWait calls in the running block
   long progress = 0;  // barrier arrivals and returns: a pass over the fibers without any is a deadlock
 };
 constexpr size_t kHostStackBytes = 1 << 16;
@@ -371,7 +372,6 @@ void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A...
   std::vector<uint16_t> smem(cfg.smem / 2 + 16);
   gridDim = cfg.grid;
   blockDim = cfg.block;
-  g_host.dependent = cfg.dependent;
   g_host.body = [&] { kernel(args...); };
   while (g_host.stacks.size() < static_cast<size_t>(n)) g_host.stacks.emplace_back(new char[kHostStackBytes]);
   for (unsigned bz = 0; bz < cfg.grid.z; ++bz) {
