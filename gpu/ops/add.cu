@@ -6,8 +6,7 @@ namespace lms::gpu {
 namespace {
 
 __global__ void AddKernel(float* x, int64_t ld_x, const float* y, int64_t ld_y, int64_t n) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int64_t r = blockIdx.y;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     x[r * ld_x + i] += y[r * ld_y + i];
@@ -15,8 +14,7 @@ __global__ void AddKernel(float* x, int64_t ld_x, const float* y, int64_t ld_y, 
 }
 
 __global__ void AddBiasKernel(float* out, int64_t ld, const float* bias, int64_t n) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int64_t r = blockIdx.y;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     out[r * ld + i] += bias[i];

@@ -13,8 +13,7 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void ArgMaxKernel(const float* x, int64_t ld, int64_t n, int32_t* ids) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   __shared__ float best_v[kThreads];
   __shared__ int32_t best_i[kThreads];
   const float* row = x + blockIdx.x * ld;

@@ -37,8 +37,7 @@ template <int DPL>
 __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k_cache, const void* v_cache,
                                      AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
   extern __shared__ float shared[];  // [kWarps][group] max, [kWarps][group] sum, [kWarps][group][head_dim] acc
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int kvh = blockIdx.x, t = blockIdx.y;
   if (b.tiled != nullptr && b.tiled[t] != 0) return;  // the tiled prefill kernel's token (whole block)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -123,8 +122,7 @@ __global__ void AttentionPagedKernel(const float* q, int64_t ld_q, const void* k
 
 // Block (KV head, token): each output element merges the splits' partials in split order.
 __global__ void AttentionCombineKernel(AttentionArgs a, DeviceBatch b, float* out, int64_t ld_out) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int kvh = blockIdx.x, t = blockIdx.y;
   if (b.tiled != nullptr && b.tiled[t] != 0) return;
   const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim;

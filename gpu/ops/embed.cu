@@ -8,8 +8,7 @@ namespace {
 
 __global__ void EmbedKernel(const uint8_t* table, TensorType type, size_t row_bytes, int64_t cols,
                             const int32_t* tokens, float* out, int64_t ld_out) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int t = blockIdx.x;
   const uint8_t* row = table + static_cast<size_t>(tokens[t]) * row_bytes;
   float* o = out + t * ld_out;

@@ -7,8 +7,7 @@ namespace {
 
 __global__ void GatherRowsKernel(const float* x, int64_t ld_x, float* out, int64_t ld_out, int64_t n,
                                  const int32_t* rows) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int i = blockIdx.y;
   const float* src = x + static_cast<int64_t>(rows[i]) * ld_x;
   for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < n; c += gridDim.x * blockDim.x) {

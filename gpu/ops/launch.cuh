@@ -36,6 +36,11 @@ __device__ __forceinline__ void PdlWait() {
   HostPdlWait();
 #endif
 }
+// The start of a kernel that does nothing before it needs the kernel before: both of the above.
+__device__ __forceinline__ void PdlStart() {
+  PdlLaunchDependents();
+  PdlWait();
+}
 
 // Launches kernel(args...) on grid × block threads with smem bytes of dynamic shared memory on
 // s, as a dependent launch when those are on. `name` names the kernel in the host emulation's

@@ -8,8 +8,7 @@ namespace {
 
 __global__ void RmsNormKernel(const float* x, int64_t ld_x, const float* w, float eps, float* out, int64_t ld_out,
                               int n) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const float* xr = x + blockIdx.x * ld_x;
   float* o = out + blockIdx.x * ld_out;
   float ss = 0.0f;

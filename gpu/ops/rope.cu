@@ -25,8 +25,7 @@ __device__ __forceinline__ void RotatePair(float* v, int h, int i, float pos, co
 
 __global__ void RopeKernel(float* x, int64_t ld, int32_t n_heads, RopeArgs a, const int32_t* positions,
                            int32_t n_tokens) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int half = a.n_dims / 2;
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t total = static_cast<int64_t>(n_tokens) * n_heads * half;
@@ -50,8 +49,7 @@ __device__ __forceinline__ void StoreElement(void* cache, bool f16, int64_t at, 
 __global__ void RopeStoreKvKernel(float* q, int64_t ld_q, int32_t n_q_heads, float* k, int64_t ld_k, const float* v,
                                   int64_t ld_v, int32_t n_kv_heads, RopeArgs a, KvStoreArgs c,
                                   const int32_t* positions, const int32_t* slots) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int t = blockIdx.x;
   const int half = a.n_dims / 2;
   const float pos = static_cast<float>(positions[t]);

@@ -11,8 +11,7 @@ namespace {
 // blockIdx.z picks the source and cache: 0 the first pair, 1 the second (src2, cache2).
 __global__ void StoreKvKernel(const float* src, int64_t ld_src, void* cache, const float* src2, int64_t ld_src2,
                               void* cache2, bool f16, int64_t ld_cache, int64_t n, const int32_t* slots) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   if (blockIdx.z == 1) {
     src = src2;
     ld_src = ld_src2;

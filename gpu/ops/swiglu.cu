@@ -7,8 +7,7 @@ namespace {
 
 __global__ void SwiGluKernel(const float* gate, int64_t ld_g, const float* up, int64_t ld_u, float* out, int64_t ld_o,
                              int64_t n) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlStart();
   const int64_t r = blockIdx.y;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     const float g = gate[r * ld_g + i];
