@@ -2,7 +2,8 @@
 // block is a fiber on the launching OS thread; __syncthreads and warp shuffles are
 // barriers over those fibers; mma.sync m16n8k16 (f16 or bf16 operands, fp32 accumulation) is
 // computed from the 32 lanes' registers with the PTX ISA's fragment layouts. Blocks run one after
-// another and launches one at a time (a lock), so a kernel's static __shared__ arrays, which
+// another (first to last, or last to first: HostOrder below; a block's threads likewise between
+// two barriers) and launches one at a time (a lock), so a kernel's static __shared__ arrays, which
 // patch_kernels.py makes function-local statics, are the running block's. Dynamic shared memory
 // starts as NaN in both 16-bit formats, so a read of anything unwritten shows in the results.
 //
@@ -187,7 +188,21 @@ struct HostBarrier {
   int n = 0, count = 0;
   long generation = 0;
 };
+// The order in which the emulation runs a grid's blocks and, between two barriers, a block's
+// threads: block 0 and thread 0 first, or with LMS_HOST_ORDER=reverse the last first. A GPU
+// promises neither. A kernel whose threads share memory without the barrier that orders them, or
+// whose blocks count on one another, reads what it expects in one of the two orders only, so a
+// test suite that passes in both has no such race where it looked.
+enum class HostOrder { kForward, kReverse };
+inline HostOrder HostOrderFromEnv() {
+  const char* v = std::getenv("LMS_HOST_ORDER");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "forward") == 0) return HostOrder::kForward;
+  if (std::strcmp(v, "reverse") == 0) return HostOrder::kReverse;
+  std::fprintf(stderr, "cuda_host: LMS_HOST_ORDER is \"%s\"; it takes forward or reverse\n", v);
+  std::exit(2);
+}
 struct HostState {
+  HostOrder order = HostOrderFromEnv();
   void* main_sp = nullptr;
   std::vector<HostFiber> fibers;
   std::vector<std::unique_ptr<char[]>> stacks;  // kept between launches
@@ -374,45 +389,47 @@ void HostRunKernel(const HostLaunchConfig& cfg, const char* name, K kernel, A...
   blockDim = cfg.block;
   g_host.body = [&] { kernel(args...); };
   while (g_host.stacks.size() < static_cast<size_t>(n)) g_host.stacks.emplace_back(new char[kHostStackBytes]);
-  for (unsigned bz = 0; bz < cfg.grid.z; ++bz) {
-    for (unsigned by = 0; by < cfg.grid.y; ++by) {
-      for (unsigned bx = 0; bx < cfg.grid.x; ++bx) {
-        blockIdx = dim3(bx, by, bz);
-        std::fill(smem.begin(), smem.end(), uint16_t{0x7fff});  // NaN as f16 and as bf16
-        g_host_smem = smem.data();
-        g_host.fibers.assign(static_cast<size_t>(n), HostFiber());
-        g_host.pdl_waits = 0;
-        g_host.block = HostBarrier{n, 0, 0};
-        g_host.warps.assign(static_cast<size_t>(n / 32), HostBarrier{32, 0, 0});
-        g_host.shuffle.assign(static_cast<size_t>(n), 0u);
-        g_host.operands.assign(static_cast<size_t>(n) * 6, 0u);
-        for (int i = 0; i < n; ++i) {
-          HostFiber& f = g_host.fibers[static_cast<size_t>(i)];
-          f.tid = dim3(static_cast<unsigned>(i), 0, 0);
-          f.sp = HostNewStack(g_host.stacks[static_cast<size_t>(i)].get());
-        }
-        for (int alive = n; alive > 0;) {
-          alive = 0;
-          const long progress = g_host.progress;
-          for (int i = 0; i < n; ++i) {
-            if (g_host.fibers[static_cast<size_t>(i)].done) continue;
-            g_host.current = i;
-            lms_host_switch(&g_host.main_sp, g_host.fibers[static_cast<size_t>(i)].sp);
-            if (!g_host.fibers[static_cast<size_t>(i)].done) ++alive;
-          }
-          if (alive > 0 && g_host.progress == progress) {
-            std::fprintf(stderr, "cuda_host: block (%u,%u,%u): %d threads wait at a barrier that the others never reach\n",
-                         bx, by, bz, alive);
-            std::abort();
-          }
-        }
-        g_host.current = -1;
-        if (cfg.dependent && g_host.pdl_waits == 0) {
-          std::fprintf(stderr, "cuda_host: %s, launched as a programmatic dependent launch, has a block (%u,%u,%u) "
-                       "none of whose threads waits for the kernel before it (PdlWait)\n", name, bx, by, bz);
-          std::abort();
-        }
+  const bool reverse = g_host.order == HostOrder::kReverse;
+  const uint64_t blocks = uint64_t{cfg.grid.x} * cfg.grid.y * cfg.grid.z;
+  for (uint64_t k = 0; k < blocks; ++k) {
+    const uint64_t b = reverse ? blocks - 1 - k : k;
+    const auto bx = static_cast<unsigned>(b % cfg.grid.x), by = static_cast<unsigned>(b / cfg.grid.x % cfg.grid.y),
+               bz = static_cast<unsigned>(b / cfg.grid.x / cfg.grid.y);
+    blockIdx = dim3(bx, by, bz);
+    std::fill(smem.begin(), smem.end(), uint16_t{0x7fff});  // NaN as f16 and as bf16
+    g_host_smem = smem.data();
+    g_host.fibers.assign(static_cast<size_t>(n), HostFiber());
+    g_host.pdl_waits = 0;
+    g_host.block = HostBarrier{n, 0, 0};
+    g_host.warps.assign(static_cast<size_t>(n / 32), HostBarrier{32, 0, 0});
+    g_host.shuffle.assign(static_cast<size_t>(n), 0u);
+    g_host.operands.assign(static_cast<size_t>(n) * 6, 0u);
+    for (int i = 0; i < n; ++i) {
+      HostFiber& f = g_host.fibers[static_cast<size_t>(i)];
+      f.tid = dim3(static_cast<unsigned>(i), 0, 0);
+      f.sp = HostNewStack(g_host.stacks[static_cast<size_t>(i)].get());
+    }
+    for (int alive = n; alive > 0;) {
+      alive = 0;
+      const long progress = g_host.progress;
+      for (int j = 0; j < n; ++j) {
+        const int i = reverse ? n - 1 - j : j;
+        if (g_host.fibers[static_cast<size_t>(i)].done) continue;
+        g_host.current = i;
+        lms_host_switch(&g_host.main_sp, g_host.fibers[static_cast<size_t>(i)].sp);
+        if (!g_host.fibers[static_cast<size_t>(i)].done) ++alive;
       }
+      if (alive > 0 && g_host.progress == progress) {
+        std::fprintf(stderr, "cuda_host: block (%u,%u,%u): %d threads wait at a barrier that the others never reach\n",
+                     bx, by, bz, alive);
+        std::abort();
+      }
+    }
+    g_host.current = -1;
+    if (cfg.dependent && g_host.pdl_waits == 0) {
+      std::fprintf(stderr, "cuda_host: %s, launched as a programmatic dependent launch, has a block (%u,%u,%u) "
+                   "none of whose threads waits for the kernel before it (PdlWait)\n", name, bx, by, bz);
+      std::abort();
     }
   }
   g_host_smem = nullptr;
