@@ -75,30 +75,58 @@ __device__ __forceinline__ void RowDot(const DeviceMatrix& w, int64_t r, const f
   }
 }
 
-// 16-bit weights: lane l reads 8 values (16 bytes) at a time, so a warp reads 512 contiguous
-// bytes per step, and it issues four such loads before it uses any of them: with a few warps
-// per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
-// the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
-template <bool kBf16, int R, bool kNorm, bool kSquares>
-__device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
-                                     const float* g, RowSums<R>& acc, RowSums<R>& sq) {
-  // The eight 16-bit values from the four words by shifts: reading the words through a
-  // uint16_t pointer would break C++'s aliasing rules, which a compiler may act on.
+// The eight 16-bit values of four words, as floats: by shifts, since reading the words through
+// a uint16_t pointer would break C++'s aliasing rules, which a compiler may act on.
+template <bool kBf16>
+__device__ __forceinline__ void Unpack8(const uint4& raw, float (&wv)[8]) {
   const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-  float wv[8];
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const uint16_t h = static_cast<uint16_t>(words[j / 2] >> (16 * (j % 2)));
     wv[j] = kBf16 ? Bf16Bits(h) : HalfBits(h);
   }
+}
+
+__device__ __forceinline__ float Sum8(const float (&wv)[8], const float4& a, const float4& b) {
+  return wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
+         wv[7] * b.w;
+}
+
+// 16-bit weights: lane l reads 8 values (16 bytes) at a time, so a warp reads 512 contiguous
+// bytes per step, and it issues four such loads before it uses any of them: with a few warps
+// per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
+// the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
+// Dot8 adds one word's eight products to acc; Dot8Pair, for a gate/up pair of rows, reads the
+// eight x values once for both (the same sums, in the same order, as two Dot8 calls).
+template <bool kBf16, int R, bool kNorm, bool kSquares>
+__device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
+                                     const float* g, RowSums<R>& acc, RowSums<R>& sq) {
+  float wv[8];
+  Unpack8<kBf16>(raw, wv);
 #pragma unroll
   for (int mi = 0; mi < R; ++mi) {
     if (mi >= m) break;
     const float* xr = x + mi * ld_x;
     const float4 a = LoadX4<kNorm, kSquares>(xr, g, v * 8, &sq[mi]);
     const float4 b = LoadX4<kNorm, kSquares>(xr, g, v * 8 + 4, &sq[mi]);
-    acc[mi] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
-               wv[7] * b.w;
+    acc[mi] += Sum8(wv, a, b);
+  }
+}
+template <bool kBf16, int R, bool kNorm>
+__device__ __forceinline__ void Dot8Pair(const uint4& raw_gate, const uint4& raw_up, const float* x, int64_t ld_x,
+                                         int m, int64_t v, const float* g, RowSums<R>& acc, RowSums<R>& up,
+                                         RowSums<R>& sq) {
+  float wg[8], wu[8];
+  Unpack8<kBf16>(raw_gate, wg);
+  Unpack8<kBf16>(raw_up, wu);
+#pragma unroll
+  for (int mi = 0; mi < R; ++mi) {
+    if (mi >= m) break;
+    const float* xr = x + mi * ld_x;
+    const float4 a = LoadX4<kNorm, kNorm>(xr, g, v * 8, &sq[mi]);
+    const float4 b = LoadX4<kNorm, kNorm>(xr, g, v * 8 + 4, &sq[mi]);
+    acc[mi] += Sum8(wg, a, b);
+    up[mi] += Sum8(wu, a, b);
   }
 }
 
@@ -146,6 +174,37 @@ __device__ __forceinline__ void RowDot16(const DeviceMatrix& w, int64_t r, const
   for (; v < k8; v += 32) Dot8<kBf16, R, kNorm, kSquares>(row[v], x, ld_x, m, v, g, acc, sq);
 }
 
+// RowDot16 for row r of a gate and an up matrix at once (kSwiGlu): four words of each in flight
+// per lane, and each x value read once for both rows. sq: the squares of x, when kNorm.
+template <bool kBf16, int R, bool kNorm>
+__device__ __forceinline__ void RowDot16Pair(const DeviceMatrix& wg, const DeviceMatrix& wu, int64_t r, const float* x,
+                                             int64_t ld_x, int m, const float* g, RowSums<R>& acc, RowSums<R>& up,
+                                             RowSums<R>& sq, const First16& first_gate, const First16& first_up) {
+  const int lane = threadIdx.x % 32;
+  const uint4* grow = Row16(wg, r);
+  const uint4* urow = Row16(wu, r);
+  const int64_t k8 = wg.cols / 8;
+  int64_t v = lane;
+  if (first_gate.loaded && first_up.loaded) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      Dot8Pair<kBf16, R, kNorm>(first_gate.r[j], first_up.r[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
+    }
+    v += 128;
+  }
+  for (; v + 96 < k8; v += 128) {
+    uint4 gr[4], ur[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      gr[j] = grow[v + 32 * j];
+      ur[j] = urow[v + 32 * j];
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) Dot8Pair<kBf16, R, kNorm>(gr[j], ur[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
+  }
+  for (; v < k8; v += 32) Dot8Pair<kBf16, R, kNorm>(grow[v], urow[v], x, ld_x, m, v, g, acc, up, sq);
+}
+
 // The warp's sums, reduced across lanes and written as set.out says (lane 0 writes). sq holds
 // the squares of x when set.norm is set; up, the up row's sums for kSwiGlu.
 template <int R>
@@ -174,11 +233,16 @@ __device__ __forceinline__ void WriteRows(const MatVecSet& set, int mat, int64_t
   }
 }
 
-// One warp a row (of each matrix, for kSwiGlu). kWide16: the F16/BF16 kernel (T says which).
-// R: the most rows of x it takes.
+// How a warp reads its row: 32-element chunks dequantized (every type), 16-byte words of 16-bit
+// values (F16/BF16), or such words of a gate and an up row at once (F16/BF16 under kSwiGlu; a
+// kernel of its own, so the others keep their fewer registers).
+enum class RowPath { kChunk32, kWide16, kWide16Pair };
+
+// One warp a row (of each matrix, for kSwiGlu). T: the weights' type. R: the most rows of x it
+// takes.
 // Under a dependent launch (launch.cuh) everything before PdlWait reads only the arguments and
 // the weights.
-template <TensorType T, bool kWide16, int R, bool kNorm>
+template <TensorType T, RowPath P, int R, bool kNorm>
 __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m) {
   PdlLaunchDependents();
   const int64_t rg = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
@@ -186,17 +250,21 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
   const bool swiglu = set.out == MatVecOut::kSwiGlu;
   int64_t r = rg;
   const int mat = swiglu || !in_grid ? 0 : FindMatrix(set, rg, &r);
-  [[maybe_unused]] First16 first;
-  if constexpr (kWide16) {
+  [[maybe_unused]] First16 first, first_up;
+  if constexpr (P != RowPath::kChunk32) {
     if (in_grid) first = LoadFirst16(set.w[mat], r);
+  }
+  if constexpr (P == RowPath::kWide16Pair) {
+    if (in_grid) first_up = LoadFirst16(set.w[1], r);
   }
   PdlWait();
   if (!in_grid) return;  // the whole warp leaves together
   float acc[R] = {}, up[R] = {}, sq[R] = {};
   constexpr bool kBf16 = T == TensorType::kBF16;
-  if constexpr (kWide16) {
+  if constexpr (P == RowPath::kWide16Pair) {
+    RowDot16Pair<kBf16, R, kNorm>(set.w[0], set.w[1], r, x, ld_x, m, set.norm, acc, up, sq, first, first_up);
+  } else if constexpr (P == RowPath::kWide16) {
     RowDot16<kBf16, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq, &first);
-    if (swiglu) RowDot16<kBf16, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
   } else {
     RowDot<T, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
     if (swiglu) RowDot<T, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
@@ -204,20 +272,26 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
   WriteRows<R>(set, mat, r, m, set.w[mat].cols, acc, up, sq);
 }
 
-template <TensorType T, bool kWide16, int R>
+template <TensorType T, RowPath P, int R>
 cudaError_t LaunchRows(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
   if (set.norm) {
-    return LaunchKernel("MatVecKernel", MatVecKernel<T, kWide16, R, true>, blocks, kRowsPerBlock * 32, 0, s, set, x,
-                        ld_x, m);
+    return LaunchKernel("MatVecKernel", MatVecKernel<T, P, R, true>, blocks, kRowsPerBlock * 32, 0, s, set, x, ld_x,
+                        m);
   }
-  return LaunchKernel("MatVecKernel", MatVecKernel<T, kWide16, R, false>, blocks, kRowsPerBlock * 32, 0, s, set, x,
-                      ld_x, m);
+  return LaunchKernel("MatVecKernel", MatVecKernel<T, P, R, false>, blocks, kRowsPerBlock * 32, 0, s, set, x, ld_x, m);
 }
 
-template <TensorType T, bool kWide16>
+template <TensorType T, RowPath P>
 cudaError_t Launch(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
-  if (m == 1) return LaunchRows<T, kWide16, 1>(set, blocks, x, ld_x, m, s);
-  return LaunchRows<T, kWide16, kMatVecMaxRows>(set, blocks, x, ld_x, m, s);
+  if (m == 1) return LaunchRows<T, P, 1>(set, blocks, x, ld_x, m, s);
+  return LaunchRows<T, P, kMatVecMaxRows>(set, blocks, x, ld_x, m, s);
+}
+
+// The F16/BF16 kernels: one for a gate/up pair, one for the rest.
+template <TensorType T>
+cudaError_t LaunchWide16(const MatVecSet& set, unsigned blocks, const float* x, int64_t ld_x, int m, cudaStream_t s) {
+  if (set.out == MatVecOut::kSwiGlu) return Launch<T, RowPath::kWide16Pair>(set, blocks, x, ld_x, m, s);
+  return Launch<T, RowPath::kWide16>(set, blocks, x, ld_x, m, s);
 }
 
 }  // namespace
@@ -239,18 +313,18 @@ cudaError_t LaunchMatVecSet(const MatVecSet& set, const float* x, int64_t ld_x, 
   const unsigned blocks = static_cast<unsigned>((GridRows(set) + kRowsPerBlock - 1) / kRowsPerBlock);
   const int mi = static_cast<int>(m);
   if (wide16) {
-    if (w0.type == TensorType::kBF16) return Launch<TensorType::kBF16, true>(set, blocks, x, ld_x, mi, s);
-    return Launch<TensorType::kF16, true>(set, blocks, x, ld_x, mi, s);
+    if (w0.type == TensorType::kBF16) return LaunchWide16<TensorType::kBF16>(set, blocks, x, ld_x, mi, s);
+    return LaunchWide16<TensorType::kF16>(set, blocks, x, ld_x, mi, s);
   }
   switch (w0.type) {
-    case TensorType::kF32: return Launch<TensorType::kF32, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kF16: return Launch<TensorType::kF16, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kBF16: return Launch<TensorType::kBF16, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kQ8_0: return Launch<TensorType::kQ8_0, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kQ4_0: return Launch<TensorType::kQ4_0, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kQ4_1: return Launch<TensorType::kQ4_1, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kQ4_K: return Launch<TensorType::kQ4_K, false>(set, blocks, x, ld_x, mi, s);
-    case TensorType::kQ6_K: return Launch<TensorType::kQ6_K, false>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kF32: return Launch<TensorType::kF32, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kF16: return Launch<TensorType::kF16, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kBF16: return Launch<TensorType::kBF16, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ8_0: return Launch<TensorType::kQ8_0, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_0: return Launch<TensorType::kQ4_0, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_1: return Launch<TensorType::kQ4_1, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ4_K: return Launch<TensorType::kQ4_K, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
+    case TensorType::kQ6_K: return Launch<TensorType::kQ6_K, RowPath::kChunk32>(set, blocks, x, ld_x, mi, s);
     default: return cudaErrorInvalidValue;
   }
 }
