@@ -1,7 +1,8 @@
-// RMSNorm forward (alone, or after the residual add) and backward. Per row: one block, the sums
-// of squares and the dot product in double as on the CPU. The weight gradient sums over rows in a fixed order without atomics:
-// each block column-sums one chunk of rows into a partial row, then one pass adds the partials
-// in chunk order onto dw.
+// RMSNorm forward (alone, or after the residual add) and backward. The forward: one block a row.
+// The backward: one block a chunk of rows, each row's input gradient and its share of the weight
+// gradient from one read of dy and x. Sums of squares and dot products in double, as on the CPU.
+// The weight gradient sums over rows in a fixed order without atomics: each block sums its
+// chunk's rows into a partial row, then one pass adds the partials in chunk order onto dw.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -46,35 +47,65 @@ __global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rs
   }
 }
 
-// y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x); dinp16: the
-// updated dinp in bf16 as well, or null.
-__global__ void RmsNormBackwardInpKernel(float* dinp, __nv_bfloat16* dinp16, const float* dout, const float* inp,
-                                         const float* w, const float* rstd, int64_t C) {
-  const int64_t t = blockIdx.x;
-  const float* x = inp + t * C;
-  const float* g = dout + t * C;
-  const float s = rstd[t];
-  double dot = 0.0;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dot += static_cast<double>(g[c]) * w[c] * x[c];
-  dot = BlockReduceSum(dot);
-  const float k = static_cast<float>(dot / static_cast<double>(C)) * s * s * s;
-  float* dx = dinp + t * C;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    const float v = dx[c] + (s * g[c] * w[c] - k * x[c]);
-    dx[c] = v;
-    if (dinp16) dinp16[t * C + c] = __float2bfloat16_rn(v);
+// y = x·s·w with s = (mean(x²)+eps)^-1/2:  dx = s·(dy·w) − x·s³·mean(dy·w·x), and dw = Σ_t dy·x·s.
+// One block a chunk of consecutive rows, taken in order: a thread keeps its first kKeep columns
+// of a row's dy and x in registers from the dot product to the update, and their dw sums across
+// the chunk's rows, so each is read from memory once; columns beyond kKeep·blockDim are read
+// again and summed in the chunk's partial row in memory (only this thread touches them).
+// partial[chunk][c]: the chunk's dw sums. dinp16: the updated dinp in bf16 as well, or null.
+constexpr int kKeep = 8;
+__global__ void __launch_bounds__(kThreads, 4)
+    RmsNormBackwardKernel(float* dinp, __nv_bfloat16* dinp16, float* partial, const float* dout,
+                                      const float* inp, const float* w, const float* rstd, int64_t BT, int64_t C,
+                                      int64_t rows_per_chunk) {
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * rows_per_chunk, t1 = min(BT, t0 + rows_per_chunk);
+  const int64_t bd = blockDim.x, beyond = threadIdx.x + kKeep * bd;
+  float* part = partial + static_cast<int64_t>(blockIdx.x) * C;
+  for (int64_t c = beyond; c < C; c += bd) part[c] = 0.0f;
+  float dw[kKeep] = {};
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* x = inp + t * C;
+    const float* g = dout + t * C;
+    const float s = rstd[t];
+    float xk[kKeep] = {}, gk[kKeep] = {};
+    double dot = 0.0;
+#pragma unroll
+    for (int j = 0; j < kKeep; ++j) {
+      const int64_t c = threadIdx.x + j * bd;
+      if (c < C) {
+        xk[j] = x[c];
+        gk[j] = g[c];
+        dot += static_cast<double>(gk[j]) * w[c] * xk[j];
+      }
+    }
+    for (int64_t c = beyond; c < C; c += bd) dot += static_cast<double>(g[c]) * w[c] * x[c];
+    dot = BlockReduceSum(dot);
+    const float k = static_cast<float>(dot / static_cast<double>(C)) * s * s * s;
+    float* dx = dinp + t * C;
+    __nv_bfloat16* dx16 = dinp16 ? dinp16 + t * C : nullptr;
+    auto update = [&](int64_t c, float gv, float xv) {
+      const float v = dx[c] + (s * gv * w[c] - k * xv);
+      dx[c] = v;
+      if (dx16) dx16[c] = __float2bfloat16_rn(v);
+    };
+#pragma unroll
+    for (int j = 0; j < kKeep; ++j) {
+      const int64_t c = threadIdx.x + j * bd;
+      if (c < C) {
+        update(c, gk[j], xk[j]);
+        dw[j] += gk[j] * xk[j] * s;
+      }
+    }
+    for (int64_t c = beyond; c < C; c += bd) {
+      update(c, g[c], x[c]);
+      part[c] += g[c] * x[c] * s;
+    }
   }
-}
-
-// partial[chunk][c] = Σ over the chunk's rows t, in order, of dy·x·s.
-__global__ void RmsNormDwPartialKernel(float* partial, const float* dout, const float* inp, const float* rstd,
-                                       int64_t BT, int64_t C, int64_t rows_per_chunk) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  const int64_t t0 = blockIdx.y * rows_per_chunk, t1 = min(BT, t0 + rows_per_chunk);
-  float acc = 0.0f;
-  for (int64_t t = t0; t < t1; ++t) acc += dout[t * C + c] * inp[t * C + c] * rstd[t];
-  partial[blockIdx.y * C + c] = acc;
+#pragma unroll
+  for (int j = 0; j < kKeep; ++j) {
+    const int64_t c = threadIdx.x + j * bd;
+    if (c < C) part[c] = dw[j];
+  }
 }
 
 __global__ void RmsNormDwFinishKernel(float* dw, const float* partial, int64_t chunks, int64_t C) {
@@ -122,17 +153,16 @@ Status TrainKernels::RmsNormBackward(float* dinp, float* dw, const float* dout, 
   Impl& d = *impl_;
   if (BT <= 0 || C <= 0) return Status::Ok();
   if (BT > INT_MAX) return Status::InvalidArgument("RmsNormBackward: too many rows");
-  RmsNormBackwardInpKernel<<<static_cast<unsigned>(BT), kThreads, 0, d.stream>>>(
-      dinp, static_cast<__nv_bfloat16*>(dinp16), dout, inp, w, rstd, C);
-  LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
-  // At most 1024 chunks of at least 32 rows: the split depends on BT only.
-  const int64_t rows_per_chunk = std::max<int64_t>(32, (BT + 1023) / 1024);
+  // Chunks of at least 4 rows (the partial rows then hold a quarter of dy's size or less) and at
+  // most 1024 of them (enough blocks to fill the GPU, each taking its rows in turn): the split,
+  // and so every sum's order, depends on BT only.
+  const int64_t rows_per_chunk = std::max<int64_t>(4, (BT + 1023) / 1024);
   const int64_t chunks = (BT + rows_per_chunk - 1) / rows_per_chunk;
   LMS_RETURN_IF_ERROR(d.Reserve(d.partials, static_cast<size_t>(chunks * C) * sizeof(float)));
-  const unsigned cblocks = static_cast<unsigned>((C + kThreads - 1) / kThreads);
-  RmsNormDwPartialKernel<<<dim3(cblocks, static_cast<unsigned>(chunks)), kThreads, 0, d.stream>>>(
-      d.partials.as<float>(), dout, inp, rstd, BT, C, rows_per_chunk);
+  RmsNormBackwardKernel<<<static_cast<unsigned>(chunks), kThreads, 0, d.stream>>>(
+      dinp, static_cast<__nv_bfloat16*>(dinp16), d.partials.as<float>(), dout, inp, w, rstd, BT, C, rows_per_chunk);
   LMS_TRAIN_RETURN_IF_CUDA_ERROR(cudaGetLastError());
+  const unsigned cblocks = static_cast<unsigned>((C + kThreads - 1) / kThreads);
   RmsNormDwFinishKernel<<<cblocks, kThreads, 0, d.stream>>>(dw, d.partials.as<float>(), chunks, C);
   return LaunchStatus(cudaGetLastError(), "RmsNormBackward");
 }

@@ -250,8 +250,10 @@ TEST_CASE("train kernels: RMSNorm forward and backward", "[gpu][train_kernels]")
   if (auto why = NoGpuReason()) LMS_SKIP(*why);
   ThreadPool pool(2);
   Gpu g(GemmPrecision::kF32);
+  // BT: one chunk of the backward's, chunks of 4 rows with a last one of 1, many chunks; C: a
+  // thread's columns all kept in registers, or (2100 > 8 · 256) some summed in memory.
   for (int64_t BT : {1, 37, 256}) {
-    for (int64_t C : {33, 576}) {
+    for (int64_t C : {33, 576, 2100}) {
       CAPTURE(BT, C);
       const auto inp = RandomFloats(BT * C, 6, 2.0f), w = RandomFloats(C, 7), dout = RandomFloats(BT * C, 8);
       const auto dinp0 = RandomFloats(BT * C, 9, 0.5f), dw0 = RandomFloats(C, 10, 0.5f);
