@@ -22,11 +22,13 @@
 # autocast, fused AdamW, torch.compile; where python3 has torch).
 # ranks.txt: lmstation train --device cuda as one process and as two (--ranks 2) on one GPU.
 # The goal figures alone, each time-boxed, for a short device budget (not in the default):
-#   goal-infer (about 5 min at most): goal_decode.txt, the 1B BF16 model's prefill and decode at
+#   goal-infer (about 6 min at most): goal_decode.txt, the 1B BF16 model's prefill and decode at
 #     batch 1, 16 and 64 with graphs and the greedy choice on the device, without and with
-#     dependent launches (--pdl); goal_decode_torch.txt, the PyTorch peer (torch.compile, else eager);
-#   goal-train (about 4 min at most): goal_train.txt, the bf16 training step's tokens/s and MFU
-#     and the 1F1B/GPipe bubble of 2 and 4 stages; goal_train_torch.txt, the PyTorch peer.
+#     dependent launches (--pdl); goal_decode_op_times.txt, GPU time per op of its prefill and of
+#     decode at batch 1; goal_decode_torch.txt, the PyTorch peer (torch.compile, else eager);
+#   goal-train (about 5 min at most): goal_train.txt, the bf16 training step's tokens/s and MFU
+#     and the 1F1B/GPipe bubble of 2 and 4 stages; goal_train_op_times.txt, GPU time per op of a
+#     bf16 step; goal_train_torch.txt, the PyTorch peer.
 # LMS_DEVICE_PARTS picks what runs (default "tests nccl infer train ranks"); LMS_GPU_TEST_FILTER is
 # passed to lms_gpu_tests (e.g. "[cuda_train],[train_kernels]"), which stop after LMS_GPU_TEST_TIMEOUT
 # seconds (300).
@@ -90,6 +92,11 @@ case "${1:-}" in
         timeout 70 .dev/bin/bench_cuda --graphs --greedy --pdl --models llama1b-bf16 --reps 3 ${LMS_BENCH_ARGS:-}
       } >"$out/goal_decode.txt" 2>&1 || rc=1
       cat "$out/goal_decode.txt"
+      # Where a decode step's time goes: each op's GPU time against the step's.
+      # shellcheck disable=SC2086
+      timeout 45 .dev/bin/bench_cuda --op-times --models llama1b-bf16 --reps 1 --steps 16 ${LMS_BENCH_ARGS:-} \
+        >"$out/goal_decode_op_times.txt" 2>&1 || rc=1
+      cat "$out/goal_decode_op_times.txt"
       if python3 -c "import torch, transformers" 2>/dev/null; then
         PYTHONUNBUFFERED=1 timeout 140 python3 tests/bench/bench_cuda_torch.py --compile --reps 3 \
           >"$out/goal_decode_torch.txt" 2>&1 ||
@@ -106,6 +113,10 @@ case "${1:-}" in
       timeout 100 .dev/bin/bench_cuda_train --precision bf16 --pipeline 2,4 ${LMS_TRAIN_BENCH_ARGS:-} \
         >"$out/goal_train.txt" 2>&1 || rc=1
       cat "$out/goal_train.txt"
+      # shellcheck disable=SC2086
+      timeout 60 .dev/bin/bench_cuda_train --precision bf16 --pipeline , --op-times --steps 3 ${LMS_TRAIN_BENCH_ARGS:-} \
+        >"$out/goal_train_op_times.txt" 2>&1 || rc=1
+      cat "$out/goal_train_op_times.txt"
       if python3 -c "import torch" 2>/dev/null; then
         # shellcheck disable=SC2086
         PYTHONUNBUFFERED=1 timeout 140 python3 tests/bench/bench_train_torch_gpu.py ${LMS_TRAIN_BENCH_ARGS:-} \
