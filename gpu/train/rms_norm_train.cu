@@ -55,9 +55,8 @@ __global__ void RmsNormForwardKernel(float* out, __nv_bfloat16* out16, float* rs
 // partial[chunk][c]: the chunk's dw sums. dinp16: the updated dinp in bf16 as well, or null.
 constexpr int kKeep = 8;
 __global__ void __launch_bounds__(kThreads, 4)
-    RmsNormBackwardKernel(float* dinp, __nv_bfloat16* dinp16, float* partial, const float* dout,
-                                      const float* inp, const float* w, const float* rstd, int64_t BT, int64_t C,
-                                      int64_t rows_per_chunk) {
+    RmsNormBackwardKernel(float* dinp, __nv_bfloat16* dinp16, float* partial, const float* dout, const float* inp,
+                          const float* w, const float* rstd, int64_t BT, int64_t C, int64_t rows_per_chunk) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * rows_per_chunk, t1 = min(BT, t0 + rows_per_chunk);
   const int64_t bd = blockDim.x, beyond = threadIdx.x + kKeep * bd;
   float* part = partial + static_cast<int64_t>(blockIdx.x) * C;
