@@ -96,37 +96,22 @@ __device__ __forceinline__ float Sum8(const float (&wv)[8], const float4& a, con
 // bytes per step, and it issues four such loads before it uses any of them: with a few warps
 // per SM (a 2048-row matrix is only 512 blocks) a single load in flight per lane leaves most of
 // the memory bandwidth unused. REQUIRES: k % 8 == 0, rows 16-byte aligned.
-// Dot8 adds one word's eight products to acc; Dot8Pair, for a gate/up pair of rows, reads the
-// eight x values once for both (the same sums, in the same order, as two Dot8 calls).
-template <bool kBf16, int R, bool kNorm, bool kSquares>
-__device__ __forceinline__ void Dot8(const uint4& raw, const float* x, int64_t ld_x, int m, int64_t v,
-                                     const float* g, RowSums<R>& acc, RowSums<R>& sq) {
-  float wv[8];
+// Dot8 adds one word's eight products to acc (and with kNorm the squares of x to sq); with
+// kPair, for a gate/up pair of rows, also the up word's to up, reading the x values once for both.
+template <bool kBf16, int R, bool kNorm, bool kPair>
+__device__ __forceinline__ void Dot8(const uint4& raw, const uint4& raw_up, const float* x, int64_t ld_x, int m,
+                                     int64_t v, const float* g, RowSums<R>& acc, RowSums<R>& up, RowSums<R>& sq) {
+  float wv[8], wu[8];
   Unpack8<kBf16>(raw, wv);
-#pragma unroll
-  for (int mi = 0; mi < R; ++mi) {
-    if (mi >= m) break;
-    const float* xr = x + mi * ld_x;
-    const float4 a = LoadX4<kNorm, kSquares>(xr, g, v * 8, &sq[mi]);
-    const float4 b = LoadX4<kNorm, kSquares>(xr, g, v * 8 + 4, &sq[mi]);
-    acc[mi] += Sum8(wv, a, b);
-  }
-}
-template <bool kBf16, int R, bool kNorm>
-__device__ __forceinline__ void Dot8Pair(const uint4& raw_gate, const uint4& raw_up, const float* x, int64_t ld_x,
-                                         int m, int64_t v, const float* g, RowSums<R>& acc, RowSums<R>& up,
-                                         RowSums<R>& sq) {
-  float wg[8], wu[8];
-  Unpack8<kBf16>(raw_gate, wg);
-  Unpack8<kBf16>(raw_up, wu);
+  if constexpr (kPair) Unpack8<kBf16>(raw_up, wu);
 #pragma unroll
   for (int mi = 0; mi < R; ++mi) {
     if (mi >= m) break;
     const float* xr = x + mi * ld_x;
     const float4 a = LoadX4<kNorm, kNorm>(xr, g, v * 8, &sq[mi]);
     const float4 b = LoadX4<kNorm, kNorm>(xr, g, v * 8 + 4, &sq[mi]);
-    acc[mi] += Sum8(wg, a, b);
-    up[mi] += Sum8(wu, a, b);
+    acc[mi] += Sum8(wv, a, b);
+    if constexpr (kPair) up[mi] += Sum8(wu, a, b);
   }
 }
 
@@ -151,58 +136,35 @@ __device__ __forceinline__ First16 LoadFirst16(const DeviceMatrix& w, int64_t r)
   return f;
 }
 
-template <bool kBf16, int R, bool kNorm, bool kSquares>
-__device__ __forceinline__ void RowDot16(const DeviceMatrix& w, int64_t r, const float* x, int64_t ld_x, int m,
-                                         const float* g, RowSums<R>& acc, RowSums<R>& sq,
-                                         const First16* first = nullptr) {
+// Row r of w dotted with the x rows into acc; with kPair, row r of w_up as well into up, four
+// words of each row in flight per lane. first, first_up: the words LoadFirst16 read ahead.
+template <bool kBf16, int R, bool kNorm, bool kPair>
+__device__ __forceinline__ void RowDot16(const DeviceMatrix& w, const DeviceMatrix& w_up, int64_t r, const float* x,
+                                         int64_t ld_x, int m, const float* g, RowSums<R>& acc, RowSums<R>& up,
+                                         RowSums<R>& sq, const First16& first, const First16& first_up) {
   const int lane = threadIdx.x % 32;
   const uint4* row = Row16(w, r);
+  const uint4* urow = kPair ? Row16(w_up, r) : row;
   const int64_t k8 = w.cols / 8;
   int64_t v = lane;
-  if (first != nullptr && first->loaded) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) Dot8<kBf16, R, kNorm, kSquares>(first->r[j], x, ld_x, m, v + 32 * j, g, acc, sq);
-    v += 128;
-  }
-  for (; v + 96 < k8; v += 128) {
-    const uint4 r0 = row[v], r1 = row[v + 32], r2 = row[v + 64], r3 = row[v + 96];
-    Dot8<kBf16, R, kNorm, kSquares>(r0, x, ld_x, m, v, g, acc, sq);
-    Dot8<kBf16, R, kNorm, kSquares>(r1, x, ld_x, m, v + 32, g, acc, sq);
-    Dot8<kBf16, R, kNorm, kSquares>(r2, x, ld_x, m, v + 64, g, acc, sq);
-    Dot8<kBf16, R, kNorm, kSquares>(r3, x, ld_x, m, v + 96, g, acc, sq);
-  }
-  for (; v < k8; v += 32) Dot8<kBf16, R, kNorm, kSquares>(row[v], x, ld_x, m, v, g, acc, sq);
-}
-
-// RowDot16 for row r of a gate and an up matrix at once (kSwiGlu): four words of each in flight
-// per lane, and each x value read once for both rows. sq: the squares of x, when kNorm.
-template <bool kBf16, int R, bool kNorm>
-__device__ __forceinline__ void RowDot16Pair(const DeviceMatrix& wg, const DeviceMatrix& wu, int64_t r, const float* x,
-                                             int64_t ld_x, int m, const float* g, RowSums<R>& acc, RowSums<R>& up,
-                                             RowSums<R>& sq, const First16& first_gate, const First16& first_up) {
-  const int lane = threadIdx.x % 32;
-  const uint4* grow = Row16(wg, r);
-  const uint4* urow = Row16(wu, r);
-  const int64_t k8 = wg.cols / 8;
-  int64_t v = lane;
-  if (first_gate.loaded && first_up.loaded) {
+  if (first.loaded) {  // first_up too, for a pair: the matrices have one width
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      Dot8Pair<kBf16, R, kNorm>(first_gate.r[j], first_up.r[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
+      Dot8<kBf16, R, kNorm, kPair>(first.r[j], first_up.r[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
     }
     v += 128;
   }
   for (; v + 96 < k8; v += 128) {
-    uint4 gr[4], ur[4];
+    uint4 wr[4], ur[4] = {};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      gr[j] = grow[v + 32 * j];
-      ur[j] = urow[v + 32 * j];
+      wr[j] = row[v + 32 * j];
+      if constexpr (kPair) ur[j] = urow[v + 32 * j];
     }
 #pragma unroll
-    for (int j = 0; j < 4; ++j) Dot8Pair<kBf16, R, kNorm>(gr[j], ur[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
+    for (int j = 0; j < 4; ++j) Dot8<kBf16, R, kNorm, kPair>(wr[j], ur[j], x, ld_x, m, v + 32 * j, g, acc, up, sq);
   }
-  for (; v < k8; v += 32) Dot8Pair<kBf16, R, kNorm>(grow[v], urow[v], x, ld_x, m, v, g, acc, up, sq);
+  for (; v < k8; v += 32) Dot8<kBf16, R, kNorm, kPair>(row[v], urow[v], x, ld_x, m, v, g, acc, up, sq);
 }
 
 // The warp's sums, reduced across lanes and written as set.out says (lane 0 writes). sq holds
@@ -261,10 +223,10 @@ __global__ void MatVecKernel(MatVecSet set, const float* x, int64_t ld_x, int m)
   if (!in_grid) return;  // the whole warp leaves together
   float acc[R] = {}, up[R] = {}, sq[R] = {};
   constexpr bool kBf16 = T == TensorType::kBF16;
-  if constexpr (P == RowPath::kWide16Pair) {
-    RowDot16Pair<kBf16, R, kNorm>(set.w[0], set.w[1], r, x, ld_x, m, set.norm, acc, up, sq, first, first_up);
-  } else if constexpr (P == RowPath::kWide16) {
-    RowDot16<kBf16, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq, &first);
+  if constexpr (P != RowPath::kChunk32) {
+    constexpr bool kPair = P == RowPath::kWide16Pair;
+    const DeviceMatrix& w = kPair ? set.w[0] : set.w[mat];  // mat is 0 for a pair; constant, it takes fewer registers
+    RowDot16<kBf16, R, kNorm, kPair>(w, set.w[1], r, x, ld_x, m, set.norm, acc, up, sq, first, first_up);
   } else {
     RowDot<T, R, kNorm, kNorm>(set.w[mat], r, x, ld_x, m, set.norm, acc, sq);
     if (swiglu) RowDot<T, R, kNorm, false>(set.w[1], r, x, ld_x, m, set.norm, up, sq);
